@@ -1,0 +1,78 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "flowd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "flowd", targets: ["flowd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+    ],
+    targets: [
+        // libmicrohttpd, through pkg-config; only HTTPServer imports it.
+        .systemLibrary(
+            name: "CMicroHTTPD",
+            pkgConfig: "libmicrohttpd",
+            providers: [.apt(["libmicrohttpd-dev"])]
+        ),
+        // Generic HTTP server: the libmicrohttpd bridge into Swift concurrency. Knows nothing of flows.
+        .target(
+            name: "FlowdHTTP",
+            dependencies: [
+                "CMicroHTTPD",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // PocketFlow semantics: nodes, flows, actions, retries, batches. No I/O.
+        .target(
+            name: "FlowEngine",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // agents/*.yaml and flows.yaml: loading, validation, the agent kinds.
+        .target(
+            name: "Agents",
+            dependencies: [
+                "FlowEngine",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
+        ),
+        // Memory (actor + JSONL, group commit), documents (docs/<id>.md), JSON values.
+        .target(
+            name: "Stores",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Routes, request validation, JSON shapes, the executor actor.
+        .target(
+            name: "FlowdAPI",
+            dependencies: [
+                "FlowdHTTP", "FlowEngine", "Agents", "Stores",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "flowd",
+            dependencies: [
+                "FlowdAPI", "FlowdHTTP", "Agents", "Stores",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(name: "FlowdHTTPTests", dependencies: ["FlowdHTTP"]),
+        .testTarget(name: "FlowEngineTests", dependencies: ["FlowEngine"]),
+        .testTarget(name: "AgentsTests", dependencies: ["Agents", "FlowEngine"]),
+        .testTarget(name: "StoresTests", dependencies: ["Stores"]),
+        .testTarget(name: "FlowdAPITests", dependencies: ["FlowdAPI", "FlowdHTTP", "Stores", "Agents"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
