@@ -60,6 +60,14 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Test support: a raw HTTP client and server launchers, for the test targets only.
+        .target(
+            name: "FlowdTesting",
+            dependencies: [
+                "FlowdHTTP",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "flowd",
             dependencies: [
@@ -68,11 +76,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "FlowdHTTPTests", dependencies: ["FlowdHTTP"]),
+        .testTarget(name: "FlowdHTTPTests", dependencies: ["FlowdHTTP", "FlowdTesting"]),
         .testTarget(name: "FlowEngineTests", dependencies: ["FlowEngine"]),
         .testTarget(name: "AgentsTests", dependencies: ["Agents", "FlowEngine"]),
         .testTarget(name: "StoresTests", dependencies: ["Stores"]),
-        .testTarget(name: "FlowdAPITests", dependencies: ["FlowdAPI", "FlowdHTTP", "Stores", "Agents"]),
+        .testTarget(name: "FlowdAPITests", dependencies: ["FlowdAPI", "FlowdHTTP", "FlowdTesting", "Stores", "Agents"]),
     ],
     swiftLanguageModes: [.v6]
 )

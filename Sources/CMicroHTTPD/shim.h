@@ -42,6 +42,7 @@ static inline struct MHD_Daemon *flowd_mhd_start(
     flowd_mhd_log_fn *logger)
 {
     return MHD_start_daemon(flags, 0, NULL, NULL, handler, handler_cls,
+        MHD_OPTION_EXTERNAL_LOGGER, flowd_mhd_logger_trampoline, (void *)logger,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
         MHD_OPTION_CONNECTION_LIMIT, connection_limit,
@@ -49,7 +50,6 @@ static inline struct MHD_Daemon *flowd_mhd_start(
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
         MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
         MHD_OPTION_UNESCAPE_CALLBACK, flowd_mhd_no_unescape, (void *)NULL,
-        MHD_OPTION_EXTERNAL_LOGGER, flowd_mhd_logger_trampoline, (void *)logger,
         MHD_OPTION_END);
 }
 

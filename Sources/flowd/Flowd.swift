@@ -1,9 +1,39 @@
 import ArgumentParser
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
-@main
+/// `flowd`: serve, validate, run.
 struct Flowd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flowd",
-        abstract: "Runs agent flows for REST clients."
+        abstract: "Runs agent flows for REST clients.",
+        subcommands: [Serve.self]
     )
+}
+
+@main
+enum Main {
+    static func main() async {
+        // Before any other thread exists, so that every thread inherits the mask and
+        // SIGTERM/SIGINT reach only the signal thread of `serve`.
+        TerminationSignals.block()
+        do {
+            var command = try Flowd.parseAsRoot()
+            if var command = command as? AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            // Bad usage or input is exit status 2, as the contract says.
+            let code = Flowd.exitCode(for: error)
+            if code == .validationFailure {
+                FileHandle.standardError.write(Data((Flowd.fullMessage(for: error) + "\n").utf8))
+                exit(2)
+            }
+            Flowd.exit(withError: error)
+        }
+    }
 }

@@ -1,0 +1,30 @@
+import Foundation
+
+/// Everything `flowd serve` (and `flowd run`) is configured with, built once by the CLI from
+/// flags, then `FLOWD_*` environment variables, then defaults; nothing reads the environment later.
+public struct FlowdConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8080
+    public var agentsDirectory = URL(fileURLWithPath: "agents")
+    public var docsDirectory = URL(fileURLWithPath: "docs")
+    public var dataDirectory = URL(fileURLWithPath: "data")
+    /// Bytes; larger request bodies are 413.
+    public var maxBody = 1_048_576
+    /// Unicode scalars; a longer `input` is 422.
+    public var maxInput = 65_536
+    /// Runs in flight (queued ones included); beyond it new runs get 503.
+    public var maxRuns = 10_000
+    public var idleTimeoutSeconds = 30
+    public var drainTimeoutSeconds = 30.0
+    public var heartbeatSeconds = 10.0
+    public var runRetentionHours = 168.0
+    /// When set, every route but `/healthz`, `/readyz` and `GET /` needs `Authorization: Bearer <key>`.
+    public var apiKey: String?
+    public var llmBaseURL: String?
+    public var llmAPIKey: String?
+    public var llmModel: String?
+    /// libmicrohttpd worker threads; defaults to the number of cores.
+    public var httpThreads = ProcessInfo.processInfo.activeProcessorCount
+
+    public init() {}
+}

@@ -1,0 +1,76 @@
+/// A response: status, headers and either a complete body or a stream.
+public struct HTTPResponse: Sendable {
+    public enum Body: Sendable {
+        case bytes([UInt8])
+        /// Sent with chunked encoding as the producer writes to it.
+        case stream(ResponseStream)
+    }
+
+    public var status: Int
+    public var headers: HTTPHeaders
+    public var body: Body
+
+    public init(status: Int, headers: HTTPHeaders = HTTPHeaders(), body: Body = .bytes([])) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A JSON body (already serialised) with `Content-Type: application/json`.
+    public static func json(_ status: Int, _ body: [UInt8], headers: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
+        var headers = headers
+        headers.append("Content-Type", "application/json")
+        return HTTPResponse(status: status, headers: headers, body: .bytes(body))
+    }
+
+    /// FastAPI's error shape: `{"detail": "<message>"}`.
+    public static func detail(_ status: Int, _ message: String, headers: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
+        json(status, Array("{\"detail\":\(JSONText.quoted(message))}".utf8), headers: headers)
+    }
+}
+
+/// An error any handler may throw; the server answers it as `{"detail": …}`.
+public struct HTTPError: Error, Sendable {
+    public var status: Int
+    public var detail: String
+    public var headers: HTTPHeaders
+
+    public init(_ status: Int, _ detail: String, headers: HTTPHeaders = HTTPHeaders()) {
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+    }
+
+    public var response: HTTPResponse { .detail(status, detail, headers: headers) }
+}
+
+/// Minimal JSON string quoting, enough for the server's own error bodies.
+public enum JSONText {
+    public static func quoted(_ string: String) -> String {
+        var out = "\""
+        out.reserveCapacity(string.utf8.count + 2)
+        for scalar in string.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case let c where c.value < 0x20:
+                let hex = String(c.value, radix: 16)
+                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        out += "\""
+        return out
+    }
+}
+
+/// Reason phrases are left to libmicrohttpd; this names statuses for logs.
+public enum HTTPStatus {
+    public static let ok = 200, created = 201, accepted = 202, noContent = 204
+    public static let badRequest = 400, unauthorized = 401, notFound = 404, methodNotAllowed = 405
+    public static let conflict = 409, payloadTooLarge = 413, unsupportedMediaType = 415
+    public static let unprocessable = 422, internalError = 500, unavailable = 503
+}

@@ -1,0 +1,435 @@
+import CMicroHTTPD
+import Logging
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// This file is the only one that calls libmicrohttpd and the only one that holds
+// `Unmanaged` references and `OpaquePointer`s; everything else sees Swift values.
+
+/// How the server listens and what it bounds.
+public struct HTTPServerConfiguration: Sendable {
+    public var host = "127.0.0.1"
+    /// 0 picks a free port; `HTTPServer.port` tells which.
+    public var port = 8080
+    /// Larger bodies are answered 413, from `Content-Length` or while reading.
+    public var maxBodyBytes = 1 << 20
+    /// Seconds before a connection with no request in progress is closed.
+    public var idleTimeoutSeconds = 30
+    /// libmicrohttpd worker threads (each with its own epoll loop).
+    public var threads = 2
+    public var connectionLimit = 65_000
+    public var listenBacklog: Int32 = 4096
+
+    public init() {}
+}
+
+/// Called once per finished exchange (for access logs and metrics).
+public typealias HTTPExchangeObserver = @Sendable (_ head: HTTPRequestHead, _ route: String?, _ status: Int, _ duration: Duration) -> Void
+
+/// An HTTP/1.1 server on libmicrohttpd whose handlers are Swift `async` functions.
+///
+/// Each request is read on a libmicrohttpd thread; for the handler its connection is
+/// suspended and a task started; the task stores the response and resumes the
+/// connection, which then queues it. No libmicrohttpd thread ever waits on a handler.
+/// Invariant: every suspended connection is resumed exactly once (also when the
+/// handler throws or is cancelled), and the daemon is stopped only once none is.
+public final class HTTPServer: Sendable {
+    public let configuration: HTTPServerConfiguration
+    let router: Router
+    let gate: (@Sendable (HTTPRequestHead) -> HTTPResponse?)?
+    let observer: HTTPExchangeObserver?
+    let logger: Logger
+
+    private let daemon = Mutex<DaemonHandle?>(nil)
+    private let boundPort = Atomic<Int>(0)
+    /// Suspended connections, and whether new suspensions are still admitted.
+    private let suspension = Mutex<(count: Int, stopping: Bool)>((0, false))
+    private let tasks = Mutex<[UInt64: Task<Void, Never>]>([:])
+    private let nextTaskID = Atomic<UInt64>(0)
+
+    /// - Parameters:
+    ///   - gate: looked at with the headers only, before routing; a response it returns is
+    ///     the answer (an API key check: its 401 comes before 404 and 405).
+    ///   - observer: told of each exchange when it ends.
+    public init(configuration: HTTPServerConfiguration, router: Router, logger: Logger,
+                gate: (@Sendable (HTTPRequestHead) -> HTTPResponse?)? = nil,
+                observer: HTTPExchangeObserver? = nil) {
+        self.configuration = configuration
+        self.router = router
+        self.logger = logger
+        self.gate = gate
+        self.observer = observer
+    }
+
+    /// The port the server listens on (the real one when configured with 0).
+    public var port: Int { boundPort.load(ordering: .acquiring) }
+
+    /// Binds, listens and starts the worker threads; returns once connections are accepted.
+    public func start() throws(HTTPServerError) {
+        raiseOpenFileLimit()
+        let socket = try ListeningSocket.open(host: configuration.host, port: configuration.port, backlog: configuration.listenBacklog)
+        let flags = MHD_USE_EPOLL_INTERNAL_THREAD.rawValue | MHD_ALLOW_SUSPEND_RESUME.rawValue | MHD_USE_ERROR_LOG.rawValue
+        let retained = Unmanaged.passRetained(self)
+        let pointer = flowd_mhd_start(
+            UInt32(flags), socket.fd,
+            accessHandler, retained.toOpaque(),
+            requestCompleted, retained.toOpaque(),
+            UInt32(max(1, configuration.threads)),
+            UInt32(configuration.connectionLimit),
+            UInt32(max(0, configuration.idleTimeoutSeconds)),
+            64 << 10,
+            mhdLogSink)
+        guard let pointer else {
+            retained.release()
+            close(socket.fd)
+            throw HTTPServerError("libmicrohttpd did not start on \(configuration.host):\(socket.port)")
+        }
+        daemon.withLock { $0 = DaemonHandle(pointer: pointer, listenFD: socket.fd, retained: retained) }
+        boundPort.store(socket.port, ordering: .releasing)
+    }
+
+    /// Requests whose handler is still running.
+    public var inFlightCount: Int { tasks.withLock { $0.count } }
+
+    /// Waits until no handler runs, or until `timeout` has passed; true when none runs.
+    public func waitForInFlight(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while inFlightCount > 0 {
+            if ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return true
+    }
+
+    /// Cancels every running handler; each still answers and resumes its connection.
+    public func cancelInFlight() {
+        for task in tasks.withLock({ Array($0.values) }) { task.cancel() }
+    }
+
+    /// Stops admitting new work, waits (up to `timeout`) until no connection is suspended,
+    /// then quiesces and stops the daemon and closes the listening socket.
+    /// Requests that arrive meanwhile are answered 503 at once.
+    public func stop(timeout: Duration = .seconds(10)) async {
+        suspension.withLock { $0.stopping = true }
+        let deadline = ContinuousClock.now + timeout
+        while suspension.withLock({ $0.count }) > 0 {
+            if ContinuousClock.now >= deadline {
+                // libmicrohttpd aborts the process when stopped with a suspended connection.
+                logger.error("connections still suspended at shutdown; leaving the daemon to the process exit")
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        guard let handle = daemon.withLock({ state -> DaemonHandle? in defer { state = nil }; return state }) else { return }
+        let listenFD = MHD_quiesce_daemon(handle.pointer)
+        MHD_stop_daemon(handle.pointer)
+        close(listenFD >= 0 ? listenFD : handle.listenFD)
+        handle.retained.release()
+    }
+
+    // MARK: - Bridge state
+
+    /// Counts a suspension unless the server is stopping.
+    fileprivate func admitSuspension() -> Bool {
+        suspension.withLock { state in
+            if state.stopping { return false }
+            state.count += 1
+            return true
+        }
+    }
+
+    fileprivate func endSuspension() {
+        suspension.withLock { $0.count -= 1 }
+    }
+
+    fileprivate func dispatch(_ request: HTTPRequest, handler: @escaping HTTPHandler, context: RequestContext, connection: ConnectionHandle) {
+        let id = nextTaskID.wrappingAdd(1, ordering: .relaxed).newValue
+        // The task removes itself under the same lock, so it cannot do so before it is added.
+        tasks.withLock { tasks in
+            tasks[id] = Task {
+                let response = await self.respond(to: request, with: handler)
+                context.result.withLock { $0 = response }
+                self.tasks.withLock { _ = $0.removeValue(forKey: id) }
+                self.endSuspension()
+                MHD_resume_connection(connection.pointer)
+            }
+        }
+    }
+
+    private func respond(to request: HTTPRequest, with handler: HTTPHandler) async -> HTTPResponse {
+        do {
+            return try await handler(request)
+        } catch let error as HTTPError {
+            return error.response
+        } catch is CancellationError {
+            return .detail(HTTPStatus.unavailable, "Server is shutting down", headers: HTTPHeaders([("Retry-After", "1")]))
+        } catch {
+            logger.error("handler failed", metadata: ["route": "\(request.route)", "error": "\(error)"])
+            return .detail(HTTPStatus.internalError, "Internal Server Error")
+        }
+    }
+
+    /// Routing, the gate and `Content-Length`, in the order of precedence the API promises.
+    fileprivate func earlyAnswer(for context: RequestContext) -> HTTPResponse? {
+        if let gate, let response = gate(context.head) { return response }
+        switch router.match(method: context.head.method, rawPath: context.head.rawPath) {
+        case .notFound:
+            return .detail(HTTPStatus.notFound, "Not Found")
+        case .methodNotAllowed(let allow):
+            return .detail(HTTPStatus.methodNotAllowed, "Method Not Allowed", headers: HTTPHeaders([("Allow", allow.joined(separator: ", "))]))
+        case .found(let route, let parameters, let handler):
+            context.route = route
+            context.parameters = parameters
+            context.handler = handler
+        }
+        if let length = context.head.headers["Content-Length"].flatMap({ Int($0.trimmingASCIISpaces) }) {
+            if length > configuration.maxBodyBytes { return HTTPServer.tooLarge(configuration.maxBodyBytes) }
+            context.body.reserveCapacity(length)
+        }
+        return nil
+    }
+
+    fileprivate static func tooLarge(_ limit: Int) -> HTTPResponse {
+        .detail(HTTPStatus.payloadTooLarge, "Request body larger than \(limit) bytes")
+    }
+}
+
+/// Per-request state. Touched by the connection's libmicrohttpd thread only, except
+/// `result`, which the handler task fills before it resumes the connection.
+private final class RequestContext: @unchecked Sendable {
+    enum Phase {
+        case reading
+        case rejected(HTTPResponse)
+        case dispatched
+        case answered
+    }
+
+    let head: HTTPRequestHead
+    let started = ContinuousClock.now
+    var route: String?
+    var parameters: [String: String] = [:]
+    var handler: HTTPHandler?
+    var body: [UInt8] = []
+    var phase = Phase.reading
+    var status = 0
+    let result = Mutex<HTTPResponse?>(nil)
+
+    init(head: HTTPRequestHead) { self.head = head }
+}
+
+/// A connection pointer handed to a task; libmicrohttpd allows resuming from any thread.
+private struct ConnectionHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+/// The running daemon; owned by the server's mutex.
+private struct DaemonHandle: @unchecked Sendable {
+    let pointer: OpaquePointer
+    let listenFD: Int32
+    let retained: Unmanaged<HTTPServer>
+}
+
+/// A streaming body and the connection it is sent on, the `cls` of the reader callback.
+private final class StreamContext: @unchecked Sendable {
+    let stream: ResponseStream
+    let connection: ConnectionHandle
+    let server: HTTPServer
+
+    init(stream: ResponseStream, connection: ConnectionHandle, server: HTTPServer) {
+        self.stream = stream
+        self.connection = connection
+        self.server = server
+    }
+}
+
+// MARK: - libmicrohttpd callbacks
+
+private let mhdLogger = Logger(label: "flowd.http.libmicrohttpd")
+
+// Written once, before any daemon starts, and only read by libmicrohttpd afterwards.
+private nonisolated(unsafe) let mhdLogSink: UnsafeMutablePointer<flowd_mhd_log_fn?> = {
+    let sink = UnsafeMutablePointer<flowd_mhd_log_fn?>.allocate(capacity: 1)
+    sink.initialize(to: { _, message in
+        guard let message else { return }
+        mhdLogger.warning("\(String(cString: message).trimmingASCIISpaces)")
+    })
+    return sink
+}()
+
+private func accessHandler(
+    cls: UnsafeMutableRawPointer?, connection: OpaquePointer?, url: UnsafePointer<CChar>?,
+    method: UnsafePointer<CChar>?, version: UnsafePointer<CChar>?, uploadData: UnsafePointer<CChar>?,
+    uploadDataSize: UnsafeMutablePointer<Int>?, conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> MHD_Result {
+    guard let cls, let connection, let conCls, let uploadDataSize else { return .NO }
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+
+    guard let stored = conCls.pointee else {
+        // First call: headers only.
+        let head = HTTPRequestHead(
+            method: method.map { String(cString: $0) } ?? "GET",
+            rawPath: url.map { String(cString: $0) } ?? "/",
+            headers: readHeaders(connection),
+            query: readQuery(connection))
+        let context = RequestContext(head: head)
+        conCls.pointee = Unmanaged.passRetained(context).toOpaque()
+        if let answer = server.earlyAnswer(for: context) {
+            context.phase = .answered
+            return queue(answer, on: connection, context: context, server: server)
+        }
+        return .YES
+    }
+
+    let context = Unmanaged<RequestContext>.fromOpaque(stored).takeUnretainedValue()
+    let size = uploadDataSize.pointee
+    switch context.phase {
+    case .reading where size > 0:
+        if context.body.count + size > server.configuration.maxBodyBytes {
+            context.body = []
+            context.phase = .rejected(HTTPServer.tooLarge(server.configuration.maxBodyBytes))
+        } else if let uploadData {
+            uploadData.withMemoryRebound(to: UInt8.self, capacity: size) {
+                context.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: size))
+            }
+        }
+        uploadDataSize.pointee = 0
+        return .YES
+
+    case .reading:
+        // The whole request is here: suspend first, so the task's resume cannot come before it.
+        guard let handler = context.handler, let route = context.route else { return .NO }
+        guard server.admitSuspension() else {
+            context.phase = .answered
+            let answer = HTTPResponse.detail(HTTPStatus.unavailable, "Server is shutting down", headers: HTTPHeaders([("Retry-After", "1")]))
+            return queue(answer, on: connection, context: context, server: server)
+        }
+        MHD_suspend_connection(connection)
+        context.phase = .dispatched
+        let request = HTTPRequest(head: context.head, route: route, parameters: context.parameters, body: context.body)
+        context.body = []
+        server.dispatch(request, handler: handler, context: context, connection: ConnectionHandle(pointer: connection))
+        return .YES
+
+    case .rejected(let answer):
+        if size > 0 {
+            uploadDataSize.pointee = 0  // read and dropped: the answer is already decided
+            return .YES
+        }
+        context.phase = .answered
+        return queue(answer, on: connection, context: context, server: server)
+
+    case .dispatched:
+        // Resumed: the task has stored its response.
+        guard let answer = context.result.withLock({ slot -> HTTPResponse? in defer { slot = nil }; return slot }) else {
+            return .NO
+        }
+        context.phase = .answered
+        return queue(answer, on: connection, context: context, server: server)
+
+    case .answered:
+        uploadDataSize.pointee = 0
+        return .YES
+    }
+}
+
+private func queue(_ answer: HTTPResponse, on connection: OpaquePointer, context: RequestContext, server: HTTPServer) -> MHD_Result {
+    let response: OpaquePointer?
+    switch answer.body {
+    case .bytes(let bytes):
+        response = bytes.withUnsafeBytes { buffer in
+            MHD_create_response_from_buffer(buffer.count, UnsafeMutableRawPointer(mutating: buffer.baseAddress), .RESPMEM_MUST_COPY)
+        }
+    case .stream(let stream):
+        let handle = ConnectionHandle(pointer: connection)
+        stream.attach { [weak server] in
+            server?.endSuspension()
+            MHD_resume_connection(handle.pointer)
+        }
+        let streamContext = Unmanaged.passRetained(StreamContext(stream: stream, connection: handle, server: server))
+        response = MHD_create_response_from_callback(UInt64.max, 16 << 10, readStream, streamContext.toOpaque(), freeStream)
+        if response == nil { streamContext.release() }
+    }
+    guard let response else { return .NO }
+    for field in answer.headers {
+        _ = MHD_add_response_header(response, field.name, field.value)
+    }
+    context.status = answer.status
+    let result = MHD_queue_response(connection, UInt32(answer.status), response)
+    MHD_destroy_response(response)
+    return result
+}
+
+private func readStream(cls: UnsafeMutableRawPointer?, position: UInt64, buffer: UnsafeMutablePointer<CChar>?, max: Int) -> Int {
+    guard let cls, let buffer else { return -2 }
+    let context = Unmanaged<StreamContext>.fromOpaque(cls).takeUnretainedValue()
+    var suspended = false
+    let outcome = context.stream.read(into: UnsafeMutableRawBufferPointer(start: buffer, count: max)) {
+        if context.server.admitSuspension() {
+            MHD_suspend_connection(context.connection.pointer)
+            suspended = true
+        }
+    }
+    switch outcome {
+    case .bytes(let count): return count
+    case .waiting: return suspended ? 0 : -2  // stopping: end the stream rather than wait
+    case .end: return -1  // MHD_CONTENT_READER_END_OF_STREAM
+    case .abort: return -2  // MHD_CONTENT_READER_END_WITH_ERROR
+    }
+}
+
+private func freeStream(cls: UnsafeMutableRawPointer?) {
+    guard let cls else { return }
+    let context = Unmanaged<StreamContext>.fromOpaque(cls).takeRetainedValue()
+    context.stream.connectionClosed()
+}
+
+private func requestCompleted(
+    cls: UnsafeMutableRawPointer?, connection: OpaquePointer?,
+    conCls: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, code: MHD_RequestTerminationCode
+) {
+    guard let cls, let conCls, let stored = conCls.pointee else { return }
+    conCls.pointee = nil
+    let context = Unmanaged<RequestContext>.fromOpaque(stored).takeRetainedValue()
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    server.observer?(context.head, context.route, context.status, ContinuousClock.now - context.started)
+}
+
+private func readHeaders(_ connection: OpaquePointer) -> HTTPHeaders {
+    var fields: [(name: String, value: String)] = []
+    withUnsafeMutablePointer(to: &fields) { pointer in
+        _ = MHD_get_connection_values(connection, .HEADER_KIND, { cls, _, key, value in
+            guard let cls, let key else { return .YES }
+            let fields = cls.assumingMemoryBound(to: [(name: String, value: String)].self)
+            fields.pointee.append((String(cString: key), value.map { String(cString: $0) } ?? ""))
+            return .YES
+        }, pointer)
+    }
+    return HTTPHeaders(fields)
+}
+
+private func readQuery(_ connection: OpaquePointer) -> [(name: String, value: String)] {
+    var pairs: [(name: String, value: String)] = []
+    withUnsafeMutablePointer(to: &pairs) { pointer in
+        _ = MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, { cls, _, key, value in
+            guard let cls, let key else { return .YES }
+            let pairs = cls.assumingMemoryBound(to: [(name: String, value: String)].self)
+            // The unescape callback leaves query arguments raw: decode them here.
+            let name = Router.percentDecoded(Substring(String(cString: key)), plusIsSpace: true)
+            let decoded = value.map { Router.percentDecoded(Substring(String(cString: $0)), plusIsSpace: true) } ?? ""
+            pairs.pointee.append((name, decoded))
+            return .YES
+        }, pointer)
+    }
+    return pairs
+}
+
+extension String {
+    var trimmingASCIISpaces: String {
+        var view = Substring(self)
+        while let first = view.first, first == " " || first == "\t" || first == "\n" || first == "\r" { view = view.dropFirst() }
+        while let last = view.last, last == " " || last == "\t" || last == "\n" || last == "\r" { view = view.dropLast() }
+        return String(view)
+    }
+}

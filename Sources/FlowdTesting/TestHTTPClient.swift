@@ -1,0 +1,212 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A response as the test client read it off the wire.
+public struct TestResponse: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]
+
+    public var text: String { String(decoding: body, as: UTF8.self) }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+
+    /// The body parsed as JSON (Foundation types), or nil.
+    public var json: Any? { try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) }
+    public var object: [String: Any] { json as? [String: Any] ?? [:] }
+}
+
+public struct TestClientError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// One TCP connection to 127.0.0.1 with blocking I/O. Use it through `TestHTTPClient`
+/// (or inside `TestHTTPClient.blocking`), never directly on the cooperative pool:
+/// the server under test needs those threads.
+public final class TestConnection: @unchecked Sendable {
+    public let fd: Int32
+    private var pending: [UInt8] = []
+
+    public init(port: Int, timeoutSeconds: Int = 30) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestClientError("socket: \(errno)") }
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else {
+            close(fd)
+            throw TestClientError("connect to port \(port): errno \(errno)")
+        }
+    }
+
+    deinit { close(fd) }
+
+    public func send(_ bytes: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            guard written > 0 else { throw TestClientError("send: errno \(errno)") }
+            offset += written
+        }
+    }
+
+    public func send(_ text: String) throws { try send(Array(text.utf8)) }
+
+    /// Reads more bytes; an empty array means the peer closed the connection.
+    public func receiveSome() throws -> [UInt8] {
+        if !pending.isEmpty { defer { pending = [] }; return pending }
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        guard count >= 0 else { throw TestClientError("recv: errno \(errno)") }
+        return Array(buffer[0..<count])
+    }
+
+    /// True when the server has closed this connection (reads EOF within `seconds`).
+    public func isClosedByPeer(within seconds: Int) -> Bool {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, 0) == 0
+    }
+
+    /// Reads one whole response (Content-Length, chunked, or until close).
+    public func readResponse(headOnly: Bool = false) throws -> TestResponse {
+        var data = pending
+        pending = []
+        func fill() throws -> Bool {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 { throw TestClientError("recv: errno \(errno) (timeout?)") }
+            if count == 0 { return false }
+            data.append(contentsOf: buffer[0..<count])
+            return true
+        }
+        var headEnd: Int?
+        while headEnd == nil {
+            headEnd = TestConnection.find([13, 10, 13, 10], in: data)
+            if headEnd == nil, try !fill() { throw TestClientError("connection closed before a response head") }
+        }
+        let head = String(decoding: data[0..<headEnd!], as: UTF8.self)
+        var lines = head.components(separatedBy: "\r\n")
+        let statusLine = lines.removeFirst().split(separator: " ")
+        guard statusLine.count >= 2, let status = Int(statusLine[1]) else { throw TestClientError("bad status line: \(head)") }
+        let headers = lines.compactMap { line -> (name: String, value: String)? in
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+        }
+        var rest = Array(data[(headEnd! + 4)...])
+        let header = { (name: String) in headers.first { $0.name.lowercased() == name }?.value }
+        var body: [UInt8] = []
+        if headOnly || status == 204 || status == 304 || (100..<200).contains(status) {
+            pending = rest
+        } else if header("transfer-encoding")?.lowercased() == "chunked" {
+            data = rest
+            while true {
+                guard let lineEnd = TestConnection.find([13, 10], in: data) else {
+                    if try !fill() { throw TestClientError("closed inside a chunk size") }
+                    continue
+                }
+                let sizeText = String(decoding: data[0..<lineEnd], as: UTF8.self).split(separator: ";")[0]
+                guard let size = Int(sizeText, radix: 16) else { throw TestClientError("bad chunk size \(sizeText)") }
+                while data.count < lineEnd + 2 + size + 2 {
+                    if try !fill() { throw TestClientError("closed inside a chunk") }
+                }
+                if size == 0 {
+                    // Skip trailers up to the final empty line.
+                    while TestConnection.find([13, 10], in: Array(data[(lineEnd + 2)...])) == nil {
+                        if try !fill() { break }
+                    }
+                    pending = Array(data[min(data.count, lineEnd + 4)...])
+                    break
+                }
+                body.append(contentsOf: data[(lineEnd + 2)..<(lineEnd + 2 + size)])
+                data = Array(data[(lineEnd + 2 + size + 2)...])
+            }
+        } else if let lengthText = header("content-length"), let length = Int(lengthText) {
+            data = rest
+            while data.count < length {
+                if try !fill() { throw TestClientError("closed inside a body") }
+            }
+            body = Array(data[0..<length])
+            pending = Array(data[length...])
+        } else {
+            data = rest
+            while try fill() {}
+            body = data
+            rest = []
+        }
+        return TestResponse(status: status, headers: headers, body: body)
+    }
+
+    static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for index in 0...(haystack.count - needle.count) where haystack[index] == needle[0] {
+            if Array(haystack[index..<(index + needle.count)]) == needle { return index }
+        }
+        return nil
+    }
+}
+
+/// An HTTP/1.1 client for tests: each call opens a connection on a thread of its own,
+/// so tests never block the cooperative pool the server under test runs on.
+public struct TestHTTPClient: Sendable {
+    public let port: Int
+    public var headers: [(String, String)] = []
+
+    public init(port: Int) { self.port = port }
+
+    /// Runs blocking work on a new thread and awaits its result.
+    public static func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try work() }) }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+    }
+
+    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws -> TestResponse {
+        let port = self.port
+        let all = self.headers + headers
+        return try await TestHTTPClient.blocking {
+            let connection = try TestConnection(port: port)
+            try connection.send(TestHTTPClient.encode(method, path, headers: all, body: body))
+            return try connection.readResponse(headOnly: method == "HEAD")
+        }
+    }
+
+    public func get(_ path: String, headers: [(String, String)] = []) async throws -> TestResponse {
+        try await request("GET", path, headers: headers)
+    }
+
+    public func delete(_ path: String, headers: [(String, String)] = []) async throws -> TestResponse {
+        try await request("DELETE", path, headers: headers)
+    }
+
+    /// Sends `json` (a JSON text) with `Content-Type: application/json`.
+    public func post(_ path: String, json: String, headers: [(String, String)] = []) async throws -> TestResponse {
+        try await request("POST", path, headers: [("Content-Type", "application/json")] + headers, body: Array(json.utf8))
+    }
+
+    public func put(_ path: String, body: String, headers: [(String, String)] = []) async throws -> TestResponse {
+        try await request("PUT", path, headers: headers, body: Array(body.utf8))
+    }
+
+    public static func encode(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8]?) -> [UInt8] {
+        var head = "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if let body { head += "Content-Length: \(body.count)\r\n" }
+        head += "\r\n"
+        return Array(head.utf8) + (body ?? [])
+    }
+}

@@ -1,0 +1,27 @@
+import FlowdHTTP
+import Logging
+
+/// Starts `router` on a free port of 127.0.0.1, runs `body` with a client for it, then
+/// cancels what is still running and stops the server, also when `body` throws.
+public func withTestServer(
+    configure: (inout HTTPServerConfiguration) -> Void = { _ in },
+    router: Router,
+    _ body: (HTTPServer, TestHTTPClient) async throws -> Void
+) async throws {
+    var configuration = HTTPServerConfiguration()
+    configuration.port = 0
+    configure(&configuration)
+    var logger = Logger(label: "flowd.test")
+    logger.logLevel = .warning
+    let server = HTTPServer(configuration: configuration, router: router, logger: logger)
+    try server.start()
+    do {
+        try await body(server, TestHTTPClient(port: server.port))
+    } catch {
+        server.cancelInFlight()
+        await server.stop()
+        throw error
+    }
+    server.cancelInFlight()
+    await server.stop()
+}

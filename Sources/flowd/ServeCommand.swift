@@ -1,0 +1,62 @@
+import ArgumentParser
+import FlowdAPI
+import FlowdHTTP
+import Foundation
+import Logging
+
+/// `flowd serve`: the HTTP server, until SIGTERM or SIGINT; then a drain and exit 0.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the HTTP server.")
+
+    @OptionGroup var storage: StorageOptions
+    @OptionGroup var options: ServeOptions
+
+    func run() async throws {
+        let environment = Environment.current
+        var configuration = FlowdConfiguration()
+        storage.apply(to: &configuration, environment: environment)
+        try options.apply(to: &configuration, environment: environment)
+        let logger = makeLogger(environment: environment)
+
+        for directory in [configuration.docsDirectory, configuration.dataDirectory] {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        }
+        let app = FlowdApp(configuration: configuration, logger: logger)
+        let server = app.makeServer()
+        do {
+            try server.start()
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(2)
+        }
+        let shownHost = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        print("flowd listening on http://\(shownHost):\(server.port)")
+        fflush(nil)
+
+        var signals = TerminationSignals.stream().makeAsyncIterator()
+        let signal = await signals.next()
+        logger.info("draining", metadata: ["signal": "\(signal ?? 0)", "in_flight": "\(server.inFlightCount)"])
+
+        app.lifecycle.beginDrain()
+        let drained = await server.waitForInFlight(timeout: .seconds(configuration.drainTimeoutSeconds))
+        if !drained {
+            logger.warning("drain timeout: cancelling the remaining requests", metadata: ["in_flight": "\(server.inFlightCount)"])
+            server.cancelInFlight()
+            _ = await server.waitForInFlight(timeout: .seconds(10))
+        }
+        await server.stop()
+        logger.info("stopped")
+    }
+}
+
+func makeLogger(environment: Environment) -> Logger {
+    let level = environment.variables["FLOWD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+    var logger = Logger(label: "flowd")
+    logger.logLevel = level
+    return logger
+}
