@@ -29,19 +29,26 @@ public struct HTTPResponse: Sendable {
     }
 }
 
-/// An error any handler may throw; the server answers it as `{"detail": …}`.
+/// An error any handler may throw; the server answers it with its status and JSON body,
+/// by default FastAPI's `{"detail": "<message>"}`.
 public struct HTTPError: Error, Sendable {
     public var status: Int
-    public var detail: String
     public var headers: HTTPHeaders
+    /// The whole JSON body of the answer.
+    public var body: [UInt8]
 
     public init(_ status: Int, _ detail: String, headers: HTTPHeaders = HTTPHeaders()) {
-        self.status = status
-        self.detail = detail
-        self.headers = headers
+        self.init(status: status, jsonBody: Array("{\"detail\":\(JSONText.quoted(detail))}".utf8), headers: headers)
     }
 
-    public var response: HTTPResponse { .detail(status, detail, headers: headers) }
+    /// An answer with a body of the caller's making (e.g. a `detail` list).
+    public init(status: Int, jsonBody: [UInt8], headers: HTTPHeaders = HTTPHeaders()) {
+        self.status = status
+        self.headers = headers
+        self.body = jsonBody
+    }
+
+    public var response: HTTPResponse { .json(status, body, headers: headers) }
 }
 
 /// Minimal JSON string quoting, enough for the server's own error bodies.
