@@ -1,0 +1,95 @@
+import Foundation
+import Glibc
+
+/// Documents as files `<directory>/<id>.md`; files placed there by hand count too.
+///
+/// Ids are validated before any file-system call (see `DocumentStore`). `put` writes a
+/// temporary file in the same directory, fsyncs it, renames it over `<id>.md` and fsyncs
+/// the directory; `delete` fsyncs the directory after the unlink. Those run on a dedicated
+/// thread; reads are small and run inline. `list` ignores every name that is not
+/// `<valid id>.md` (temporary files start with `.`) and anything that is not a regular file.
+public struct FileDocumentStore: DocumentStore {
+    public let directory: URL
+    private let path: String
+    private let io: IOThread
+
+    /// Opens the store, creating the directory (and its parents) if missing.
+    public init(directory: URL) throws(StoreError) {
+        self.directory = directory
+        self.path = directory.path
+        self.io = IOThread(name: "flowd-docs")
+        try FileIO.makeDirectories(path)
+    }
+
+    private func filePath(_ id: String) -> String {
+        path + "/" + id + ".md"
+    }
+
+    public func put(_ id: String, _ bytes: [UInt8]) async throws(StoreError) -> Bool {
+        guard Identifier.isValidID(id) else { throw StoreError(.invalidID, "invalid document id \"\(id)\"") }
+        let dir = path
+        let target = filePath(id)
+        let tmp = dir + "/." + id + ".md." + String(UInt64.random(in: 0...UInt64.max), radix: 16) + ".tmp"
+        return try await io.run { () throws(StoreError) -> Bool in
+            let fd = try FileIO.open(tmp, O_WRONLY | O_CREAT | O_EXCL)
+            do throws(StoreError) {
+                try FileIO.writeAll(fd, bytes, path: tmp)
+                try FileIO.fsync(fd, path: tmp)
+                FileIO.close(fd)
+                let existed = try FileIO.statIfExists(target) != nil
+                try FileIO.rename(tmp, target)
+                try FileIO.fsyncDirectory(dir)
+                return !existed
+            } catch {
+                FileIO.close(fd)
+                _ = try? FileIO.unlink(tmp)
+                throw error
+            }
+        }
+    }
+
+    public func get(_ id: String) async throws(StoreError) -> [UInt8]? {
+        guard Identifier.isValidID(id) else { return nil }
+        return try FileIO.readRegularFile(filePath(id))
+    }
+
+    public func delete(_ id: String) async throws(StoreError) -> Bool {
+        guard Identifier.isValidID(id) else { return false }
+        let dir = path
+        let target = filePath(id)
+        return try await io.run { () throws(StoreError) -> Bool in
+            guard let st = try FileIO.statIfExists(target), FileIO.isRegular(st) else { return false }
+            guard try FileIO.unlink(target) else { return false }
+            try FileIO.fsyncDirectory(dir)
+            return true
+        }
+    }
+
+    public func exists(_ id: String) async throws(StoreError) -> Bool {
+        guard Identifier.isValidID(id) else { return false }
+        guard let st = try FileIO.statIfExists(filePath(id)) else { return false }
+        return FileIO.isRegular(st)
+    }
+
+    public func list() async throws(StoreError) -> [(id: String, bytes: Int)] {
+        guard let dir = opendir(path) else { throw .system("opendir", path: path) }
+        defer { closedir(dir) }
+        var found: [(id: String, bytes: Int)] = []
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw .system("readdir", path: path) }
+                break
+            }
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            guard name.hasSuffix(".md") else { continue }
+            let id = String(name.dropLast(3))
+            guard Identifier.isValidID(id), let st = try FileIO.statIfExists(filePath(id)), FileIO.isRegular(st) else { continue }
+            found.append((id, Int(st.st_size)))
+        }
+        found.sort { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
+        return found
+    }
+}

@@ -1,0 +1,382 @@
+import Foundation
+import Glibc
+import Logging
+
+/// Memory kept in one JSONL file (`memory.jsonl`) under a data directory, served from an
+/// in-memory cache. See `docs/storage.md` for the layout and the rules.
+///
+/// Invariants:
+/// - A write returns only after its line was written and `fdatasync` returned.
+/// - Readers see a write only once it is durable (the cache is updated when its sync
+///   completes), so anything a reader saw survives a crash.
+/// - Concurrent writes share one `write` + one `fdatasync` (group commit), done on a
+///   dedicated thread, never on the cooperative pool nor while holding the actor.
+/// - After a failed write or sync the store refuses every write (`.failed`) until it is
+///   reopened: what reached the disk is then unknown, and replay decides.
+public actor JSONLMemoryStore: MemoryStore {
+    public static let fileName = "memory.jsonl"
+    static let lockFileName = "memory.lock"
+    static let compactionFileName = "memory.jsonl.compact"
+
+    /// Compaction starts when the file holds more than `compactionRatio` × live keys
+    /// operations and more than `compactionMinimum` of them.
+    public static let defaultCompactionMinimum = 10_000
+    public static let compactionRatio = 4
+
+    private let directory: String
+    private let path: String
+    private let logger: Logger
+    private let io: IOThread
+    private let compactionMinimum: Int
+
+    private var maps: [[String: JSONValue]]
+    private var fd: Int32
+    private var lockFD: Int32
+    private var fileSize: Int
+    private var records: Int
+
+    /// Writes accepted but not yet handed to the I/O thread.
+    private var pending = Batch()
+    /// A leader is writing a batch (or compacting); new writes wait in `pending`.
+    private var syncing = false
+    private var failure: StoreError?
+    private var isClosed = false
+    /// After a failed compaction, the next attempt waits until the file holds this many records.
+    private var compactionFloor = 0
+    /// Operations of the batch being written, for `delete` to know what the key will be.
+    private var inFlight: [MemoryTransaction.Operation] = []
+
+    private struct Batch {
+        var bytes: [UInt8] = []
+        var operations: [MemoryTransaction.Operation] = []
+        var records = 0
+        /// Writers of this batch, except the one that will lead it.
+        var waiters: [CheckedContinuation<Turn, Never>] = []
+    }
+
+    /// What a waiting writer is told: its batch is done (with this error, if any), or it
+    /// must lead the next batch.
+    private enum Turn {
+        case done(StoreError?)
+        case lead
+    }
+
+    /// Opens (creating it if missing) the memory store in `directory` and replays its file.
+    ///
+    /// Takes an exclusive `flock` on `memory.lock` so that two processes never append to one
+    /// file; throws `.locked` if another process holds it.
+    public static func open(
+        directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum
+    ) async throws(StoreError) -> JSONLMemoryStore {
+        let dir = directory.path
+        let io = IOThread(name: "flowd-memory")
+        let opened = try await io.run { () throws(StoreError) -> (MemoryLog.Recovered, Int32, Int32) in
+            try FileIO.makeDirectories(dir)
+            let lockPath = dir + "/" + lockFileName
+            let lockFD = try FileIO.open(lockPath, O_RDWR | O_CREAT)
+            if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
+                let code = errno
+                FileIO.close(lockFD)
+                if code == EWOULDBLOCK { throw StoreError(.locked, "memory is in use by another process", path: lockPath) }
+                throw StoreError.system("flock", path: lockPath, errno: code)
+            }
+            do throws(StoreError) {
+                let path = dir + "/" + fileName
+                // A compaction that crashed before its rename left only a temporary file.
+                _ = try FileIO.unlink(dir + "/" + compactionFileName)
+                let fd: Int32
+                if let existing = try FileIO.openIfExists(path, O_RDWR | O_APPEND) {
+                    fd = existing
+                } else {
+                    fd = try FileIO.open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL)
+                    try FileIO.fsync(fd, path: path)
+                    try FileIO.fsyncDirectory(dir)
+                }
+                do throws(StoreError) {
+                    let start = Date()
+                    let recovered = try MemoryLog.replay(fd: fd, path: path, logger: logger)
+                    logger.info(
+                        "memory: loaded",
+                        metadata: [
+                            "file": "\(path)", "records": "\(recovered.records)",
+                            "keys": "\(recovered.maps.reduce(0) { $0 + $1.count })",
+                            "seconds": "\(Date().timeIntervalSince(start))",
+                        ])
+                    return (recovered, fd, lockFD)
+                } catch {
+                    FileIO.close(fd)
+                    throw error
+                }
+            } catch {
+                FileIO.close(lockFD)
+                throw error
+            }
+        }
+        return JSONLMemoryStore(
+            directory: dir, logger: logger, io: io, compactionMinimum: compactionMinimum,
+            recovered: opened.0, fd: opened.1, lockFD: opened.2)
+    }
+
+    private init(
+        directory: String, logger: Logger, io: IOThread, compactionMinimum: Int,
+        recovered: MemoryLog.Recovered, fd: Int32, lockFD: Int32
+    ) {
+        self.directory = directory
+        self.path = directory + "/" + Self.fileName
+        self.logger = logger
+        self.io = io
+        self.compactionMinimum = compactionMinimum
+        self.maps = recovered.maps
+        self.fd = fd
+        self.lockFD = lockFD
+        self.fileSize = recovered.fileSize
+        self.records = recovered.records
+    }
+
+    deinit {
+        if !isClosed {
+            FileIO.close(fd)
+            FileIO.close(lockFD)
+        }
+    }
+
+    // MARK: Reads (from the cache: durable state only)
+
+    public func get(_ scope: MemoryScope, _ key: String) throws(StoreError) -> JSONValue? {
+        maps[scope.index][key]
+    }
+
+    public func getMany(_ scope: MemoryScope, _ keys: [String]) throws(StoreError) -> [String: JSONValue] {
+        var found: [String: JSONValue] = [:]
+        let map = maps[scope.index]
+        for key in keys {
+            if let v = map[key] { found[key] = v }
+        }
+        return found
+    }
+
+    public func list(_ scope: MemoryScope, prefix: String) throws(StoreError) -> [(key: String, value: JSONValue)] {
+        var entries: [(key: String, value: JSONValue)] = []
+        for (k, v) in maps[scope.index] where prefix.isEmpty || k.hasPrefix(prefix) {
+            entries.append((k, v))
+        }
+        entries.sort { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        return entries
+    }
+
+    /// Live keys in all scopes.
+    public var count: Int { maps.reduce(0) { $0 + $1.count } }
+
+    // MARK: Writes
+
+    public func set(_ scope: MemoryScope, _ key: String, _ value: JSONValue) async throws(StoreError) {
+        try await write([.set(scope, key: key, value: value)])
+    }
+
+    public func delete(_ scope: MemoryScope, _ key: String) async throws(StoreError) -> Bool {
+        guard Identifier.isValidMemoryKey(key) else { return false }
+        // Absent when this delete will apply (batches apply in order): nothing to write.
+        guard latestExists(scope, key) else { return false }
+        try await write([.delete(scope, key: key)])
+        return true
+    }
+
+    public func commit(_ transaction: MemoryTransaction) async throws(StoreError) {
+        guard !transaction.isEmpty else { return }
+        try await write(transaction.operations)
+    }
+
+    public func flush() async throws(StoreError) {
+        if let failure { throw failure }
+        guard syncing else { return }
+        // Join the pending batch with no bytes: done when everything before it is durable.
+        let turn = await withCheckedContinuation { pending.waiters.append($0) }
+        switch turn {
+        case .done(let error):
+            if let error { throw error }
+        case .lead:
+            try await lead()
+        }
+    }
+
+    /// Flushes, then closes the file and releases the lock; later calls throw `.closed`.
+    public func close() async throws(StoreError) {
+        guard !isClosed else { return }
+        while syncing { try await flush() }
+        isClosed = true
+        let fd = self.fd
+        let lockFD = self.lockFD
+        try await io.run {
+            FileIO.close(fd)
+            FileIO.close(lockFD)
+        }
+    }
+
+    /// Whether the key exists once every accepted write has applied.
+    private func latestExists(_ scope: MemoryScope, _ key: String) -> Bool {
+        for ops in [pending.operations, inFlight] {
+            if let last = ops.last(where: { $0.scope == scope && $0.key == key }) {
+                if case .set = last { return true }
+                return false
+            }
+        }
+        return maps[scope.index][key] != nil
+    }
+
+    private func write(_ operations: [MemoryTransaction.Operation]) async throws(StoreError) {
+        for op in operations where !Identifier.isValidMemoryKey(op.key) {
+            throw StoreError(.invalidKey, "invalid memory key \"\(op.key)\"")
+        }
+        if isClosed { throw StoreError(.closed, "memory store is closed", path: path) }
+        if let failure { throw failure }
+
+        MemoryLog.appendLine(operations, to: &pending.bytes)
+        pending.operations.append(contentsOf: operations)
+        pending.records += operations.count
+
+        if syncing {
+            let turn = await withCheckedContinuation { pending.waiters.append($0) }
+            switch turn {
+            case .done(let error):
+                if let error { throw error }
+                return
+            case .lead:
+                break
+            }
+        } else {
+            syncing = true
+        }
+        try await lead()
+    }
+
+    /// Writes and syncs the pending batch (which holds the caller's own write), wakes its
+    /// writers, compacts if due, then hands the lead to a writer of the next batch.
+    /// Called with `syncing == true`.
+    private func lead() async throws(StoreError) {
+        let batch = pending
+        pending = Batch()
+        inFlight = batch.operations
+        defer { inFlight = [] }
+        var error = failure
+        if error == nil, !batch.bytes.isEmpty {
+            let fd = self.fd
+            let path = self.path
+            let size = self.fileSize
+            let bytes = batch.bytes
+            do throws(StoreError) {
+                try await io.run { () throws(StoreError) in
+                    do throws(StoreError) {
+                        try FileIO.writeAll(fd, bytes, path: path)
+                        try FileIO.fdatasync(fd, path: path)
+                    } catch {
+                        // Best effort: do not leave half a line for the next append to follow.
+                        try? FileIO.truncate(fd, to: size, path: path)
+                        throw error
+                    }
+                }
+                fileSize += bytes.count
+                records += batch.records
+                for op in batch.operations { MemoryLog.apply(op, to: &maps) }
+            } catch let e {
+                logger.error("memory: write failed; refusing further writes", metadata: ["error": "\(e)"])
+                failure = StoreError(.failed, "an earlier write failed (\(e)); reopen the store", path: path)
+                error = e
+            }
+        }
+        for waiter in batch.waiters { waiter.resume(returning: .done(error)) }
+
+        if error == nil, records > compactionMinimum, records > compactionFloor, records > Self.compactionRatio * count {
+            await compact()
+        }
+
+        if failure != nil {
+            // Nobody will write again: fail what queued meanwhile.
+            let queued = pending
+            pending = Batch()
+            for waiter in queued.waiters { waiter.resume(returning: .done(failure)) }
+            syncing = false
+        } else if !pending.waiters.isEmpty {
+            let next = pending.waiters.removeFirst()
+            next.resume(returning: .lead)
+        } else {
+            syncing = false
+        }
+        if let error { throw error }
+    }
+
+    // MARK: Compaction
+
+    private enum CompactionOutcome: Sendable {
+        case compacted(fd: Int32, size: Int, records: Int)
+        /// The new file is in place but its name may not be durable, or it could not be reopened.
+        case failedAfterRename(StoreError)
+    }
+
+    /// Rewrites the file as one `set` line per live key: a temporary file, fsync'd, renamed
+    /// over the old one, then the directory fsync'd. Runs as the leader, so writers queue in
+    /// `pending` meanwhile and land in the new file; readers keep reading the cache.
+    private func compact() async {
+        let snapshot = maps
+        let dir = directory
+        let path = self.path
+        let oldFD = fd
+        let before = records
+        let tmp = dir + "/" + Self.compactionFileName
+        do throws(StoreError) {
+            let outcome = try await io.run { () throws(StoreError) -> CompactionOutcome in
+                let out = try FileIO.open(tmp, O_WRONLY | O_CREAT | O_TRUNC)
+                var size = 0
+                var count = 0
+                do throws(StoreError) {
+                    var buffer: [UInt8] = []
+                    buffer.reserveCapacity(1 << 20)
+                    for scope in MemoryScope.allCases {
+                        for (key, value) in snapshot[scope.index] {
+                            MemoryLog.appendLine([.set(scope, key: key, value: value)], to: &buffer)
+                            count += 1
+                            if buffer.count >= 1 << 20 {
+                                try FileIO.writeAll(out, buffer, path: tmp)
+                                size += buffer.count
+                                buffer.removeAll(keepingCapacity: true)
+                            }
+                        }
+                    }
+                    try FileIO.writeAll(out, buffer, path: tmp)
+                    size += buffer.count
+                    try FileIO.fsync(out, path: tmp)
+                    FileIO.close(out)
+                    try FileIO.rename(tmp, path)
+                } catch {
+                    FileIO.close(out)
+                    _ = try? FileIO.unlink(tmp)
+                    throw error
+                }
+                do throws(StoreError) {
+                    try FileIO.fsyncDirectory(dir)
+                    let newFD = try FileIO.open(path, O_RDWR | O_APPEND)
+                    FileIO.close(oldFD)
+                    return .compacted(fd: newFD, size: size, records: count)
+                } catch {
+                    return .failedAfterRename(error)
+                }
+            }
+            switch outcome {
+            case .compacted(let newFD, let size, let count):
+                fd = newFD
+                fileSize = size
+                records = count
+                compactionFloor = 0
+                logger.info(
+                    "memory: compacted",
+                    metadata: ["file": "\(path)", "records_before": "\(before)", "records_after": "\(count)"])
+            case .failedAfterRename(let error):
+                failure = StoreError(.failed, "compaction failed after its rename (\(error)); reopen the store", path: path)
+                logger.error("memory: compaction failed after rename; refusing further writes", metadata: ["error": "\(error)"])
+            }
+        } catch {
+            // The old file is untouched and still open: keep appending to it; retry later.
+            compactionFloor = records + compactionMinimum
+            logger.error("memory: compaction failed; continuing with the old file", metadata: ["error": "\(error)"])
+        }
+    }
+}
