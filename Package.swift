@@ -58,6 +58,7 @@ let package = Package(
             dependencies: [
                 "FlowdHTTP", "FlowEngine", "Agents", "Stores",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // Test support: a raw HTTP client and server launchers, for the test targets only.

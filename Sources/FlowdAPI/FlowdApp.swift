@@ -1,16 +1,42 @@
+import Agents
+import AsyncHTTPClient
 import FlowdHTTP
 import Foundation
 import Logging
+import Stores
 
-/// The flowd application: its routes and the state they share. Built once by `flowd serve`.
+/// The flowd application: loaded agents, the stores, the executor and the routes over them.
+/// Built once by `flowd serve` (or `flowd run`) and shared by every request.
 public final class FlowdApp: Sendable {
     public let configuration: FlowdConfiguration
     public let lifecycle = Lifecycle()
+    public let catalog: AgentCatalog
+    public let memory: any MemoryStore
+    public let documents: any DocumentStore
+    public let executor: RunExecutor
     let logger: Logger
 
-    public init(configuration: FlowdConfiguration, logger: Logger) {
+    public init(configuration: FlowdConfiguration, catalog: AgentCatalog, memory: any MemoryStore,
+                documents: any DocumentStore, httpClient: HTTPClient, logger: Logger) {
         self.configuration = configuration
+        self.catalog = catalog
+        self.memory = memory
+        self.documents = documents
         self.logger = logger
+        let llm = LLMConfiguration(baseURL: configuration.llmBaseURL, apiKey: configuration.llmAPIKey, defaultModel: configuration.llmModel)
+        let runner = FlowRunner(catalog: catalog, httpClient: httpClient, llm: llm, logger: logger)
+        executor = RunExecutor(catalog: catalog, runner: runner, memory: memory, documents: documents,
+                               maxRuns: configuration.maxRuns, logger: logger)
+    }
+
+    /// Loads the agents and opens the stores the configuration names (creating the docs
+    /// and data directories). Agent problems throw `CatalogError` with every problem.
+    public static func open(configuration: FlowdConfiguration, logger: Logger) async throws -> FlowdApp {
+        let catalog = try AgentCatalog.load(directory: configuration.agentsDirectory, logger: logger)
+        let documents = try FileDocumentStore(directory: configuration.docsDirectory)
+        let memory = try await JSONLMemoryStore.open(directory: configuration.dataDirectory, logger: logger)
+        return FlowdApp(configuration: configuration, catalog: catalog, memory: memory, documents: documents,
+                        httpClient: HTTPClient.shared, logger: logger)
     }
 
     /// Every route of the API.
@@ -18,6 +44,9 @@ public final class FlowdApp: Sendable {
         var router = Router()
         router.get("/healthz") { _ in Responses.healthy }
         router.get("/readyz") { [self] _ in readiness() }
+        RunRoutes(catalog: catalog, executor: executor, lifecycle: lifecycle, maxInput: configuration.maxInput).register(on: &router)
+        DocumentRoutes(documents: documents).register(on: &router)
+        MemoryRoutes(memory: memory).register(on: &router)
         return router
     }
 
@@ -30,6 +59,15 @@ public final class FlowdApp: Sendable {
         http.idleTimeoutSeconds = configuration.idleTimeoutSeconds
         http.threads = configuration.httpThreads
         return HTTPServer(configuration: http, router: makeRouter(), logger: logger)
+    }
+
+    /// Everything acknowledged is on disk already; this waits for what is still being written.
+    public func shutdown() async {
+        do {
+            try await memory.flush()
+        } catch {
+            logger.error("memory flush at shutdown failed: \(error)")
+        }
     }
 
     private func readiness() -> HTTPResponse {

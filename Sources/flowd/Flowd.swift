@@ -9,7 +9,7 @@ struct Flowd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flowd",
         abstract: "Runs agent flows for REST clients.",
-        subcommands: [Serve.self]
+        subcommands: [Serve.self, Run.self]
     )
 }
 

@@ -1,3 +1,4 @@
+import Agents
 import ArgumentParser
 import FlowdAPI
 import FlowdHTTP
@@ -18,10 +19,7 @@ struct Serve: AsyncParsableCommand {
         try options.apply(to: &configuration, environment: environment)
         let logger = makeLogger(environment: environment)
 
-        for directory in [configuration.docsDirectory, configuration.dataDirectory] {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        }
-        let app = FlowdApp(configuration: configuration, logger: logger)
+        let app = try await openApp(configuration, logger: logger)
         let server = app.makeServer()
         do {
             try server.start()
@@ -45,7 +43,21 @@ struct Serve: AsyncParsableCommand {
             _ = await server.waitForInFlight(timeout: .seconds(10))
         }
         await server.stop()
+        await app.shutdown()
         logger.info("stopped")
+    }
+}
+
+/// Loads agents and opens the stores; a problem is printed and is exit status 2.
+func openApp(_ configuration: FlowdConfiguration, logger: Logger) async throws -> FlowdApp {
+    do {
+        return try await FlowdApp.open(configuration: configuration, logger: logger)
+    } catch let error as CatalogError {
+        for problem in error.problems { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }
+        throw ExitCode(2)
+    } catch {
+        FileHandle.standardError.write(Data("flowd: \(error)\n".utf8))
+        throw ExitCode(2)
     }
 }
 

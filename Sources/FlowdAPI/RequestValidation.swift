@@ -1,0 +1,121 @@
+import FlowdHTTP
+import Stores
+
+/// One entry of a FastAPI/pydantic-style 422 `detail` list.
+struct ValidationIssue: Sendable {
+    var type: String
+    var location: [String]
+    var message: String
+    var input: JSONValue?
+    var context: JSONObject?
+
+    var json: JSONValue {
+        var object: JSONObject = ["type": .string(type), "loc": .array(location.map(JSONValue.string)), "msg": .string(message)]
+        if let input { object["input"] = input }
+        if let context { object["ctx"] = .object(context) }
+        return .object(object)
+    }
+
+    static func missing(_ location: [String], input: JSONValue?) -> ValidationIssue {
+        ValidationIssue(type: "missing", location: location, message: "Field required", input: input)
+    }
+
+    static func notAString(_ location: [String], input: JSONValue) -> ValidationIssue {
+        ValidationIssue(type: "string_type", location: location, message: "Input should be a valid string", input: input)
+    }
+
+    static func patternMismatch(_ location: [String], input: String, pattern: String) -> ValidationIssue {
+        ValidationIssue(type: "string_pattern_mismatch", location: location,
+                        message: "String should match pattern '\(pattern)'", input: .string(input),
+                        context: ["pattern": .string(pattern)])
+    }
+
+    static func tooLong(_ location: [String], input: String, maxLength: Int) -> ValidationIssue {
+        ValidationIssue(type: "string_too_long", location: location,
+                        message: "String should have at most \(maxLength) characters", input: .string(input),
+                        context: ["max_length": .int(Int64(maxLength))])
+    }
+}
+
+extension HTTPError {
+    /// 422 with FastAPI's `{"detail": [issues]}`.
+    static func unprocessable(_ issues: [ValidationIssue]) -> HTTPError {
+        let body: JSONValue = ["detail": .array(issues.map(\.json))]
+        return HTTPError(status: HTTPStatus.unprocessable, jsonBody: body.serialized())
+    }
+}
+
+/// Checks of request bodies and path identifiers, in the contract's order of precedence
+/// (415, then 400, then 422).
+enum RequestValidation {
+    static let idPattern = "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+    static let memoryKeyPattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,255}$"
+
+    /// The body as a JSON object: 415 for a type that is not JSON, 400 for malformed JSON
+    /// or JSON that is not an object.
+    static func jsonObject(_ request: HTTPRequest) throws(HTTPError) -> JSONObject {
+        try requireJSONContentType(request)
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(request.body)
+        } catch {
+            throw HTTPError(HTTPStatus.badRequest, "Malformed JSON body: \(error)")
+        }
+        guard case .object(let object) = value else {
+            throw HTTPError(HTTPStatus.badRequest, "The JSON body must be an object")
+        }
+        return object
+    }
+
+    /// No `Content-Type`, `application/json` or `application/*+json` (parameters allowed).
+    static func requireJSONContentType(_ request: HTTPRequest) throws(HTTPError) {
+        guard let contentType = request.headers["Content-Type"] else { return }
+        let mediaType = contentType.split(separator: ";", maxSplits: 1).first.map { $0.trimmingSpaces.lowercased() } ?? ""
+        if mediaType == "application/json" { return }
+        if mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json") && mediaType.count > "application/+json".count { return }
+        throw HTTPError(HTTPStatus.unsupportedMediaType, "Unsupported Content-Type '\(contentType)': send application/json")
+    }
+
+    /// The path parameter `name`, which must be a valid identifier (422 otherwise).
+    static func pathID(_ request: HTTPRequest, _ name: String = "id") throws(HTTPError) -> String {
+        let value = request.parameters[name] ?? ""
+        guard Identifier.isValidID(value) else {
+            throw .unprocessable([.patternMismatch(["path", name], input: value, pattern: idPattern)])
+        }
+        return value
+    }
+
+    /// The `scope` path parameter (422 when it is not one of the three).
+    static func pathScope(_ request: HTTPRequest) throws(HTTPError) -> MemoryScope {
+        let value = request.parameters["scope"] ?? ""
+        guard let scope = MemoryScope(rawValue: value) else { throw .unprocessable([scopeIssue(value)]) }
+        return scope
+    }
+
+    /// The `scope` and `key` path parameters, both checked, issues reported together.
+    static func pathScopeAndKey(_ request: HTTPRequest) throws(HTTPError) -> (MemoryScope, String) {
+        let scopeText = request.parameters["scope"] ?? ""
+        let key = request.parameters["key"] ?? ""
+        let scope = MemoryScope(rawValue: scopeText)
+        var issues: [ValidationIssue] = []
+        if scope == nil { issues.append(scopeIssue(scopeText)) }
+        if !Identifier.isValidMemoryKey(key) { issues.append(.patternMismatch(["path", "key"], input: key, pattern: memoryKeyPattern)) }
+        guard issues.isEmpty, let scope else { throw .unprocessable(issues) }
+        return (scope, key)
+    }
+
+    private static func scopeIssue(_ value: String) -> ValidationIssue {
+        let expected = "'isolated', 'shared' or 'global'"
+        return ValidationIssue(type: "enum", location: ["path", "scope"], message: "Input should be \(expected)",
+                               input: .string(value), context: ["expected": .string(expected)])
+    }
+}
+
+extension Substring {
+    var trimmingSpaces: String {
+        var view = self
+        while view.first == " " || view.first == "\t" { view = view.dropFirst() }
+        while view.last == " " || view.last == "\t" { view = view.dropLast() }
+        return String(view)
+    }
+}

@@ -1,0 +1,189 @@
+import Agents
+import Logging
+import Stores
+
+/// How a run ended, as `/run` answers it.
+public enum RunOutcome: Sendable, Equatable {
+    case succeeded(result: String)
+    /// Documents still missing, in flow order; nothing ran and nothing was written.
+    case pendingDocuments([String])
+    /// `<agent>: <message>`: an agent failed after its retries, timed out, or a loop ran too long.
+    case failed(detail: String)
+    case cancelled
+    /// Too many runs in flight (the queued ones of busy stories included).
+    case busy
+    /// The stores failed; nothing of the run was written.
+    case storeFailed(detail: String)
+}
+
+/// Runs flows: admission, one run at a time per story in arrival order, document checks,
+/// the story's memory contexts, the engine, and the all-or-nothing memory commit.
+///
+/// The actor only coordinates (admission counts and per-story queues); the runs themselves
+/// proceed concurrently outside it. Invariant: a run that does not succeed writes nothing.
+public actor RunExecutor {
+    /// Messages of an llm agent's earlier turns kept in its context.
+    static let maxHistoryMessages = 40
+
+    let catalog: AgentCatalog
+    let runner: FlowRunner
+    let memory: any MemoryStore
+    let documents: any DocumentStore
+    let maxRuns: Int
+    let logger: Logger
+
+    private var admitted = 0
+    /// Stories with a run going; each with the runs waiting for it, in arrival order.
+    private var stories: [String: [Waiter]] = [:]
+    private var nextWaiterID: UInt64 = 0
+
+    private struct Waiter {
+        let id: UInt64
+        let continuation: CheckedContinuation<Bool, Never>
+    }
+
+    public init(catalog: AgentCatalog, runner: FlowRunner, memory: any MemoryStore, documents: any DocumentStore, maxRuns: Int, logger: Logger) {
+        self.catalog = catalog
+        self.runner = runner
+        self.memory = memory
+        self.documents = documents
+        self.maxRuns = maxRuns
+        self.logger = logger
+    }
+
+    /// Runs admitted and not finished, queued ones included.
+    public var runsInFlight: Int { admitted }
+
+    /// Runs `request` to its end. The flow must exist (the API checked it).
+    public func execute(_ request: RunRequest, observer: (any FlowRunObserver)? = nil) async -> RunOutcome {
+        guard admitted < maxRuns else { return .busy }
+        admitted += 1
+        defer { admitted -= 1 }
+        guard await enterStory(request.storyID) else { return .cancelled }
+        defer { leaveStory(request.storyID) }
+        return await perform(request, observer: observer)
+    }
+
+    /// Waits for the story's earlier runs; false when cancelled while waiting.
+    private func enterStory(_ story: String) async -> Bool {
+        if stories[story] == nil {
+            stories[story] = []
+            return true
+        }
+        nextWaiterID += 1
+        let id = nextWaiterID
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                if Task.isCancelled {
+                    continuation.resume(returning: false)
+                } else {
+                    stories[story, default: []].append(Waiter(id: id, continuation: continuation))
+                }
+            }
+        } onCancel: {
+            Task { await self.dropWaiter(story, id) }
+        }
+    }
+
+    private func dropWaiter(_ story: String, _ id: UInt64) {
+        guard let index = stories[story]?.firstIndex(where: { $0.id == id }) else { return }
+        stories[story]!.remove(at: index).continuation.resume(returning: false)
+    }
+
+    /// Hands the story to its next waiting run, if any.
+    private func leaveStory(_ story: String) {
+        guard var waiters = stories[story] else { return }
+        if waiters.isEmpty {
+            stories[story] = nil
+        } else {
+            let next = waiters.removeFirst()
+            stories[story] = waiters
+            next.continuation.resume(returning: true)
+        }
+    }
+
+    /// Documents, contexts, the flow, the commit. Runs on the caller's task, outside the actor.
+    private nonisolated func perform(_ request: RunRequest, observer: (any FlowRunObserver)?) async -> RunOutcome {
+        guard let flow = catalog.flow(named: request.flow) else { return .failed(detail: "unknown flow '\(request.flow)'") }
+        let keys = flow.agentIDs.map { "\($0):\(request.storyID)" }
+        let documentTexts: [String: String]
+        let contexts: [String: JSONValue]
+        do {
+            documentTexts = flow.requiredDocuments.isEmpty ? [:] : try await documents.texts(flow.requiredDocuments)
+            let missing = flow.requiredDocuments.filter { documentTexts[$0] == nil }
+            if !missing.isEmpty { return .pendingDocuments(missing) }
+            contexts = try await memory.getMany(.isolated, keys)
+        } catch {
+            return .storeFailed(detail: "\(error)")
+        }
+
+        var agentMemory: [String: AgentMemory] = [:]
+        for (agent, key) in zip(flow.agentIDs, keys) {
+            guard let context = contexts[key] else { continue }
+            agentMemory[agent] = AgentMemory(
+                lastOutput: context["last_output"]?.stringValue,
+                history: (context["history"]?.arrayValue ?? []).compactMap { message in
+                    guard let role = message["role"]?.stringValue, let content = message["content"]?.stringValue else { return nil }
+                    return ChatMessage(role: role, content: content)
+                })
+        }
+
+        let outcome: FlowOutcome
+        do {
+            outcome = try await runner.run(
+                flow: flow,
+                input: FlowInput(input: request.input, storyID: request.storyID, documents: documentTexts, memory: agentMemory),
+                observer: observer)
+        } catch .cancelled {
+            return .cancelled
+        } catch .agentFailed(let agent, let message) {
+            return .failed(detail: "\(agent): \(message)")
+        }
+        if Task.isCancelled { return .cancelled }
+
+        let transaction = commitTransaction(flow: flow, storyID: request.storyID, keys: keys, contexts: contexts, steps: outcome.steps)
+        do {
+            try await memory.commit(transaction)
+        } catch {
+            return .storeFailed(detail: "\(error)")
+        }
+        return .succeeded(result: outcome.result)
+    }
+
+    /// Every agent of the flow gets a context; those that ran are `completed` with their
+    /// latest output (and, for llm agents, the turn added to their history).
+    private nonisolated func commitTransaction(flow: FlowDefinition, storyID: String, keys: [String],
+                                               contexts: [String: JSONValue], steps: [AgentStep]) -> MemoryTransaction {
+        var latest: [String: AgentStep] = [:]
+        var turns: [String: [AgentStep]] = [:]
+        for step in steps {
+            latest[step.agent] = step
+            turns[step.agent, default: []].append(step)
+        }
+        var transaction = MemoryTransaction()
+        for (agent, key) in zip(flow.agentIDs, keys) {
+            let existing = contexts[key]?.objectValue
+            guard let step = latest[agent] else {
+                if existing == nil {
+                    transaction.set(.isolated, key, .object(["story_id": .string(storyID), "agent_id": .string(agent), "status": "initialized"]))
+                }
+                continue
+            }
+            var context = existing ?? [:]
+            context["story_id"] = .string(storyID)
+            context["agent_id"] = .string(agent)
+            context["status"] = "completed"
+            context["last_output"] = .string(step.output)
+            if catalog.agent(id: agent)?.keepsHistory == true {
+                var history = context["history"]?.arrayValue ?? []
+                for turn in turns[agent] ?? [] {
+                    history.append(["role": "user", "content": .string(turn.prompt)])
+                    history.append(["role": "assistant", "content": .string(turn.output)])
+                }
+                context["history"] = .array(Array(history.suffix(RunExecutor.maxHistoryMessages)))
+            }
+            transaction.set(.isolated, key, .object(context))
+        }
+        return transaction
+    }
+}

@@ -1,0 +1,65 @@
+import FlowdHTTP
+import Stores
+
+/// A validated `/run` (or `/runs`) body: `{"flow"?, "input", "story_id"}`; unknown fields ignored.
+public struct RunRequest: Sendable {
+    public var flow: String
+    public var input: String
+    public var storyID: String
+
+    public init(flow: String = "default", input: String, storyID: String) {
+        self.flow = flow
+        self.input = input
+        self.storyID = storyID
+    }
+
+    /// Parses and checks a body: 415, 400 (not JSON, not an object, unknown flow), then 422
+    /// with every field issue at once.
+    static func decode(_ request: HTTPRequest, knownFlows: (String) -> Bool, maxInput: Int) throws(HTTPError) -> RunRequest {
+        let body = try RequestValidation.jsonObject(request)
+        var issues: [ValidationIssue] = []
+
+        var flow = "default"
+        switch body["flow"] {
+        case nil: break
+        case .string(let name)?:
+            guard knownFlows(name) else { throw HTTPError(HTTPStatus.badRequest, "Unknown flow '\(name)'") }
+            flow = name
+        case let other?:
+            issues.append(.notAString(["body", "flow"], input: other))
+        }
+
+        var input = ""
+        switch body["input"] {
+        case nil: issues.append(.missing(["body", "input"], input: .object(body)))
+        case .string(let text)?:
+            if text.unicodeScalars.count > maxInput {
+                issues.append(.tooLong(["body", "input"], input: text, maxLength: maxInput))
+            }
+            input = text
+        case let other?: issues.append(.notAString(["body", "input"], input: other))
+        }
+
+        var storyID = ""
+        switch body["story_id"] {
+        case nil: issues.append(.missing(["body", "story_id"], input: .object(body)))
+        case .string(let id)?:
+            if !Identifier.isValidID(id) {
+                issues.append(.patternMismatch(["body", "story_id"], input: id, pattern: RequestValidation.idPattern))
+            }
+            storyID = id
+        case let other?: issues.append(.notAString(["body", "story_id"], input: other))
+        }
+
+        if !issues.isEmpty {
+            // A long input is not echoed back whole.
+            throw HTTPError.unprocessable(issues.map { issue in
+                var issue = issue
+                if case .string(let text)? = issue.input, text.utf8.count > 1024 { issue.input = nil }
+                if case .object? = issue.input, request.body.count > 4096 { issue.input = nil }
+                return issue
+            })
+        }
+        return RunRequest(flow: flow, input: input, storyID: storyID)
+    }
+}

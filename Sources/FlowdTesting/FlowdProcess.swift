@@ -1,0 +1,105 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A `flowd` executable run as a child process, for tests of signals and crashes.
+public final class FlowdProcess: @unchecked Sendable {
+    public let process: Process
+    public let port: Int
+    /// Everything the child wrote to stderr so far (its log).
+    public var log: String { String(decoding: stderrData.withLock { $0 }, as: UTF8.self) }
+
+    private let stderrData = LockedData()
+
+    /// The `flowd` binary built beside the running test bundle.
+    public static var executable: URL {
+        let testBinary = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+        var directory = testBinary.deletingLastPathComponent()
+        // Inside an .xctest bundle directory on some layouts.
+        while !FileManager.default.isExecutableFile(atPath: directory.appendingPathComponent("flowd").path), directory.path != "/" {
+            directory = directory.deletingLastPathComponent()
+        }
+        return directory.appendingPathComponent("flowd")
+    }
+
+    /// Starts `flowd serve --port 0 <arguments>` and waits until it prints its URL.
+    public init(serve arguments: [String], environment: [String: String] = [:], timeout: Duration = .seconds(30)) throws {
+        process = Process()
+        process.executableURL = FlowdProcess.executable
+        process.arguments = ["serve", "--port", "0"] + arguments
+        var env = ProcessInfo.processInfo.environment
+        for (key, value) in environment { env[key] = value }
+        process.environment = env
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        let sink = stderrData
+        stderr.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            sink.withLock { $0.append(data) }
+        }
+        try process.run()
+        var output = Data()
+        let deadline = ContinuousClock.now + timeout
+        var found: Int?
+        while found == nil {
+            let chunk = stdout.fileHandleForReading.availableData
+            if chunk.isEmpty {
+                guard process.isRunning, ContinuousClock.now < deadline else { break }
+                continue
+            }
+            output.append(chunk)
+            let text = String(decoding: output, as: UTF8.self)
+            if let range = text.range(of: #"http://[^ \n]+:(\d+)"#, options: .regularExpression) {
+                found = Int(text[range].split(separator: ":").last!)
+            }
+        }
+        guard let port = found else {
+            process.terminate()
+            throw TestClientError("flowd did not start: \(String(decoding: output, as: UTF8.self)) \(String(decoding: stderrData.withLock { $0 }, as: UTF8.self))")
+        }
+        self.port = port
+    }
+
+    public var client: TestHTTPClient { TestHTTPClient(port: port) }
+
+    public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits for the child to exit; returns its status (nil on timeout, after killing it).
+    public func waitForExit(timeout: Duration = .seconds(30)) async -> Int32? {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now >= deadline {
+                kill(process.processIdentifier, SIGKILL)
+                return nil
+            }
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+}
+
+/// Bytes appended from one thread and read from another.
+final class LockedData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+
+    func withLock<T>(_ body: (inout Data) -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&data)
+    }
+}
+
+extension FlowdProcess {
+    /// Starts the child off the cooperative pool (waiting for its first line blocks).
+    public static func start(serve arguments: [String], environment: [String: String] = [:]) async throws -> FlowdProcess {
+        try await TestHTTPClient.blocking { try FlowdProcess(serve: arguments, environment: environment) }
+    }
+}

@@ -1,0 +1,68 @@
+import Agents
+import ArgumentParser
+import FlowdAPI
+import FlowdHTTP
+import Foundation
+import Logging
+import Stores
+
+/// `flowd run`: one flow in process, through the server's executor; prints the `/run` body.
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one flow without the server and print the JSON body /run would answer.",
+        discussion: "Exit status: 0 for a result or pending_docs, 1 when the flow failed, 2 for bad usage or input.")
+
+    @Option(help: "The flow to run.") var flow: String = "default"
+    @Option(help: "The input text.") var input: String
+    @Option(help: "The story id.") var story: String
+    @OptionGroup var storage: StorageOptions
+
+    func run() async throws {
+        let environment = Environment.current
+        var configuration = FlowdConfiguration()
+        storage.apply(to: &configuration, environment: environment)
+        configuration.llmBaseURL = environment.variables["FLOWD_LLM_BASE_URL"]
+        configuration.llmAPIKey = environment.variables["FLOWD_LLM_API_KEY"]
+        configuration.llmModel = environment.variables["FLOWD_LLM_MODEL"]
+        var logger = makeLogger(environment: environment)
+        if environment.variables["FLOWD_LOG_LEVEL"] == nil { logger.logLevel = .warning }
+
+        guard Identifier.isValidID(story) else {
+            throw ValidationError("--story must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+        }
+        guard input.unicodeScalars.count <= configuration.maxInput else {
+            throw ValidationError("--input is longer than \(configuration.maxInput) characters")
+        }
+        let app = try await openApp(configuration, logger: logger)
+        guard app.catalog.flow(named: flow) != nil else {
+            throw ValidationError("unknown flow '\(flow)'; flows: \(app.catalog.flowNames.joined(separator: ", "))")
+        }
+        let progress: (any FlowRunObserver)? = isatty(STDERR_FILENO) == 1 ? TerminalProgress() : nil
+        let runID = UUID().uuidString.lowercased()
+        let outcome = await app.executor.execute(RunRequest(flow: flow, input: input, storyID: story), observer: progress)
+        await app.shutdown()
+        let (body, status) = RunBody.render(outcome, runID: runID)
+        print(String(decoding: body, as: UTF8.self))
+        if status != 0 { throw ExitCode(status) }
+    }
+}
+
+/// The run's progress on a terminal: one line per agent as it starts and ends.
+struct TerminalProgress: FlowRunObserver {
+    func agentStarted(_ agent: String) async {
+        FileHandle.standardError.write(Data("▶ \(agent) started\n".utf8))
+    }
+
+    func agentCompleted(_ agent: String, output: String, duration: Duration) async {
+        FileHandle.standardError.write(Data("✔ \(agent) completed in \(seconds(duration))\n".utf8))
+    }
+
+    func agentFailed(_ agent: String, message: String, duration: Duration) async {
+        FileHandle.standardError.write(Data("✘ \(agent) failed after \(seconds(duration)): \(message)\n".utf8))
+    }
+}
+
+private func seconds(_ duration: Duration) -> String {
+    let (whole, fraction) = duration.components
+    return String(format: "%.3f s", Double(whole) + Double(fraction) / 1e18)
+}

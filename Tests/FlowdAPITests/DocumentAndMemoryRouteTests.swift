@@ -1,0 +1,105 @@
+import FlowdTesting
+import Foundation
+import Testing
+
+@Suite("Documents and memory routes")
+struct DocumentAndMemoryRouteTests {
+    @Test func documentsArePutReadListedAndDeleted() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let created = try await flowd.client.put("/docs/prd", body: "# PRD\nwith é", headers: [("Content-Type", "text/markdown")])
+            #expect(created.status == 201)
+            #expect(created.object["id"] as? String == "prd")
+            #expect(created.object["bytes"] as? Int == 14)
+            let replaced = try await flowd.client.put("/docs/prd", body: "# PRD v2")
+            #expect(replaced.status == 200)
+            let read = try await flowd.client.get("/docs/prd")
+            #expect(read.status == 200)
+            #expect(read.text == "# PRD v2")
+            #expect(read.header("Content-Type") == "text/markdown; charset=utf-8")
+            try flowd.directory.write("docs/by-hand.md", "placed by hand")
+            let list = try await flowd.client.get("/docs")
+            let docs = list.object["docs"] as? [[String: Any]] ?? []
+            #expect(docs.map { $0["id"] as? String } == ["by-hand", "prd"])
+            #expect(try await flowd.client.delete("/docs/prd").status == 204)
+            #expect(try await flowd.client.delete("/docs/prd").status == 404)
+            let missing = try await flowd.client.get("/docs/prd")
+            #expect(missing.status == 404)
+            #expect(missing.object["detail"] is String)
+        }
+    }
+
+    @Test func theOriginalServicesDocumentRoutesStillWork() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let before = try await flowd.client.get("/doc/brief/status")
+            #expect(before.object["exists"] as? Bool == false)
+            let saved = try await flowd.client.request("PUT", "/doc/brief", headers: [("Content-Type", "application/json")], body: Array(#"{"content": "# Brief"}"#.utf8))
+            #expect(saved.status == 200)
+            #expect(saved.object["message"] as? String == "Document saved")
+            #expect(saved.object["id"] as? String == "brief")
+            let after = try await flowd.client.get("/doc/brief/status")
+            #expect(after.object["exists"] as? Bool == true)
+            #expect(try await flowd.client.get("/doc/brief").text == "# Brief")
+            let noContent = try await flowd.client.request("PUT", "/doc/brief", body: Array(#"{"text": "x"}"#.utf8))
+            #expect(noContent.status == 422)
+            let notJSON = try await flowd.client.request("PUT", "/doc/brief", headers: [("Content-Type", "text/plain")], body: Array("x".utf8))
+            #expect(notJSON.status == 415)
+        }
+    }
+
+    @Test(arguments: ["%2e%2e%2fescape", "..%2F..%2Fescape", "a%2Fb", "a%00b", "%2e%2e", "-dash", "caf%C3%A9", String(repeating: "a", count: 129)])
+    func documentIDsThatTryToEscapeAre422AndTouchNoFile(id: String) async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let before = try listing(flowd.directory.url)
+            let put = try await flowd.client.put("/docs/\(id)", body: "owned")
+            #expect(put.status == 422)
+            let detail = (put.object["detail"] as? [[String: Any]])?.first
+            #expect(detail?["loc"] as? [String] == ["path", "id"])
+            #expect(try await flowd.client.get("/docs/\(id)").status == 422)
+            #expect(try await flowd.client.delete("/docs/\(id)").status == 422)
+            #expect(try await flowd.client.get("/doc/\(id)/status").status == 422)
+            #expect(try listing(flowd.directory.url) == before)
+        }
+    }
+
+    @Test func memoryIsPutReadListedAndDeleted() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let put = try await flowd.client.request("PUT", "/memory/shared/story-1", body: Array(#"{"value": {"n": 1, "list": [true, null, 2.5]}}"#.utf8))
+            #expect(put.status == 200)
+            #expect(put.object["scope"] as? String == "shared")
+            #expect(put.object["key"] as? String == "story-1")
+            let read = try await flowd.client.get("/memory/shared/story-1")
+            #expect(read.status == 200)
+            #expect((read.object["value"] as? [String: Any])?["n"] as? Int == 1)
+            _ = try await flowd.client.request("PUT", "/memory/isolated/analyst:story-1", body: Array(#"{"value": "a"}"#.utf8))
+            _ = try await flowd.client.request("PUT", "/memory/isolated/analyst:story-2", body: Array(#"{"value": "b"}"#.utf8))
+            let list = try await flowd.client.get("/memory/isolated?prefix=analyst%3Astory-1")
+            let entries = list.object["entries"] as? [[String: Any]] ?? []
+            #expect(entries.count == 1)
+            #expect(entries.first?["key"] as? String == "analyst:story-1")
+            #expect(try await flowd.client.delete("/memory/shared/story-1").status == 204)
+            #expect(try await flowd.client.delete("/memory/shared/story-1").status == 404)
+            #expect(try await flowd.client.get("/memory/shared/story-1").status == 404)
+        }
+    }
+
+    @Test func badMemoryRequestsGetTheDocumentedStatus() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            #expect(try await flowd.client.get("/memory/private/k").status == 422)
+            #expect(try await flowd.client.get("/memory/private").status == 422)
+            #expect(try await flowd.client.get("/memory/shared/bad%2Fkey").status == 422)
+            #expect(try await flowd.client.request("PUT", "/memory/shared/k", body: Array("[1]".utf8)).status == 400)
+            #expect(try await flowd.client.request("PUT", "/memory/shared/k", body: Array("{oops".utf8)).status == 400)
+            #expect(try await flowd.client.request("PUT", "/memory/shared/k", body: Array(#"{"v": 1}"#.utf8)).status == 422)
+            #expect(try await flowd.client.request("PUT", "/memory/nope/k", body: Array(#"{"value": 1}"#.utf8)).status == 422)
+            #expect(try await flowd.client.request("PUT", "/memory/shared/k", headers: [("Content-Type", "text/plain")], body: Array(#"{"value": 1}"#.utf8)).status == 415)
+        }
+    }
+}
+
+/// Every path under `directory`, recursively, sorted.
+private func listing(_ directory: URL) throws -> [String] {
+    let enumerator = FileManager.default.enumerator(atPath: directory.path)
+    var paths: [String] = []
+    while let path = enumerator?.nextObject() as? String { paths.append(path) }
+    return paths.sorted()
+}

@@ -1,0 +1,118 @@
+import FlowdTesting
+import Foundation
+import Testing
+
+/// The real `flowd` binary as a child process: signals, drain, crashes.
+@Suite("flowd as a process")
+struct ProcessTests {
+    private func slowAgents(delayMilliseconds: Int) throws -> TempDirectory {
+        let directory = try TempDirectory()
+        try directory.write("agents/sleeper.yaml", "kind: mock\ndelay_ms: \(delayMilliseconds)\noutput: \"woke\"\n")
+        try directory.write("agents/flows.yaml", "default: [sleeper]\n")
+        return directory
+    }
+
+    private func arguments(_ directory: TempDirectory, _ extra: [String] = []) -> [String] {
+        ["--agents", directory.path("agents").path, "--docs", directory.path("docs").path, "--data", directory.path("data").path] + extra
+    }
+
+    @Test func sigtermDrainsRunsInFlightWhileProbesAndNewRunsAreAnswered() async throws {
+        let directory = try slowAgents(delayMilliseconds: 1500)
+        defer { directory.remove() }
+        let flowd = try await FlowdProcess.start(serve: arguments(directory, ["--drain-timeout", "20"]))
+        let client = flowd.client
+        let runs = (0..<3).map { index in
+            Task { try await client.post("/run", json: #"{"input": "x", "story_id": "drain-\#(index)"}"#) }
+        }
+        try await Task.sleep(for: .milliseconds(400))  // the runs are awaiting their agent
+        flowd.signal(SIGTERM)
+        try await Task.sleep(for: .milliseconds(200))
+
+        let ready = try await client.get("/readyz")
+        #expect(ready.status == 503)
+        #expect(ready.header("Retry-After") != nil)
+        #expect(try await client.get("/healthz").status == 200)
+        let late = try await client.post("/run", json: #"{"input": "x", "story_id": "late"}"#)
+        #expect(late.status == 503)
+        #expect(late.header("Retry-After") != nil)
+
+        for run in runs {
+            let response = try await run.value
+            #expect(response.status == 200)
+            #expect(response.object["result"] as? String == "woke")
+        }
+        #expect(await flowd.waitForExit() == 0)
+    }
+
+    @Test func pastTheDrainTimeoutRunsAreCancelledAndNothingIsWritten() async throws {
+        let directory = try slowAgents(delayMilliseconds: 30_000)
+        defer { directory.remove() }
+        let flowd = try await FlowdProcess.start(serve: arguments(directory, ["--drain-timeout", "1"]))
+        let client = flowd.client
+        let run = Task { try await client.post("/run", json: #"{"input": "x", "story_id": "cut"}"#) }
+        try await Task.sleep(for: .milliseconds(300))
+        let signalled = ContinuousClock.now
+        flowd.signal(SIGTERM)
+        let response = try await run.value
+        #expect(response.status == 503)
+        #expect(response.header("Retry-After") != nil)
+        #expect(await flowd.waitForExit() == 0)
+        #expect(ContinuousClock.now - signalled < .seconds(10))
+
+        let restarted = try await FlowdProcess.start(serve: arguments(directory))
+        let contexts = try await restarted.client.get("/memory/isolated?prefix=sleeper")
+        #expect((contexts.object["entries"] as? [Any])?.isEmpty == true)
+        restarted.signal(SIGTERM)
+        #expect(await restarted.waitForExit() == 0)
+    }
+
+    @Test func killDashNineLosesNoAcknowledgedWrite() async throws {
+        let directory = try slowAgents(delayMilliseconds: 10)
+        defer { directory.remove() }
+        let flowd = try await FlowdProcess.start(serve: arguments(directory))
+        let client = flowd.client
+        let acknowledged = AcknowledgedWrites()
+        let writers = (0..<16).map { writer in
+            Task {
+                for sequence in 0..<100_000 {
+                    let key = "w\(writer)-\(sequence)"
+                    guard let response = try? await client.request("PUT", "/memory/shared/\(key)", body: Array(#"{"value": {"writer": \#(writer), "seq": \#(sequence)}}"#.utf8)) else { return }
+                    guard response.status == 200 else { return }
+                    acknowledged.add(key)
+                }
+            }
+        }
+        try await Task.sleep(for: .milliseconds(1500))
+        flowd.signal(SIGKILL)
+        for writer in writers { await writer.value }
+        _ = await flowd.waitForExit()
+        let keys = acknowledged.all
+        #expect(keys.count > 100)
+
+        let restarted = try await FlowdProcess.start(serve: arguments(directory))
+        let listed = try await restarted.client.get("/memory/shared?prefix=w")
+        let stored = Set((listed.object["entries"] as? [[String: Any]] ?? []).compactMap { $0["key"] as? String })
+        let lost = keys.subtracting(stored)
+        #expect(lost.isEmpty, "\(lost.count) acknowledged writes lost of \(keys.count)")
+        restarted.signal(SIGTERM)
+        #expect(await restarted.waitForExit() == 0)
+    }
+}
+
+/// Keys whose write was answered 200, from many tasks.
+final class AcknowledgedWrites: @unchecked Sendable {
+    private let lock = NSLock()
+    private var keys = Set<String>()
+
+    func add(_ key: String) {
+        lock.lock()
+        keys.insert(key)
+        lock.unlock()
+    }
+
+    var all: Set<String> {
+        lock.lock()
+        defer { lock.unlock() }
+        return keys
+    }
+}

@@ -1,0 +1,226 @@
+import FlowdTesting
+import Foundation
+import Stores
+import Testing
+
+@Suite("POST /run")
+struct RunEndpointTests {
+    @Test func theDefaultFlowRunsAndAnswersTheLastAgentsOutput() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let response = try await flowd.run(#"{"input": "hello", "story_id": "s1"}"#)
+            #expect(response.status == 200)
+            #expect(response.object["result"] as? String == "summary of analysis of hello (before: )")
+            #expect(response.object["pending_docs"] is NSNull)
+            #expect((response.object["run_id"] as? String)?.isEmpty == false)
+            let contexts = try await flowd.contexts(story: "s1")
+            #expect(contexts["analyst:s1"]?["status"] == "completed")
+            #expect(contexts["analyst:s1"]?["last_output"] == "analysis of hello (before: )")
+            #expect(contexts["summarizer:s1"]?["story_id"] == "s1")
+            #expect(contexts["summarizer:s1"]?["agent_id"] == "summarizer")
+        }
+    }
+
+    @Test func missingDocumentsArePendingInFlowOrderThenTheRunCompletes() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let pending = try await flowd.run(#"{"flow": "docs", "input": "x", "story_id": "s2"}"#)
+            #expect(pending.status == 200)
+            #expect(pending.object["result"] is NSNull)
+            #expect(pending.object["pending_docs"] as? [String] == ["brief", "prd", "arch"])
+            #expect(pending.object["run_id"] is String)
+            #expect(try await flowd.contexts(story: "s2").isEmpty)
+
+            #expect(try await flowd.client.put("/docs/brief", body: "# Brief").status == 201)
+            let stillPending = try await flowd.run(#"{"flow": "docs", "input": "x", "story_id": "s2"}"#)
+            #expect(stillPending.object["pending_docs"] as? [String] == ["prd", "arch"])
+
+            #expect(try await flowd.client.put("/docs/prd", body: "# PRD").status == 201)
+            #expect(try await flowd.client.put("/docs/arch", body: "# Arch").status == 201)
+            let done = try await flowd.run(#"{"flow": "docs", "input": "x", "story_id": "s2"}"#)
+            #expect(done.status == 200)
+            #expect(done.object["result"] as? String == "architecture from # Arch")
+            #expect(done.object["pending_docs"] is NSNull)
+        }
+    }
+
+    @Test func aFailingAgentIs500WithoutResultsAndLeavesMemoryUntouched() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let response = try await flowd.run(#"{"flow": "failing", "input": "x", "story_id": "s3"}"#)
+            #expect(response.status == 500)
+            #expect(response.object["detail"] as? String == "Flow execution failed: boom: boom")
+            #expect(response.object["result"] == nil)
+            #expect(try await flowd.contexts(story: "s3").isEmpty)
+        }
+    }
+
+    @Test func retriesThatRecoverSucceed() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let response = try await flowd.run(#"{"flow": "flaky", "input": "x", "story_id": "s4"}"#)
+            #expect(response.status == 200)
+            #expect(response.object["result"] as? String == "recovered")
+        }
+    }
+
+    @Test func routesPickTheNextAgentAndALoopPastMaxStepsFails() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let approved = try await flowd.run(#"{"flow": "review", "input": "ok then", "story_id": "s5"}"#)
+            #expect(approved.status == 200)
+            #expect(approved.object["result"] as? String == "ok then")
+            let looping = try await flowd.run(#"{"flow": "review", "input": "never", "story_id": "s6"}"#)
+            #expect(looping.status == 500)
+            // writer, reviewer, writer, reviewer, writer: the sixth step would be the reviewer.
+            #expect(looping.object["detail"] as? String == "Flow execution failed: reviewer: max_steps (5) exceeded")
+            #expect(try await flowd.contexts(story: "s6").isEmpty)
+        }
+    }
+
+    @Test func memoryIsIsolatedPerStoryAndASecondRunSeesTheFirst() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            _ = try await flowd.run(#"{"input": "one", "story_id": "story-a"}"#)
+            let second = try await flowd.run(#"{"input": "two", "story_id": "story-a"}"#)
+            #expect(second.object["result"] as? String == "summary of analysis of two (before: analysis of one (before: ))")
+            let other = try await flowd.run(#"{"input": "three", "story_id": "story-b"}"#)
+            #expect(other.object["result"] as? String == "summary of analysis of three (before: )")
+        }
+    }
+
+    @Test func runsOfOneStoryDoNotOverlapAndKeepArrivalOrder() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let started = ContinuousClock.now
+            let results = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+                for index in 0..<3 {
+                    group.addTask {
+                        let response = try await flowd.run(#"{"flow": "sleepy", "input": "r\#(index)", "story_id": "same"}"#)
+                        return (index, response.object["result"] as? String ?? "")
+                    }
+                    try await Task.sleep(for: .milliseconds(50))  // arrival order r0, r1, r2
+                }
+                return try await group.reduce(into: [Int: String]()) { $0[$1.0] = $1.1 }
+            }
+            #expect(ContinuousClock.now - started >= .milliseconds(900))
+            #expect(results[0] == "r0|")
+            #expect(results[1] == "r1|r0|")
+            #expect(results[2] == "r2|r1|r0|")
+        }
+    }
+
+    @Test func runsOfDifferentStoriesRunConcurrently() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let started = ContinuousClock.now
+            let statuses = try await withThrowingTaskGroup(of: Int.self) { group in
+                for index in 0..<8 {
+                    group.addTask { try await flowd.run(#"{"flow": "sleepy", "input": "x", "story_id": "story-\#(index)"}"#).status }
+                }
+                return try await group.reduce(into: [Int]()) { $0.append($1) }
+            }
+            #expect(statuses == Array(repeating: 200, count: 8))
+            #expect(ContinuousClock.now - started < .milliseconds(900))
+        }
+    }
+
+    @Test func twoHundredSlowRunsFinishInAboutASecondWhileHealthzAnswersAtOnce() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let started = ContinuousClock.now
+            let runs = Task {
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for index in 0..<200 {
+                        group.addTask { try await flowd.run(#"{"flow": "slow", "input": "x", "story_id": "slow-\#(index)"}"#).status }
+                    }
+                    return try await group.reduce(into: [Int]()) { $0.append($1) }
+                }
+            }
+            while await flowd.app.executor.runsInFlight < 200, ContinuousClock.now - started < .seconds(5) {
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            let probeStarted = ContinuousClock.now
+            let health = try await flowd.client.get("/healthz")
+            #expect(health.status == 200)
+            #expect(ContinuousClock.now - probeStarted < .milliseconds(100))
+            let statuses = try await runs.value
+            #expect(statuses == Array(repeating: 200, count: 200))
+            #expect(ContinuousClock.now - started < .milliseconds(2500))
+        }
+    }
+
+    @Test func tooManyRunsInFlightAre503WithRetryAfter() async throws {
+        try await withFlowd(Fixtures.basic, configure: { $0.maxRuns = 2 }) { flowd in
+            let slow = (0..<2).map { index in Task { try await flowd.run(#"{"flow": "slow", "input": "x", "story_id": "busy-\#(index)"}"#) } }
+            while await flowd.app.executor.runsInFlight < 2 { try await Task.sleep(for: .milliseconds(5)) }
+            let rejected = try await flowd.run(#"{"flow": "slow", "input": "x", "story_id": "busy-3"}"#)
+            #expect(rejected.status == 503)
+            #expect(rejected.header("Retry-After") != nil)
+            for task in slow { #expect(try await task.value.status == 200) }
+        }
+    }
+
+    @Test(arguments: [
+        ("{not json", 400),
+        ("[1, 2]", 400),
+        ("\"text\"", 400),
+        ("", 400),
+        (#"{"flow": "nope", "input": "x", "story_id": "s"}"#, 400),
+        (#"{"story_id": "s"}"#, 422),
+        (#"{"input": "x"}"#, 422),
+        (#"{"input": 5, "story_id": "s"}"#, 422),
+        (#"{"input": "x", "story_id": 7}"#, 422),
+        (#"{"input": "x", "story_id": "bad id"}"#, 422),
+        (#"{"input": "x", "story_id": "-starts-with-dash"}"#, 422),
+        (#"{"flow": 3, "input": "x", "story_id": "s"}"#, 422),
+    ])
+    func badBodiesGetTheDocumentedStatus(body: String, status: Int) async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let response = try await flowd.run(body)
+            #expect(response.status == status)
+            if status == 422 {
+                let detail = response.object["detail"] as? [[String: Any]] ?? []
+                #expect(!detail.isEmpty)
+                #expect(detail.allSatisfy { ($0["loc"] as? [String])?.first == "body" && $0["msg"] is String && $0["type"] is String })
+            } else {
+                #expect(response.object["detail"] is String)
+            }
+            if body.contains("nope") { #expect((response.object["detail"] as? String)?.contains("nope") == true) }
+        }
+    }
+
+    @Test func inputLongerThanTheLimitIs422() async throws {
+        try await withFlowd(Fixtures.basic, configure: { $0.maxInput = 10 }) { flowd in
+            let ok = try await flowd.run(#"{"input": "éééééééééé", "story_id": "s"}"#)
+            #expect(ok.status == 200)
+            let long = try await flowd.run(#"{"input": "ééééééééééé", "story_id": "s"}"#)
+            #expect(long.status == 422)
+            let detail = (long.object["detail"] as? [[String: Any]])?.first
+            #expect(detail?["loc"] as? [String] == ["body", "input"])
+            #expect(detail?["type"] as? String == "string_too_long")
+        }
+    }
+
+    @Test func contentTypesAndSizesFollowThePrecedenceRules() async throws {
+        try await withFlowd(Fixtures.basic, configure: { $0.maxBody = 200 }) { flowd in
+            let body = #"{"input": "x", "story_id": "s"}"#
+            for type in ["application/json; charset=utf-8", "application/vnd.api+json", "APPLICATION/JSON"] {
+                let response = try await flowd.client.request("POST", "/run", headers: [("Content-Type", type)], body: Array(body.utf8))
+                #expect(response.status == 200, "\(type)")
+            }
+            let none = try await flowd.client.request("POST", "/run", body: Array(body.utf8))
+            #expect(none.status == 200)
+            let text = try await flowd.client.request("POST", "/run", headers: [("Content-Type", "text/plain")], body: Array("{not json".utf8))
+            #expect(text.status == 415)
+            let huge = try await flowd.client.request("POST", "/run", headers: [("Content-Type", "text/plain")], body: Array(repeating: 0x41, count: 201))
+            #expect(huge.status == 413)
+            let wrongMethod = try await flowd.client.get("/run")
+            #expect(wrongMethod.status == 405)
+            #expect(wrongMethod.header("Allow") == "POST")
+        }
+    }
+
+    @Test func flowsAreListedWithAgentsAndDocumentsInFlowOrder() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let response = try await flowd.client.get("/flows")
+            let flows = response.object["flows"] as? [[String: Any]] ?? []
+            let docs = flows.first { $0["name"] as? String == "docs" }
+            #expect(docs?["agents"] as? [String] == ["reader", "architect"])
+            #expect(docs?["requires"] as? [String] == ["brief", "prd", "arch"])
+            let review = flows.first { $0["name"] as? String == "review" }
+            #expect(review?["agents"] as? [String] == ["writer", "reviewer"])
+        }
+    }
+}
