@@ -101,8 +101,7 @@ struct JSONParser {
         return value
     }
 
-    private mutating func openContainer(isObject: Bool) throws(JSONParseError) {
-        guard frames.count < maxDepth else { throw fail("nesting deeper than \(maxDepth)") }
+    private mutating func openContainer(isObject: Bool) {
         frames.append(Frame(isObject: isObject, valueStart: values.count, keyStart: keys.count))
     }
 
@@ -124,24 +123,26 @@ struct JSONParser {
             var value: JSONValue
             switch p[i] {
             case UInt8(ascii: "{"):
+                guard frames.count < maxDepth else { throw fail("nesting deeper than \(maxDepth)") }
                 i += 1
                 skipWhitespace()
                 if i < n, p[i] == UInt8(ascii: "}") {
                     i += 1
                     value = .object(JSONObject())
                 } else {
-                    try openContainer(isObject: true)
+                    openContainer(isObject: true)
                     try parseKey()
                     continue
                 }
             case UInt8(ascii: "["):
+                guard frames.count < maxDepth else { throw fail("nesting deeper than \(maxDepth)") }
                 i += 1
                 skipWhitespace()
                 if i < n, p[i] == UInt8(ascii: "]") {
                     i += 1
                     value = .array([])
                 } else {
-                    try openContainer(isObject: false)
+                    openContainer(isObject: false)
                     continue
                 }
             case UInt8(ascii: "\""):
