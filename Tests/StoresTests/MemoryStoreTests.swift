@@ -382,3 +382,29 @@ func measureWriteAndReplayThroughput() async throws {
     #expect(try await reopened?.list(.isolated, prefix: "agent7:").count == 10_360)
     try await reopened?.close()
 }
+
+@Test func replayReadsRecordsWhateverTheirMemberOrderOrEscapes() async throws {
+    let dir = TempDirectory()
+    defer { dir.remove() }
+    try Data().write(to: URL(fileURLWithPath: memoryFile(dir)))
+    let text = [
+        #"{"value":{"a":[1,2]},"key":"k1","scope":"global","op":"set"}"#,
+        #"{"o\u0070":"set","scope":"shared","key":"k\u0032","value":"two"}"#,
+        #"  {"op":"set","scope":"isolated","key":"k3","value":3}  "#,
+        #"{"tx":[{"op":"set","scope":"global","key":"t","value":true},{"op":"del","scope":"global","key":"k1"}]}"#,
+        #"{"op":"set","scope":"nowhere","key":"k4","value":4}"#,
+        #"{"op":"set","scope":"global","key":"k5","value":5}"#,
+        "",
+    ].joined(separator: "\n")
+    try append(dir, Array(text.utf8))
+    let recorder = LogRecorder()
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger)
+    #expect(try await store.get(.global, "k1") == nil)
+    #expect(try await store.get(.shared, "k2") == "two")
+    #expect(try await store.get(.isolated, "k3") == 3)
+    #expect(try await store.get(.global, "t") == true)
+    #expect(try await store.get(.global, "k4") == nil)
+    #expect(try await store.get(.global, "k5") == 5)
+    #expect(recorder.warnings().count == 1)
+    try await store.close()
+}
