@@ -101,8 +101,7 @@ struct JSONParser {
         return value
     }
 
-    private mutating func openContainer(isObject: Bool) throws(JSONParseError) {
-        guard frames.count < maxDepth else { throw fail("nesting deeper than \(maxDepth)") }
+    private mutating func openContainer(isObject: Bool) {
         frames.append(Frame(isObject: isObject, valueStart: values.count, keyStart: keys.count))
     }
 
@@ -124,24 +123,26 @@ struct JSONParser {
             var value: JSONValue
             switch p[i] {
             case UInt8(ascii: "{"):
+                guard frames.count < maxDepth else { throw fail("nesting deeper than \(maxDepth)") }
                 i += 1
                 skipWhitespace()
                 if i < n, p[i] == UInt8(ascii: "}") {
                     i += 1
                     value = .object(JSONObject())
                 } else {
-                    try openContainer(isObject: true)
+                    openContainer(isObject: true)
                     try parseKey()
                     continue
                 }
             case UInt8(ascii: "["):
+                guard frames.count < maxDepth else { throw fail("nesting deeper than \(maxDepth)") }
                 i += 1
                 skipWhitespace()
                 if i < n, p[i] == UInt8(ascii: "]") {
                     i += 1
                     value = .array([])
                 } else {
-                    try openContainer(isObject: false)
+                    openContainer(isObject: false)
                     continue
                 }
             case UInt8(ascii: "\""):
@@ -195,6 +196,63 @@ struct JSONParser {
             throw fail("invalid literal")
         }
         i += count
+    }
+
+    // MARK: Piecewise reading (the memory log reads its records' envelopes without building them)
+
+    /// Starts reading `buffer` piece by piece; it must outlive the reads.
+    mutating func begin(_ buffer: UnsafeBufferPointer<UInt8>) {
+        p = buffer
+        n = buffer.count
+        i = 0
+    }
+
+    /// Skips whitespace, then consumes `byte` if it is next.
+    mutating func consume(_ byte: UInt8) -> Bool {
+        skipWhitespace()
+        guard i < n, p[i] == byte else { return false }
+        i += 1
+        return true
+    }
+
+    /// True when only whitespace is left.
+    mutating func atEnd() -> Bool {
+        skipWhitespace()
+        return i == n
+    }
+
+    /// The bytes of the next string if it is plain ASCII without escapes (no allocation);
+    /// nil, with nothing consumed, otherwise.
+    mutating func readPlainString() -> UnsafeBufferPointer<UInt8>? {
+        skipWhitespace()
+        guard i < n, p[i] == UInt8(ascii: "\"") else { return nil }
+        var j = i + 1
+        while j < n {
+            let b = p[j]
+            if b == UInt8(ascii: "\"") {
+                let s = UnsafeBufferPointer(rebasing: p[(i + 1)..<j])
+                i = j + 1
+                return s
+            }
+            if b == UInt8(ascii: "\\") || b < 0x20 || b >= 0x80 { return nil }
+            j += 1
+        }
+        return nil
+    }
+
+    /// The next string, decoded.
+    mutating func readString() throws(JSONParseError) -> String {
+        skipWhitespace()
+        guard i < n, p[i] == UInt8(ascii: "\"") else { throw fail("expected a string") }
+        return try parseString()
+    }
+
+    /// The next value, whole.
+    mutating func readValue() throws(JSONParseError) -> JSONValue {
+        frames.removeAll(keepingCapacity: true)
+        values.removeAll(keepingCapacity: true)
+        keys.removeAll(keepingCapacity: true)
+        return try parseValue()
     }
 
     // MARK: Strings

@@ -88,6 +88,64 @@ enum MemoryLog {
         return decodeOperation(value).map { [$0] }
     }
 
+    /// Fast path for the common line, a single `set`/`del` whose member names are plain:
+    /// reads the envelope in place and builds only the key and the value. Nil means
+    /// "not that simple": the caller decodes the line the general way.
+    static func decodeSimpleOperation(_ line: UnsafeBufferPointer<UInt8>, with parser: inout JSONParser) -> MemoryTransaction.Operation? {
+        parser.begin(line)
+        guard parser.consume(UInt8(ascii: "{")) else { return nil }
+        var isSet: Bool?
+        var scope: MemoryScope?
+        var key: String?
+        var value: JSONValue?
+        do throws(JSONParseError) {
+            repeat {
+                guard let name = parser.readPlainString(), parser.consume(UInt8(ascii: ":")) else { return nil }
+                if equals(name, "op") {
+                    guard let op = parser.readPlainString() else { return nil }
+                    if equals(op, "set") {
+                        isSet = true
+                    } else if equals(op, "del") {
+                        isSet = false
+                    } else {
+                        return nil
+                    }
+                } else if equals(name, "scope") {
+                    guard let s = parser.readPlainString() else { return nil }
+                    if equals(s, "isolated") {
+                        scope = .isolated
+                    } else if equals(s, "shared") {
+                        scope = .shared
+                    } else if equals(s, "global") {
+                        scope = .global
+                    } else {
+                        return nil
+                    }
+                } else if equals(name, "key") {
+                    key = try parser.readString()
+                } else if equals(name, "value") {
+                    value = try parser.readValue()
+                } else {
+                    return nil
+                }
+            } while parser.consume(UInt8(ascii: ","))
+            guard parser.consume(UInt8(ascii: "}")), parser.atEnd() else { return nil }
+        } catch {
+            return nil
+        }
+        guard let isSet, let scope, let key, Identifier.isValidMemoryKey(key) else { return nil }
+        if isSet {
+            guard let value else { return nil }
+            return .set(scope, key: key, value: value)
+        }
+        return .delete(scope, key: key)
+    }
+
+    private static func equals(_ bytes: UnsafeBufferPointer<UInt8>, _ word: StaticString) -> Bool {
+        guard bytes.count == word.utf8CodeUnitCount else { return false }
+        return memcmp(bytes.baseAddress!, word.utf8Start, bytes.count) == 0
+    }
+
     static func apply(_ op: MemoryTransaction.Operation, to maps: inout [[String: JSONValue]]) {
         switch op {
         case .set(let scope, let key, let value): maps[scope.index][key] = value
@@ -112,6 +170,9 @@ enum MemoryLog {
         var filled = 0  // bytes in buffer
         var base = 0  // file offset of buffer[0]
         var lineNumber = 0
+        var st = Glibc.stat()
+        let fileBytes = fstat(fd, &st) == 0 ? Int(st.st_size) : 0
+        var reserved = false
         // A bad line is reported once we know whether it was the last one.
         var pendingBad: (line: Int, offset: Int, reason: String)?
 
@@ -149,20 +210,31 @@ enum MemoryLog {
                         pendingBad = nil
                     }
                     records += 1
-                    do throws(JSONParseError) {
-                        let value = try parser.parseDocument(line)
-                        if let ops = decodeLine(value) {
-                            records += ops.count - 1
-                            for op in ops { apply(op, to: &maps) }
-                        } else {
-                            pendingBad = (lineNumber, base + lineStart, "not a memory record")
+                    if let op = decodeSimpleOperation(line, with: &parser) {
+                        apply(op, to: &maps)
+                    } else {
+                        do throws(JSONParseError) {
+                            let value = try parser.parseDocument(line)
+                            if let ops = decodeLine(value) {
+                                records += ops.count - 1
+                                for op in ops { apply(op, to: &maps) }
+                            } else {
+                                pendingBad = (lineNumber, base + lineStart, "not a memory record")
+                            }
+                        } catch {
+                            pendingBad = (lineNumber, base + lineStart, error.description)
                         }
-                    } catch {
-                        pendingBad = (lineNumber, base + lineStart, error.description)
                     }
                 }
                 lineStart = end + 1
                 searchFrom = lineStart
+            }
+            if !reserved, lineNumber > 0 {
+                // Most keys are isolated ones; a compacted file has about one line per key, and
+                // compaction keeps files under four lines per key: reserve for half the lines.
+                reserved = true
+                let estimatedLines = fileBytes / max(1, (base + lineStart) / lineNumber)
+                maps[MemoryScope.isolated.index].reserveCapacity(estimatedLines / 2)
             }
             if lineStart > 0 {
                 let rest = filled - lineStart
