@@ -13,7 +13,8 @@ public struct Flow<Shared: Sendable>: Runnable {
     struct Step: Sendable {
         var name: String
         var node: any Runnable<Shared>
-        var successors: [(action: Action, index: Int)]
+        /// `index` nil: the action ends the flow on purpose (no warning).
+        var successors: [(action: Action, index: Int?)]
     }
 
     /// Names steps in the observer's events and errors.
@@ -58,6 +59,13 @@ public struct Flow<Shared: Sendable>: Runnable {
         }
     }
 
+    /// After `from` returns `action`, the flow ends quietly (flowd's `end`).
+    public mutating func end(_ from: String, on action: Action) {
+        let source = index(of: from)
+        steps[source].successors.removeAll { $0.action == action }
+        steps[source].successors.append((action, nil))
+    }
+
     private func index(of name: String) -> Int {
         guard let index = indexByName[name] else { preconditionFailure("unknown step '\(name)'") }
         return index
@@ -84,7 +92,8 @@ public struct Flow<Shared: Sendable>: Runnable {
                 }
                 return action
             }
-            current = next.index
+            guard let nextIndex = next.index else { return action }
+            current = nextIndex
         }
     }
 

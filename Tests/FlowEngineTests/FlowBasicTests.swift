@@ -144,3 +144,16 @@ private func branchingFlow() -> Flow<NumberStore> {
     await #expect(throws: CancellationError.self) { try await task.value }
     #expect(store.value.current == 0)
 }
+
+@Test func anExplicitEndStopsTheFlowWithoutAWarning() async throws {
+    let capture = LogCapture()
+    var flow = Flow<NumberStore>(logger: capture.logger)
+    flow.add("signal", Signal(signal: "approve"))
+    flow.add("next", AddNumber(number: 1))
+    flow.connect("signal", on: "revise", to: "next")
+    flow.end("signal", on: "approve")
+    let store = NumberStore(Numbers())
+    #expect(try await flow.run(store) == "approve")
+    #expect(store.value.current == 0)
+    #expect(capture.all.isEmpty)
+}
