@@ -46,7 +46,11 @@ struct CatalogLoader {
             let file = path(name)
             let stem = String(name[..<name.lastIndex(of: ".")!])
             let before = problems.count
-            guard let parsed = parseAgent(file: file, stem: stem) else { continue }
+            guard let parsed = parseAgent(file: file, stem: stem) else {
+                // Unreadable: its problem is reported; count its likely id as known so flows naming it add no noise.
+                if Identifiers.isAgentID(stem), fileByID[stem] == nil { fileByID[stem] = file }
+                continue
+            }
             if let other = fileByID[parsed.id] {
                 problems.append(CatalogProblem(file: file, message: "duplicate agent id '\(parsed.id)' (also in \(other))"))
                 continue
