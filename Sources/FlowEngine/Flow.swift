@@ -8,7 +8,8 @@ import Logging
 /// step gets the flow's `params` merged with those the caller passes. A flow is a
 /// `Runnable`, so flows nest and an inner flow's last action steers the outer one.
 /// With `maxSteps` set, the run fails with `FlowError.maxStepsExceeded` when one
-/// more step would start. Building a flow is not thread-safe; running it is.
+/// more step would start (a nested flow counts as one step of its parent and
+/// keeps its own count). Building a flow is not thread-safe; running it is.
 public struct Flow<Shared: Sendable>: Runnable {
     struct Step: Sendable {
         var name: String

@@ -153,3 +153,9 @@ private let agentA = "kind: template\nprompt: hi\n"
     #expect(template.documentIDs == ["brief"])
     #expect(template.outputAgents == ["a"])
 }
+
+@Test func aProblemReadsFileFirstWithTheLineWhenKnown() {
+    #expect(CatalogProblem(file: "agents/a.yaml", line: 3, message: "unknown key 'x'").description
+        == "agents/a.yaml:3: unknown key 'x'")
+    #expect(CatalogProblem(file: "agents/flows.yaml", message: "missing").description == "agents/flows.yaml: missing")
+}
