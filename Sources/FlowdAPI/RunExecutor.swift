@@ -134,10 +134,11 @@ public actor RunExecutor {
                 flow: flow,
                 input: FlowInput(input: request.input, storyID: request.storyID, documents: documentTexts, memory: agentMemory),
                 observer: observer)
-        } catch .cancelled {
-            return .cancelled
-        } catch .agentFailed(let agent, let message) {
-            return .failed(detail: "\(agent): \(message)")
+        } catch {
+            switch error {
+            case .cancelled: return .cancelled
+            case .agentFailed(let agent, let message): return .failed(detail: "\(agent): \(message)")
+            }
         }
         if Task.isCancelled { return .cancelled }
 
@@ -174,7 +175,7 @@ public actor RunExecutor {
             context["agent_id"] = .string(agent)
             context["status"] = "completed"
             context["last_output"] = .string(step.output)
-            if catalog.agent(id: agent)?.keepsHistory == true {
+            if catalog.agent(id: agent)?.kind == .llm {
                 var history = context["history"]?.arrayValue ?? []
                 for turn in turns[agent] ?? [] {
                     history.append(["role": "user", "content": .string(turn.prompt)])

@@ -24,6 +24,7 @@ public final class ResponseStream: Sendable {
         var closed = false
         var overflowed = false
         var suspended = false
+        var reads = 0
         var wake: (@Sendable () -> Void)?
         var closeHandlers: [@Sendable () -> Void] = []
     }
@@ -84,6 +85,7 @@ public final class ResponseStream: Sendable {
     /// while holding the lock, so a producer's resume can never come before the suspend.
     func read(into destination: UnsafeMutableRawBufferPointer, suspend: () -> Void) -> ReadResult {
         state.withLock { s in
+            s.reads += 1
             if s.overflowed { return .abort }
             let available = s.buffer.count - s.offset
             if available > 0 {
@@ -107,6 +109,9 @@ public final class ResponseStream: Sendable {
             return .waiting
         }
     }
+
+    /// How often the server's reader has asked for bytes (a spinning reader asks thousands of times).
+    var readCalls: Int { state.withLock { $0.reads } }
 
     /// The server dropped the response: the client is gone or everything was sent.
     func connectionClosed() {

@@ -9,16 +9,13 @@ struct Flowd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "flowd",
         abstract: "Runs agent flows for REST clients.",
-        subcommands: [Serve.self, Run.self]
+        subcommands: [Serve.self, Validate.self, Run.self, BenchEngine.self]
     )
 }
 
 @main
 enum Main {
     static func main() async {
-        // Before any other thread exists, so that every thread inherits the mask and
-        // SIGTERM/SIGINT reach only the signal thread of `serve`.
-        TerminationSignals.block()
         do {
             var command = try Flowd.parseAsRoot()
             if var command = command as? AsyncParsableCommand {

@@ -13,6 +13,7 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ServeOptions
 
     func run() async throws {
+        TerminationSignals.install()
         let environment = Environment.current
         var configuration = FlowdConfiguration()
         storage.apply(to: &configuration, environment: environment)

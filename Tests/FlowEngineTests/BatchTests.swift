@@ -64,11 +64,12 @@ struct Doubler: BatchNode {
 
 @Test func aParallelBatchNodeRunsItemsConcurrentlyAndKeepsInputOrder() async throws {
     let store = SharedStore<[String: [Int]]>(["input": Array(0..<10)])
-    let node = Doubler(isParallel: true, delay: { _ in .milliseconds(100) })
+    // Ten items of 1 s each: one after another would take 10 s.
+    let node = Doubler(isParallel: true, delay: { _ in .seconds(1) })
     let clock = ContinuousClock()
     let started = clock.now
     _ = try await node.run(store)
-    #expect(started.duration(to: clock.now) < .milliseconds(900))
+    #expect(started.duration(to: clock.now) < .seconds(5))
     #expect(store.value["output"] == Array(0..<10).map { $0 * 2 })
 }
 

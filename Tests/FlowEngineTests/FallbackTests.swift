@@ -70,13 +70,31 @@ struct FlakyNode: Node {
 }
 
 @Test func waitPausesBetweenAttemptsButNotAfterTheLast() async throws {
-    let clock = ContinuousClock()
-    let started = clock.now
-    let node = FlakyNode(failures: 5, maxRetries: 3, wait: .milliseconds(200))
-    _ = try await node.run(SharedStore<[String]>([]))
-    let elapsed = started.duration(to: clock.now)
-    #expect(elapsed >= .milliseconds(400))
-    #expect(elapsed < .milliseconds(580))
+    /// Notes when each attempt and the fallback ran.
+    struct TimedNode: Node {
+        typealias Shared = SharedStore<[String]>
+        let times: SharedStore<[ContinuousClock.Instant]>
+        var maxRetries: Int { 3 }
+        var wait: Duration { .milliseconds(500) }
+
+        func exec(_ prepResult: Void, context: NodeContext) async throws -> String {
+            times.withLock { $0.append(.now) }
+            throw TestFailure(message: "attempt \(context.attempt)")
+        }
+
+        func execFallback(_ prepResult: Void, error: any Error, context: NodeContext) async throws -> String {
+            times.withLock { $0.append(.now) }
+            return "fallback"
+        }
+    }
+    let times = SharedStore<[ContinuousClock.Instant]>([])
+    _ = try await TimedNode(times: times).run(SharedStore<[String]>([]))
+    let instants = times.value
+    #expect(instants.count == 4)  // three attempts, then the fallback
+    guard instants.count == 4 else { return }
+    #expect(instants[1] - instants[0] >= .milliseconds(500))
+    #expect(instants[2] - instants[1] >= .milliseconds(500))
+    #expect(instants[3] - instants[2] < .milliseconds(250), "no wait after the last attempt")
 }
 
 @Test func cancellationIsNeitherRetriedNorHandedToTheFallback() async throws {

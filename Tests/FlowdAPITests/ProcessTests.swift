@@ -17,21 +17,22 @@ struct ProcessTests {
     }
 
     @Test func sigtermDrainsRunsInFlightWhileProbesAndNewRunsAreAnswered() async throws {
-        let directory = try slowAgents(delayMilliseconds: 1500)
+        let directory = try slowAgents(delayMilliseconds: 2500)
         defer { directory.remove() }
         let flowd = try await FlowdProcess.start(serve: arguments(directory, ["--drain-timeout", "20"]))
         let client = flowd.client
         let runs = (0..<3).map { index in
             Task { try await client.post("/run", json: #"{"input": "x", "story_id": "drain-\#(index)"}"#) }
         }
-        try await Task.sleep(for: .milliseconds(400))  // the runs are awaiting their agent
+        try await Task.sleep(for: .milliseconds(1000))  // the runs are awaiting their agent
         flowd.signal(SIGTERM)
         try await Task.sleep(for: .milliseconds(200))
 
         let ready = try await client.get("/readyz")
         #expect(ready.status == 503)
         #expect(ready.header("Retry-After") != nil)
-        #expect(try await client.get("/healthz").status == 200)
+        let r1 = try await client.get("/healthz")
+        #expect(r1.status == 200)
         let late = try await client.post("/run", json: #"{"input": "x", "story_id": "late"}"#)
         #expect(late.status == 503)
         #expect(late.header("Retry-After") != nil)
@@ -50,7 +51,7 @@ struct ProcessTests {
         let flowd = try await FlowdProcess.start(serve: arguments(directory, ["--drain-timeout", "1"]))
         let client = flowd.client
         let run = Task { try await client.post("/run", json: #"{"input": "x", "story_id": "cut"}"#) }
-        try await Task.sleep(for: .milliseconds(300))
+        try await Task.sleep(for: .milliseconds(1000))  // the run is awaiting its agent
         let signalled = ContinuousClock.now
         flowd.signal(SIGTERM)
         let response = try await run.value
