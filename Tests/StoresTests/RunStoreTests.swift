@@ -408,3 +408,51 @@ private func open(_ dir: TempDirectory, logger: Logger = Logger(label: "test"), 
     let again = try await open(dir)
     try await again.close()
 }
+
+@Test func compactionUnderConcurrentFinishesAndPrunesLosesNothing() async throws {
+    let dir = TempDirectory()
+    defer { dir.remove() }
+    let now = Date()
+    let old = now.addingTimeInterval(-1000 * 3600)
+    let recorder = LogRecorder()
+    do {
+        let store = try await open(dir, logger: recorder.logger, compactionMinimum: 50)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for w in 0..<16 {
+                group.addTask {
+                    for k in 0..<60 {
+                        let id = "w\(w)-\(k)"
+                        let at = k % 3 == 0 ? now : old
+                        let r = running(id, at: at)
+                        try await store.create(r, durable: k % 2 == 0)
+                        try await store.finish(succeeded(r, id, at: at), events: sampleEvents(id, count: 1 + k % 4))
+                    }
+                }
+            }
+            group.addTask {
+                for _ in 0..<30 {
+                    _ = try await store.prune(finishedBefore: now.addingTimeInterval(-3600))
+                    try await Task.sleep(for: .milliseconds(2))
+                }
+            }
+            try await group.waitForAll()
+        }
+        _ = try await store.prune(finishedBefore: now.addingTimeInterval(-3600))
+        try await store.close()
+    }
+    #expect(recorder.entries.withLock { $0.contains { $0.text.contains("runs: compacted") } })
+    let store = try await open(dir)
+    for w in 0..<16 {
+        for k in 0..<60 {
+            let id = "w\(w)-\(k)"
+            if k % 3 == 0 {
+                #expect(try await store.record(id)?.result == id)
+                #expect(try await store.events(id, after: 0) == sampleEvents(id, count: 1 + k % 4))
+            } else {
+                #expect(try await store.record(id) == nil)
+            }
+        }
+    }
+    #expect(await store.statistics.finishedRuns == 16 * 20)
+    try await store.close()
+}
