@@ -330,9 +330,9 @@ public actor JSONLRunStore: RunStore {
     private func scheduleIdleFlush() {
         guard !flushScheduled else { return }
         flushScheduled = true
-        Task {
+        Task { [weak self] in
             try? await Task.sleep(for: Self.idleFlushDelay)
-            await self.idleFlush()
+            await self?.idleFlush()
         }
     }
 
