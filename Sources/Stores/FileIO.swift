@@ -155,3 +155,41 @@ enum FileIO {
         return bytes
     }
 }
+
+extension FileIO {
+    /// Reads exactly `count` bytes at `offset` (`pread`, so concurrent readers of one fd do not
+    /// disturb each other); throws `.corrupt` when the file ends first.
+    static func pread(_ fd: Int32, count: Int, at offset: Int, path: String) throws(StoreError) -> [UInt8] {
+        var bytes = [UInt8](repeating: 0, count: count)
+        var done = 0
+        let failure: StoreError? = bytes.withUnsafeMutableBytes { raw in
+            while done < count {
+                let n = Glibc.pread(fd, raw.baseAddress! + done, count - done, off_t(offset + done))
+                if n > 0 {
+                    done += n
+                } else if n == 0 {
+                    return StoreError(.corrupt, "file ends before the expected record", path: path)
+                } else if errno != EINTR {
+                    return .system("pread", path: path)
+                }
+            }
+            return nil
+        }
+        if let failure { throw failure }
+        return bytes
+    }
+}
+
+/// An open file shared by a store and its readers: closed when the last holder lets go,
+/// so a reader that took it before a compaction keeps reading the old file safely.
+final class SharedFile: Sendable {
+    let fd: Int32
+    let path: String
+
+    init(fd: Int32, path: String) {
+        self.fd = fd
+        self.path = path
+    }
+
+    deinit { FileIO.close(fd) }
+}

@@ -255,6 +255,50 @@ struct JSONParser {
         return try parseValue()
     }
 
+    /// Offset of the next byte to read, after skipping whitespace.
+    mutating func position() -> Int {
+        skipWhitespace()
+        return i
+    }
+
+    /// Offset of the next byte to read (right after the last value read).
+    var offset: Int { i }
+
+    /// Skips the next array or object without building it; returns its byte range, or nil
+    /// (nothing consumed) when the next value is not a container or does not close.
+    /// Only brackets and string quotes are checked: the skipped bytes are parsed, strictly,
+    /// when they are read (the run log reads a finished run's events on demand).
+    mutating func skipContainer() -> Range<Int>? {
+        skipWhitespace()
+        guard i < n, p[i] == UInt8(ascii: "[") || p[i] == UInt8(ascii: "{") else { return nil }
+        let start = i
+        var depth = 0
+        var j = i
+        while j < n {
+            switch p[j] {
+            case UInt8(ascii: "\""):
+                j += 1
+                while j < n, p[j] != UInt8(ascii: "\"") {
+                    j += p[j] == UInt8(ascii: "\\") ? 2 : 1
+                }
+                guard j < n else { return nil }
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                guard depth <= maxDepth else { return nil }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth -= 1
+                if depth == 0 {
+                    i = j + 1
+                    return start..<i
+                }
+            default:
+                break
+            }
+            j += 1
+        }
+        return nil
+    }
+
     // MARK: Strings
 
     /// At the opening quote; returns the decoded string and leaves `i` after the closing quote.

@@ -2,13 +2,13 @@ import Glibc
 
 /// A failure of a store: what failed, on which file, and the system's reason.
 ///
-/// `kind` tells the caller what to do: `.invalidKey`/`.invalidID` are the caller's
+/// `kind` tells the caller what to do: `.invalidKey`/`.invalidID`/`.invalidRecord` are the caller's
 /// fault (nothing touched the file system), `.io` and `.corrupt` are the machine's,
 /// `.closed` means the store was closed, `.failed` that an earlier write failed and
 /// the store refuses writes until it is reopened (its file state is unknown).
 public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable {
-        case io, invalidKey, invalidID, corrupt, closed, failed, locked
+        case io, invalidKey, invalidID, invalidRecord, corrupt, closed, failed, locked
     }
 
     public let kind: Kind

@@ -1,0 +1,511 @@
+import Foundation
+import Glibc
+import Logging
+
+/// Run records and their events in one JSONL file (`runs.jsonl`) under the data directory.
+/// See `docs/storage.md` for the layout and the rules.
+///
+/// Invariants:
+/// - RAM holds the records of live (queued, running) runs and, per finished run, only a
+///   fixed-size `RunLog.FinishedEntry`: where its line is. A finished run's record and
+///   events are read from the file on demand (`pread`, off the actor), never cached.
+/// - `finish` (and `create(durable: true)`, `prune`) return only after their line was
+///   written and `fdatasync` returned; concurrent ones share one write + one sync (group
+///   commit) on a dedicated thread, as in `JSONLMemoryStore`.
+/// - `create(durable: false)` only appends its line to the pending batch: the next batch
+///   writes it, before the finish of the same run; an idle store writes it within ~20 ms.
+/// - A finished run reads as finished once its line is durable.
+/// - After a failed write or sync the store refuses every write (`.failed`) until reopened.
+public actor JSONLRunStore: RunStore {
+    public static let fileName = "runs.jsonl"
+    static let lockFileName = "runs.lock"
+    static let compactionFileName = "runs.jsonl.compact"
+
+    /// Compaction starts when the file holds more than `compactionRatio` × live runs lines
+    /// and more than `compactionMinimum` of them.
+    public static let defaultCompactionMinimum = 10_000
+    public static let compactionRatio = 4
+    /// How long a non-durable create may wait for a batch to carry it when the store is idle.
+    static let idleFlushDelay: Duration = .milliseconds(20)
+
+    private let directory: String
+    private let path: String
+    private let logger: Logger
+    private let io: IOThread
+    private let compactionMinimum: Int
+
+    private var file: SharedFile
+    private var lockFD: Int32
+    private var fileSize: Int
+    private var lines: Int
+    /// Queued and running runs, by id.
+    private var active: [String: RunRecord]
+    /// Finished runs: where their lines are.
+    private var finished: [String: RunLog.FinishedEntry]
+
+    private var pending = Batch()
+    private var syncing = false
+    private var flushScheduled = false
+    private var failure: StoreError?
+    private var isClosed = false
+    private var compactionFloor = 0
+    private var pruneResults: [Int: Int] = [:]
+    private var nextPruneToken = 0
+
+    private enum Op {
+        case start(String)
+        /// The entry's `lineOffset` is relative to the batch's first byte.
+        case finish(String, RunLog.FinishedEntry)
+        case prune(beforeMS: Int64, token: Int)
+    }
+
+    private struct Batch {
+        var bytes: [UInt8] = []
+        var ops: [Op] = []
+        var waiters: [CheckedContinuation<Turn, Never>] = []
+    }
+
+    private enum Turn {
+        case done(StoreError?)
+        case lead
+    }
+
+    // MARK: Opening
+
+    /// Opens (creating it if missing) the run store in `directory` and replays its file.
+    ///
+    /// Takes an exclusive `flock` on `runs.lock` (`.locked` if another process holds it).
+    /// Every run the file shows started but not finished is finished as `failed`, with the
+    /// error `flowd stopped while the run was <status>` and one `error` event, durably,
+    /// before this returns.
+    public static func open(
+        directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum
+    ) async throws(StoreError) -> JSONLRunStore {
+        let dir = directory.path
+        let io = IOThread(name: "flowd-runs")
+        let now = Date()
+        let opened = try await io.run { () throws(StoreError) -> (RunLog.Recovered, SharedFile, Int32) in
+            try FileIO.makeDirectories(dir)
+            let lockPath = dir + "/" + lockFileName
+            let lockFD = try FileIO.open(lockPath, O_RDWR | O_CREAT)
+            if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
+                let code = errno
+                FileIO.close(lockFD)
+                if code == EWOULDBLOCK { throw StoreError(.locked, "run records are in use by another process", path: lockPath) }
+                throw StoreError.system("flock", path: lockPath, errno: code)
+            }
+            do throws(StoreError) {
+                let path = dir + "/" + fileName
+                _ = try FileIO.unlink(dir + "/" + compactionFileName)
+                let fd: Int32
+                if let existing = try FileIO.openIfExists(path, O_RDWR | O_APPEND) {
+                    fd = existing
+                } else {
+                    fd = try FileIO.open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL)
+                    try FileIO.fsync(fd, path: path)
+                    try FileIO.fsyncDirectory(dir)
+                }
+                let file = SharedFile(fd: fd, path: path)
+                let start = Date()
+                var recovered = try RunLog.replay(fd: fd, path: path, logger: logger)
+                let interrupted = recovered.active.count
+                if interrupted > 0 {
+                    try finishInterrupted(&recovered, file: file, now: now)
+                    logger.warning(
+                        "runs: runs interrupted by a stop marked failed", metadata: ["file": "\(path)", "runs": "\(interrupted)"])
+                }
+                logger.info(
+                    "runs: loaded",
+                    metadata: [
+                        "file": "\(path)", "lines": "\(recovered.lines)", "finished": "\(recovered.finished.count)",
+                        "seconds": "\(Date().timeIntervalSince(start))",
+                    ])
+                return (recovered, file, lockFD)
+            } catch {
+                FileIO.close(lockFD)
+                throw error
+            }
+        }
+        return JSONLRunStore(
+            directory: dir, logger: logger, io: io, compactionMinimum: compactionMinimum,
+            recovered: opened.0, file: opened.1, lockFD: opened.2)
+    }
+
+    /// The detail of a run that the process's stop interrupted.
+    public static func interruptedDetail(_ status: RunStatus) -> String {
+        "flowd stopped while the run was \(status.rawValue)"
+    }
+
+    /// Writes (and syncs) a `failed` finish line for every run left queued or running.
+    private static func finishInterrupted(_ state: inout RunLog.Recovered, file: SharedFile, now: Date) throws(StoreError) {
+        var bytes: [UInt8] = []
+        var entries: [(String, RunLog.FinishedEntry)] = []
+        for (id, var record) in state.active.sorted(by: { $0.value.createdAt < $1.value.createdAt }) {
+            let detail = interruptedDetail(record.status)
+            record.status = .failed
+            record.error = detail
+            record.result = nil
+            record.pendingDocs = nil
+            record.finishedAt = now
+            let event = RunEvent(id: 1, name: "error", data: ["run_id": .string(id), "status": 500, "detail": .string(detail)])
+            entries.append((id, RunLog.appendFinish(record, events: [event], to: &bytes)))
+        }
+        do throws(StoreError) {
+            try FileIO.writeAll(file.fd, bytes, path: file.path)
+            try FileIO.fdatasync(file.fd, path: file.path)
+        } catch {
+            try? FileIO.truncate(file.fd, to: state.fileSize, path: file.path)
+            throw error
+        }
+        for (id, var entry) in entries {
+            entry.lineOffset += state.fileSize
+            RunLog.apply(.finish(id, entry), to: &state)
+        }
+        state.fileSize += bytes.count
+        state.lines += entries.count
+    }
+
+    private init(
+        directory: String, logger: Logger, io: IOThread, compactionMinimum: Int,
+        recovered: RunLog.Recovered, file: SharedFile, lockFD: Int32
+    ) {
+        self.directory = directory
+        self.path = directory + "/" + Self.fileName
+        self.logger = logger
+        self.io = io
+        self.compactionMinimum = compactionMinimum
+        self.file = file
+        self.lockFD = lockFD
+        self.fileSize = recovered.fileSize
+        self.lines = recovered.lines
+        self.active = recovered.active
+        self.finished = recovered.finished
+    }
+
+    deinit {
+        if !isClosed { FileIO.close(lockFD) }
+    }
+
+    // MARK: Reads
+
+    private enum Found {
+        case active(RunRecord)
+        case finished(SharedFile, RunLog.FinishedEntry)
+    }
+
+    private func find(_ runID: String) -> Found? {
+        if let record = active[runID] { return .active(record) }
+        if let entry = finished[runID] { return .finished(file, entry) }
+        return nil
+    }
+
+    /// A live run's record from RAM; a finished one's read from its line (off the actor).
+    public nonisolated func record(_ runID: String) async throws(StoreError) -> RunRecord? {
+        guard Identifier.isValidID(runID) else { return nil }
+        switch await find(runID) {
+        case nil: return nil
+        case .active(let record): return record
+        case .finished(let file, let entry): return try RunLog.readRecord(file, entry)
+        }
+    }
+
+    public nonisolated func events(_ runID: String, after: Int) async throws(StoreError) -> [RunEvent]? {
+        guard Identifier.isValidID(runID) else { return nil }
+        switch await find(runID) {
+        case nil, .active: return nil
+        case .finished(let file, let entry): return try RunLog.readEvents(file, entry, after: after)
+        }
+    }
+
+    /// What the store holds in RAM, for tests and logs.
+    struct Statistics: Sendable, Hashable {
+        var liveRuns: Int
+        var finishedRuns: Int
+        /// Bytes accepted but not yet handed to the I/O thread.
+        var pendingBytes: Int
+        var lines: Int
+        var fileSize: Int
+    }
+
+    var statistics: Statistics {
+        Statistics(
+            liveRuns: active.count, finishedRuns: finished.count, pendingBytes: pending.bytes.count,
+            lines: lines, fileSize: fileSize)
+    }
+
+    // MARK: Writes
+
+    public func create(_ record: RunRecord, durable: Bool) async throws(StoreError) {
+        guard Identifier.isValidID(record.runID) else { throw StoreError(.invalidID, "invalid run id \"\(record.runID)\"") }
+        guard !record.status.isFinished else {
+            throw StoreError(.invalidRecord, "a new run must be queued or running, not \(record.status.rawValue)")
+        }
+        try checkWritable()
+        RunLog.appendStart(record, to: &pending.bytes)
+        pending.ops.append(.start(record.runID))
+        active[record.runID] = record
+        if durable {
+            try await awaitBatch()
+        } else if !syncing {
+            scheduleIdleFlush()
+        }
+    }
+
+    public func finish(_ record: RunRecord, events: [RunEvent]) async throws(StoreError) {
+        guard Identifier.isValidID(record.runID) else { throw StoreError(.invalidID, "invalid run id \"\(record.runID)\"") }
+        guard record.status.isFinished else {
+            throw StoreError(.invalidRecord, "a finished run cannot be \(record.status.rawValue)")
+        }
+        try checkWritable()
+        var record = record
+        if record.finishedAt == nil { record.finishedAt = Date() }
+        let entry = RunLog.appendFinish(record, events: events, to: &pending.bytes)
+        pending.ops.append(.finish(record.runID, entry))
+        try await awaitBatch()
+    }
+
+    public func prune(finishedBefore cutoff: Date) async throws(StoreError) -> Int {
+        let before = ISOTime.milliseconds(cutoff)
+        guard finished.values.contains(where: { $0.finishedMS < before }) else { return 0 }
+        try checkWritable()
+        let token = nextPruneToken
+        nextPruneToken += 1
+        RunLog.appendPrune(beforeMS: before, to: &pending.bytes)
+        pending.ops.append(.prune(beforeMS: before, token: token))
+        try await awaitBatch()
+        let pruned = pruneResults.removeValue(forKey: token) ?? 0
+        if pruned > 0 { logger.info("runs: pruned", metadata: ["runs": "\(pruned)", "before": "\(ISOTime.string(milliseconds: before))"]) }
+        return pruned
+    }
+
+    public func flush() async throws(StoreError) {
+        if let failure { throw failure }
+        if syncing {
+            let turn = await withCheckedContinuation { pending.waiters.append($0) }
+            switch turn {
+            case .done(let error):
+                if let error { throw error }
+            case .lead:
+                try await lead()
+            }
+        } else if !pending.bytes.isEmpty {
+            syncing = true
+            try await lead()
+        }
+    }
+
+    /// Flushes, then releases the lock; later writes throw `.closed`. Reads keep working.
+    public func close() async throws(StoreError) {
+        guard !isClosed else { return }
+        while syncing || !pending.bytes.isEmpty { try await flush() }
+        isClosed = true
+        let lockFD = self.lockFD
+        try await io.run { FileIO.close(lockFD) }
+    }
+
+    private func checkWritable() throws(StoreError) {
+        if isClosed { throw StoreError(.closed, "run store is closed", path: path) }
+        if let failure { throw failure }
+    }
+
+    /// Waits until the pending batch (which holds the caller's line) is durable, leading it
+    /// when no batch is in flight.
+    private func awaitBatch() async throws(StoreError) {
+        if syncing {
+            let turn = await withCheckedContinuation { pending.waiters.append($0) }
+            switch turn {
+            case .done(let error):
+                if let error { throw error }
+                return
+            case .lead:
+                break
+            }
+        } else {
+            syncing = true
+        }
+        try await lead()
+    }
+
+    /// An idle store writes non-durable creates shortly, in case no finish comes to carry them.
+    private func scheduleIdleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        Task { [weak self] in
+            try? await Task.sleep(for: Self.idleFlushDelay)
+            await self?.idleFlush()
+        }
+    }
+
+    private func idleFlush() async {
+        flushScheduled = false
+        guard !syncing, !pending.bytes.isEmpty, failure == nil, !isClosed else { return }
+        syncing = true
+        try? await lead()
+    }
+
+    /// Writes and syncs the pending batch, applies it to the index, wakes its writers,
+    /// compacts if due, then hands the lead on. Called with `syncing == true`.
+    private func lead() async throws(StoreError) {
+        let batch = pending
+        pending = Batch()
+        var error = failure
+        if error == nil, !batch.bytes.isEmpty {
+            let file = self.file
+            let size = fileSize
+            let bytes = batch.bytes
+            do throws(StoreError) {
+                try await io.run { () throws(StoreError) in
+                    do throws(StoreError) {
+                        try FileIO.writeAll(file.fd, bytes, path: file.path)
+                        try FileIO.fdatasync(file.fd, path: file.path)
+                    } catch {
+                        try? FileIO.truncate(file.fd, to: size, path: file.path)
+                        throw error
+                    }
+                }
+                fileSize += bytes.count
+                lines += batch.ops.count
+                for op in batch.ops { apply(op, base: size) }
+            } catch let e {
+                logger.error("runs: write failed; refusing further writes", metadata: ["error": "\(e)"])
+                failure = StoreError(.failed, "an earlier write failed (\(e)); reopen the store", path: path)
+                error = e
+            }
+        }
+        for waiter in batch.waiters { waiter.resume(returning: .done(error)) }
+
+        if error == nil, lines > compactionMinimum, lines > compactionFloor,
+            lines > Self.compactionRatio * (active.count + finished.count)
+        {
+            await compact()
+        }
+
+        if failure != nil {
+            let queued = pending
+            pending = Batch()
+            for waiter in queued.waiters { waiter.resume(returning: .done(failure)) }
+            syncing = false
+        } else if !pending.waiters.isEmpty {
+            pending.waiters.removeFirst().resume(returning: .lead)
+        } else {
+            syncing = false
+            if !pending.bytes.isEmpty { scheduleIdleFlush() }
+        }
+        if let error { throw error }
+    }
+
+    private func apply(_ op: Op, base: Int) {
+        switch op {
+        case .start(let id):
+            finished[id] = nil
+        case .finish(let id, var entry):
+            entry.lineOffset += base
+            active[id] = nil
+            finished[id] = entry
+        case .prune(let before, let token):
+            let count = finished.count
+            finished = finished.filter { $0.value.finishedMS >= before }
+            pruneResults[token] = count - finished.count
+        }
+    }
+
+    // MARK: Compaction
+
+    private enum CompactionOutcome: Sendable {
+        case compacted(SharedFile, size: Int, offsets: [Int])
+        case failedAfterRename(StoreError)
+    }
+
+    /// Rewrites the file as one line per live run: a start line for each queued or running
+    /// run whose start is already in the file, and each finished run's finish line copied
+    /// byte for byte (its entry's relative ranges stay right; only its offset moves). Runs
+    /// as the leader: the finished index does not change meanwhile, and writers queue.
+    private func compact() async {
+        var queuedStarts = Set<String>()
+        for case .start(let id) in pending.ops { queuedStarts.insert(id) }
+        let live = active.values.filter { !queuedStarts.contains($0.runID) }.sorted { $0.createdAt < $1.createdAt }
+        var ids: [String] = []
+        var entries: [RunLog.FinishedEntry] = []
+        ids.reserveCapacity(finished.count)
+        entries.reserveCapacity(finished.count)
+        for (id, entry) in finished {
+            ids.append(id)
+            entries.append(entry)
+        }
+        let oldFile = file
+        let oldSize = fileSize
+        let snapshot = entries
+        let dir = directory
+        let path = self.path
+        let before = lines
+        let tmp = dir + "/" + Self.compactionFileName
+        do throws(StoreError) {
+            let outcome = try await io.run { () throws(StoreError) -> CompactionOutcome in
+                let out = try FileIO.open(tmp, O_WRONLY | O_CREAT | O_TRUNC)
+                var size = 0
+                var offsets = [Int](repeating: 0, count: snapshot.count)
+                do throws(StoreError) {
+                    var buffer: [UInt8] = []
+                    buffer.reserveCapacity(1 << 20)
+                    func spill(_ force: Bool) throws(StoreError) {
+                        guard force || buffer.count >= 1 << 20 else { return }
+                        try FileIO.writeAll(out, buffer, path: tmp)
+                        size += buffer.count
+                        buffer.removeAll(keepingCapacity: true)
+                    }
+                    for record in live {
+                        RunLog.appendStart(record, to: &buffer)
+                        try spill(false)
+                    }
+                    // Finish lines in file order, read through a window of the old file.
+                    let order = snapshot.indices.sorted { snapshot[$0].lineOffset < snapshot[$1].lineOffset }
+                    var window: [UInt8] = []
+                    var windowStart = 0
+                    for k in order {
+                        let e = snapshot[k]
+                        let length = Int(e.lineLength)
+                        if e.lineOffset < windowStart || e.lineOffset + length > windowStart + window.count {
+                            windowStart = e.lineOffset
+                            let want = min(max(4 << 20, length), max(length, oldSize - windowStart))
+                            window = try FileIO.pread(oldFile.fd, count: want, at: windowStart, path: oldFile.path)
+                        }
+                        offsets[k] = size + buffer.count
+                        let from = e.lineOffset - windowStart
+                        buffer.append(contentsOf: window[from..<(from + length)])
+                        try spill(false)
+                    }
+                    try spill(true)
+                    try FileIO.fsync(out, path: tmp)
+                    FileIO.close(out)
+                    try FileIO.rename(tmp, path)
+                } catch {
+                    FileIO.close(out)
+                    _ = try? FileIO.unlink(tmp)
+                    throw error
+                }
+                do throws(StoreError) {
+                    try FileIO.fsyncDirectory(dir)
+                    let fd = try FileIO.open(path, O_RDWR | O_APPEND)
+                    return .compacted(SharedFile(fd: fd, path: path), size: size, offsets: offsets)
+                } catch {
+                    return .failedAfterRename(error)
+                }
+            }
+            switch outcome {
+            case .compacted(let newFile, let size, let offsets):
+                for (k, id) in ids.enumerated() { finished[id]?.lineOffset = offsets[k] }
+                file = newFile
+                fileSize = size
+                lines = live.count + ids.count
+                compactionFloor = 0
+                logger.info("runs: compacted", metadata: ["file": "\(path)", "lines_before": "\(before)", "lines_after": "\(lines)"])
+            case .failedAfterRename(let error):
+                failure = StoreError(.failed, "compaction failed after its rename (\(error)); reopen the store", path: path)
+                logger.error("runs: compaction failed after rename; refusing further writes", metadata: ["error": "\(error)"])
+            }
+        } catch {
+            compactionFloor = lines + compactionMinimum
+            logger.error("runs: compaction failed; continuing with the old file", metadata: ["error": "\(error)"])
+        }
+    }
+}

@@ -1,0 +1,285 @@
+import Glibc
+import Logging
+
+/// `runs.jsonl` lines: how they are written, replayed at open, and read back on demand.
+///
+/// One JSON object per line, `\n`-terminated:
+/// - `{"op":"start","run":{…record…}}` — a run was created (queued or running);
+/// - `{"op":"finish","run":{…final record…},"events":[{"id":1,"event":"progress","data":{…}},…]}`;
+/// - `{"op":"prune","before":"2026-11-25T12:00:00.000Z"}` — finished runs known at this
+///   point whose `finished_at` is before that time are gone.
+enum RunLog {
+    /// Where a finished run's line is, and the parts of it that reads need. The record and
+    /// the events are read from the file on demand; nothing else of the run stays in RAM.
+    struct FinishedEntry: Sendable, Hashable {
+        /// Offset of the line in the file (relative to its batch until the batch is written).
+        var lineOffset: Int
+        var finishedMS: Int64
+        /// The line, newline included.
+        var lineLength: UInt32
+        /// The record object and the events array, relative to the line's start.
+        var recordStart: UInt32
+        var recordLength: UInt32
+        var eventsStart: UInt32
+        var eventsLength: UInt32
+    }
+
+    enum Line {
+        case start(RunRecord)
+        case finish(String, FinishedEntry)
+        case prune(beforeMS: Int64)
+    }
+
+    struct Recovered: Sendable {
+        var active: [String: RunRecord] = [:]
+        var finished: [String: FinishedEntry] = [:]
+        /// Bytes of good lines (the file is truncated to this when its tail was torn).
+        var fileSize = 0
+        /// Non-blank lines in the file, good or not: the compaction trigger compares them with live runs.
+        var lines = 0
+    }
+
+    // MARK: Writing
+
+    static func appendStart(_ record: RunRecord, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"op":"start","run":"#.utf8)
+        record.appendJSON(to: &out)
+        out.append(contentsOf: "}\n".utf8)
+    }
+
+    /// Appends a finish line; the entry's `lineOffset` is where the line starts in `out`.
+    static func appendFinish(_ record: RunRecord, events: [RunEvent], to out: inout [UInt8]) -> FinishedEntry {
+        let start = out.count
+        out.append(contentsOf: #"{"op":"finish","run":"#.utf8)
+        let recordStart = out.count
+        record.appendJSON(to: &out)
+        let recordEnd = out.count
+        out.append(contentsOf: #","events":["#.utf8)
+        let eventsStart = out.count - 1
+        for (k, event) in events.enumerated() {
+            if k > 0 { out.append(UInt8(ascii: ",")) }
+            event.appendJSON(to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        let eventsEnd = out.count
+        out.append(contentsOf: "}\n".utf8)
+        return FinishedEntry(
+            lineOffset: start, finishedMS: record.finishedMilliseconds ?? 0,
+            lineLength: UInt32(out.count - start),
+            recordStart: UInt32(recordStart - start), recordLength: UInt32(recordEnd - recordStart),
+            eventsStart: UInt32(eventsStart - start), eventsLength: UInt32(eventsEnd - eventsStart))
+    }
+
+    static func appendPrune(beforeMS: Int64, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"op":"prune","before":""#.utf8)
+        ISOTime.append(milliseconds: beforeMS, to: &out)
+        out.append(contentsOf: "\"}\n".utf8)
+    }
+
+    // MARK: Reading
+
+    /// Decodes one line (without its newline); `offset` is the line's offset in the file.
+    /// Nil, with a reason, when the line is not a valid run-log record.
+    static func decode(_ line: UnsafeBufferPointer<UInt8>, at offset: Int, with parser: inout JSONParser) -> Result<Line, RunLogLineError> {
+        parser.begin(line)
+        guard parser.consume(UInt8(ascii: "{")) else { return .failure("not a JSON object") }
+        var op: String?
+        var record: JSONValue?
+        var recordRange: Range<Int>?
+        var events: Range<Int>?
+        var before: String?
+        do throws(JSONParseError) {
+            if !parser.consume(UInt8(ascii: "}")) {
+                repeat {
+                    guard let name = parser.readPlainString(), parser.consume(UInt8(ascii: ":")) else {
+                        return .failure("expected a member name")
+                    }
+                    switch String(decoding: name, as: UTF8.self) {
+                    case "op":
+                        op = try parser.readString()
+                    case "run":
+                        let start = parser.position()
+                        record = try parser.readValue()
+                        recordRange = start..<parser.offset
+                    case "events":
+                        guard let range = parser.skipContainer(), line[range.lowerBound] == UInt8(ascii: "[") else {
+                            return .failure("events is not an array")
+                        }
+                        events = range
+                    case "before":
+                        before = try parser.readString()
+                    default:
+                        _ = try parser.readValue()
+                    }
+                } while parser.consume(UInt8(ascii: ","))
+                guard parser.consume(UInt8(ascii: "}")) else { return .failure("expected '}'") }
+            }
+            guard parser.atEnd() else { return .failure("unexpected data after the object") }
+        } catch {
+            return .failure(RunLogLineError(error.description))
+        }
+        switch op {
+        case "start":
+            guard let record, let run = RunRecord(json: record), Identifier.isValidID(run.runID) else {
+                return .failure("start without a valid run record")
+            }
+            return .success(.start(run))
+        case "finish":
+            guard let record, let recordRange, let run = RunRecord(json: record), Identifier.isValidID(run.runID),
+                run.status.isFinished, let finishedMS = run.finishedMilliseconds
+            else { return .failure("finish without a valid finished run record") }
+            guard let events else { return .failure("finish without events") }
+            return .success(
+                .finish(
+                    run.runID,
+                    FinishedEntry(
+                        lineOffset: offset, finishedMS: finishedMS, lineLength: UInt32(line.count + 1),
+                        recordStart: UInt32(recordRange.lowerBound), recordLength: UInt32(recordRange.count),
+                        eventsStart: UInt32(events.lowerBound), eventsLength: UInt32(events.count))))
+        case "prune":
+            guard let before, let ms = ISOTime.milliseconds(parsing: before) else { return .failure("prune without a valid time") }
+            return .success(.prune(beforeMS: ms))
+        default:
+            return .failure("unknown op")
+        }
+    }
+
+    static func apply(_ line: Line, to state: inout Recovered) {
+        switch line {
+        case .start(let record):
+            state.finished[record.runID] = nil
+            state.active[record.runID] = record
+        case .finish(let id, let entry):
+            state.active[id] = nil
+            state.finished[id] = entry
+        case .prune(let before):
+            state.finished = state.finished.filter { $0.value.finishedMS >= before }
+        }
+    }
+
+    /// The record of a finished run, read from its line.
+    static func readRecord(_ file: SharedFile, _ entry: FinishedEntry) throws(StoreError) -> RunRecord {
+        let bytes = try FileIO.pread(
+            file.fd, count: Int(entry.recordLength), at: entry.lineOffset + Int(entry.recordStart), path: file.path)
+        guard let value = try? JSONValue.parse(bytes), let record = RunRecord(json: value) else {
+            throw StoreError(.corrupt, "unreadable run record at offset \(entry.lineOffset)", path: file.path)
+        }
+        return record
+    }
+
+    /// The events of a finished run with id > `after`, read from its line.
+    static func readEvents(_ file: SharedFile, _ entry: FinishedEntry, after: Int) throws(StoreError) -> [RunEvent] {
+        let bytes = try FileIO.pread(
+            file.fd, count: Int(entry.eventsLength), at: entry.lineOffset + Int(entry.eventsStart), path: file.path)
+        guard case .array(let values)? = try? JSONValue.parse(bytes) else {
+            throw StoreError(.corrupt, "unreadable run events at offset \(entry.lineOffset)", path: file.path)
+        }
+        var events: [RunEvent] = []
+        for value in values {
+            guard let event = RunEvent(json: value) else {
+                throw StoreError(.corrupt, "unreadable run event at offset \(entry.lineOffset)", path: file.path)
+            }
+            if event.id > after { events.append(event) }
+        }
+        return events
+    }
+
+    /// Replays the file open on `fd` (positioned at its start).
+    ///
+    /// A bad line followed by good lines is skipped with a warning (file, line number) and
+    /// left in place; a torn last line (no newline, or unparsable) is skipped with a warning
+    /// and cut off (`ftruncate` + `fsync`) so that new appends start on a clean line.
+    static func replay(fd: Int32, path: String, logger: Logger) throws(StoreError) -> Recovered {
+        var state = Recovered()
+        var parser = JSONParser()
+        var capacity = 4 << 20
+        var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
+        defer { buffer.deallocate() }
+        var filled = 0
+        var base = 0
+        var lineNumber = 0
+        var pendingBad: (line: Int, offset: Int, reason: String)?
+
+        func reportMiddle(_ bad: (line: Int, offset: Int, reason: String)) {
+            logger.warning(
+                "runs: skipped corrupt line", metadata: ["file": "\(path)", "line": "\(bad.line)", "reason": "\(bad.reason)"])
+        }
+
+        while true {
+            if filled == capacity {
+                let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity * 2, alignment: 16)
+                bigger.copyMemory(from: UnsafeRawBufferPointer(buffer))
+                buffer.deallocate()
+                buffer = bigger
+                capacity *= 2
+            }
+            let n = try FileIO.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]), path: path)
+            if n == 0 { break }
+            let scanFrom = filled
+            filled += n
+            let bytes = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            var lineStart = 0
+            var searchFrom = scanFrom
+            while searchFrom < filled, let nl = memchr(bytes + searchFrom, 0x0A, filled - searchFrom) {
+                let end = bytes.distance(to: nl.assumingMemoryBound(to: UInt8.self))
+                lineNumber += 1
+                let line = UnsafeBufferPointer(start: bytes + lineStart, count: end - lineStart)
+                if !isBlank(line) {
+                    if let bad = pendingBad {
+                        reportMiddle(bad)
+                        pendingBad = nil
+                    }
+                    state.lines += 1
+                    switch decode(line, at: base + lineStart, with: &parser) {
+                    case .success(let decoded): apply(decoded, to: &state)
+                    case .failure(let error): pendingBad = (lineNumber, base + lineStart, error.reason)
+                    }
+                }
+                lineStart = end + 1
+                searchFrom = lineStart
+            }
+            if lineStart > 0 {
+                let rest = filled - lineStart
+                if rest > 0 { memmove(buffer.baseAddress!, buffer.baseAddress! + lineStart, rest) }
+                base += lineStart
+                filled = rest
+            }
+        }
+
+        var goodSize = base + filled
+        if filled > 0 {
+            if let bad = pendingBad {
+                reportMiddle(bad)
+                pendingBad = nil
+            }
+            logger.warning(
+                "runs: skipped torn last line (no newline); cutting it off",
+                metadata: ["file": "\(path)", "line": "\(lineNumber + 1)", "bytes": "\(filled)"])
+            goodSize = base
+        } else if let bad = pendingBad {
+            logger.warning(
+                "runs: skipped torn last line (unparsable); cutting it off",
+                metadata: ["file": "\(path)", "line": "\(bad.line)", "reason": "\(bad.reason)"])
+            goodSize = bad.offset
+            state.lines -= 1
+        }
+        if goodSize != base + filled {
+            try FileIO.truncate(fd, to: goodSize, path: path)
+            try FileIO.fsync(fd, path: path)
+        }
+        state.fileSize = goodSize
+        return state
+    }
+
+    private static func isBlank(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        for b in line where b != 0x20 && b != 0x09 && b != 0x0D { return false }
+        return true
+    }
+}
+
+/// Why a run-log line was rejected.
+struct RunLogLineError: Error, ExpressibleByStringLiteral {
+    let reason: String
+    init(_ reason: String) { self.reason = reason }
+    init(stringLiteral value: String) { self.reason = value }
+}
