@@ -13,20 +13,24 @@ public final class FlowdApp: Sendable {
     public let catalog: AgentCatalog
     public let memory: any MemoryStore
     public let documents: any DocumentStore
+    public let runStore: any RunStore
     public let executor: RunExecutor
+    public let runs: RunService
     let logger: Logger
 
     public init(configuration: FlowdConfiguration, catalog: AgentCatalog, memory: any MemoryStore,
-                documents: any DocumentStore, httpClient: HTTPClient, logger: Logger) {
+                documents: any DocumentStore, runStore: any RunStore, httpClient: HTTPClient, logger: Logger) {
         self.configuration = configuration
+        self.runStore = runStore
         self.catalog = catalog
         self.memory = memory
         self.documents = documents
         self.logger = logger
         let llm = LLMConfiguration(baseURL: configuration.llmBaseURL, apiKey: configuration.llmAPIKey, defaultModel: configuration.llmModel)
         let runner = FlowRunner(catalog: catalog, httpClient: httpClient, llm: llm, logger: logger)
-        executor = RunExecutor(catalog: catalog, runner: runner, memory: memory, documents: documents,
-                               maxRuns: configuration.maxRuns, logger: logger)
+        executor = RunExecutor(catalog: catalog, runner: runner, memory: memory, documents: documents, logger: logger)
+        runs = RunService(executor: executor, store: runStore, maxRuns: configuration.maxRuns,
+                          heartbeat: .milliseconds(Int64(configuration.heartbeatSeconds * 1000)), logger: logger)
     }
 
     /// Loads the agents and opens the stores the configuration names (creating the docs
@@ -35,8 +39,9 @@ public final class FlowdApp: Sendable {
         let catalog = try AgentCatalog.load(directory: configuration.agentsDirectory, logger: logger)
         let documents = try FileDocumentStore(directory: configuration.docsDirectory)
         let memory = try await JSONLMemoryStore.open(directory: configuration.dataDirectory, logger: logger)
+        let runStore = try await JSONLRunStore.open(directory: configuration.dataDirectory, logger: logger)
         return FlowdApp(configuration: configuration, catalog: catalog, memory: memory, documents: documents,
-                        httpClient: HTTPClient.shared, logger: logger)
+                        runStore: runStore, httpClient: HTTPClient.shared, logger: logger)
     }
 
     /// Every route of the API.
@@ -44,7 +49,7 @@ public final class FlowdApp: Sendable {
         var router = Router()
         router.get("/healthz") { _ in Responses.healthy }
         router.get("/readyz") { [self] _ in readiness() }
-        RunRoutes(catalog: catalog, executor: executor, lifecycle: lifecycle, maxInput: configuration.maxInput).register(on: &router)
+        RunRoutes(catalog: catalog, runs: runs, lifecycle: lifecycle, maxInput: configuration.maxInput).register(on: &router)
         DocumentRoutes(documents: documents).register(on: &router)
         MemoryRoutes(memory: memory).register(on: &router)
         return router
@@ -65,8 +70,9 @@ public final class FlowdApp: Sendable {
     public func shutdown() async {
         do {
             try await memory.flush()
+            try await runStore.flush()
         } catch {
-            logger.error("memory flush at shutdown failed: \(error)")
+            logger.error("flush at shutdown failed: \(error)")
         }
     }
 

@@ -10,17 +10,15 @@ public enum RunOutcome: Sendable, Equatable {
     /// `<agent>: <message>`: an agent failed after its retries, timed out, or a loop ran too long.
     case failed(detail: String)
     case cancelled
-    /// Too many runs in flight (the queued ones of busy stories included).
-    case busy
     /// The stores failed; nothing of the run was written.
     case storeFailed(detail: String)
 }
 
-/// Runs flows: admission, one run at a time per story in arrival order, document checks,
-/// the story's memory contexts, the engine, and the all-or-nothing memory commit.
+/// Runs flows: one run at a time per story in arrival order, document checks, the story's
+/// memory contexts, the engine, and the all-or-nothing memory commit.
 ///
-/// The actor only coordinates (admission counts and per-story queues); the runs themselves
-/// proceed concurrently outside it. Invariant: a run that does not succeed writes nothing.
+/// The actor only coordinates (the per-story queues); the runs themselves proceed
+/// concurrently outside it. Invariant: a run that does not succeed writes nothing.
 public actor RunExecutor {
     /// Messages of an llm agent's earlier turns kept in its context.
     static let maxHistoryMessages = 40
@@ -29,10 +27,8 @@ public actor RunExecutor {
     let runner: FlowRunner
     let memory: any MemoryStore
     let documents: any DocumentStore
-    let maxRuns: Int
     let logger: Logger
 
-    private var admitted = 0
     /// Stories with a run going; each with the runs waiting for it, in arrival order.
     private var stories: [String: [Waiter]] = [:]
     private var nextWaiterID: UInt64 = 0
@@ -42,25 +38,21 @@ public actor RunExecutor {
         let continuation: CheckedContinuation<Bool, Never>
     }
 
-    public init(catalog: AgentCatalog, runner: FlowRunner, memory: any MemoryStore, documents: any DocumentStore, maxRuns: Int, logger: Logger) {
+    public init(catalog: AgentCatalog, runner: FlowRunner, memory: any MemoryStore, documents: any DocumentStore, logger: Logger) {
         self.catalog = catalog
         self.runner = runner
         self.memory = memory
         self.documents = documents
-        self.maxRuns = maxRuns
         self.logger = logger
     }
 
-    /// Runs admitted and not finished, queued ones included.
-    public var runsInFlight: Int { admitted }
-
-    /// Runs `request` to its end. The flow must exist (the API checked it).
-    public func execute(_ request: RunRequest, observer: (any FlowRunObserver)? = nil) async -> RunOutcome {
-        guard admitted < maxRuns else { return .busy }
-        admitted += 1
-        defer { admitted -= 1 }
+    /// Runs `request` to its end, after the story's earlier runs; `onStart` is called when
+    /// its turn comes. The flow must exist (the API checked it).
+    public func execute(_ request: RunRequest, observer: (any FlowRunObserver)? = nil,
+                        onStart: @Sendable () -> Void = {}) async -> RunOutcome {
         guard await enterStory(request.storyID) else { return .cancelled }
         defer { leaveStory(request.storyID) }
+        onStart()
         return await perform(request, observer: observer)
     }
 

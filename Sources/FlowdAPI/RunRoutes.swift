@@ -3,43 +3,102 @@ import FlowdHTTP
 import Foundation
 import Stores
 
-/// `POST /run` and `GET /flows`.
+/// `POST /run`, the background runs under `/runs`, and `GET /flows`.
 struct RunRoutes: Sendable {
     let catalog: AgentCatalog
-    let executor: RunExecutor
+    let runs: RunService
     let lifecycle: Lifecycle
     let maxInput: Int
 
     func register(on router: inout Router) {
         router.post("/run") { request in try await run(request) }
+        router.post("/runs") { request in try await startInBackground(request) }
+        router.get("/runs/{id}") { request in try await record(request) }
+        router.get("/runs/{id}/events") { request in try await events(request) }
+        router.post("/runs/{id}/cancel") { request in try await cancel(request) }
         router.get("/flows") { _ in flows() }
     }
 
-    private func run(_ request: HTTPRequest) async throws -> HTTPResponse {
+    /// Body checks (415, 400, 422), then 503 while draining.
+    private func admit(_ request: HTTPRequest) throws(HTTPError) -> RunRequest {
         let run = try RunRequest.decode(request, knownFlows: { catalog.flow(named: $0) != nil }, maxInput: maxInput)
         if lifecycle.isDraining { throw HTTPError.unavailable("Server is draining") }
-        let runID = RunIDs.make()
-        let outcome = await executor.execute(run)
-        return try RunRoutes.answer(outcome, runID: runID, draining: lifecycle.isDraining)
+        return run
     }
 
-    /// The `/run` answer for an outcome (also the body of a stream's terminal event).
+    /// The JSON answer once the run ends, or (`Accept: text/event-stream`) its events as they happen.
+    private func run(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let body = try admit(request)
+        if ServerSentEvents.wanted(by: request) {
+            let run = try await runs.start(body, announce: true)
+            let follower = EventSubscriber(heartbeat: runs.heartbeat)
+            run.follow(follower, after: 0)
+            return follower.response
+        }
+        let run = try await runs.start(body, announce: false)
+        // The client's request being cancelled (the drain timeout) cancels the run.
+        let outcome = await withTaskCancellationHandler { await run.outcome() } onCancel: { run.cancel() }
+        return try RunRoutes.answer(outcome, runID: run.runID, draining: lifecycle.isDraining)
+    }
+
+    /// `POST /runs`: 202 with the id once the record is durable; the run goes on without the client.
+    private func startInBackground(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let run = try await runs.start(try admit(request), announce: true)
+        return .json(HTTPStatus.accepted, ["run_id": .string(run.runID), "status": "queued"],
+                     headers: HTTPHeaders([("Location", "/runs/\(run.runID)")]))
+    }
+
+    private func record(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = try RequestValidation.pathID(request)
+        guard let record = try await runs.record(id) else { throw HTTPError.notFound("Run '\(id)' not found") }
+        return .json(HTTPStatus.ok, record.json)
+    }
+
+    /// Replays the events after `Last-Event-ID`, then follows a live run to its end; 204 when
+    /// a finished run has nothing after it.
+    private func events(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = try RequestValidation.pathID(request)
+        let after = request.headers["Last-Event-ID"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
+        if let run = runs.liveRun(id) {
+            let follower = EventSubscriber(heartbeat: runs.heartbeat)
+            run.follow(follower, after: after)
+            return follower.response
+        }
+        guard let events = try await runs.store.events(id, after: after) else {
+            throw HTTPError.notFound("Run '\(id)' not found")
+        }
+        if events.isEmpty { return HTTPResponse(status: HTTPStatus.noContent) }
+        return HTTPResponse(status: HTTPStatus.ok, headers: ServerSentEvents.headers, body: .bytes(ServerSentEvents.encode(events)))
+    }
+
+    /// 202 for a live run (it stops at its next await) or one already cancelled; 409 for a
+    /// run that ended otherwise.
+    private func cancel(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let id = try RequestValidation.pathID(request)
+        if let run = runs.liveRun(id) {
+            run.cancel()
+            return .json(HTTPStatus.accepted, ["run_id": .string(id), "status": .string(run.record.status.rawValue)])
+        }
+        guard let record = try await runs.record(id) else { throw HTTPError.notFound("Run '\(id)' not found") }
+        guard record.status == .cancelled else {
+            throw HTTPError(HTTPStatus.conflict, "Run already \(record.status.rawValue)")
+        }
+        return .json(HTTPStatus.accepted, ["run_id": .string(id), "status": "cancelled"])
+    }
+
+    /// The `/run` answer for an outcome.
     static func answer(_ outcome: RunOutcome, runID: String, draining: Bool) throws(HTTPError) -> HTTPResponse {
         switch outcome {
         case .succeeded(let result):
             return .json(HTTPStatus.ok, ["result": .string(result), "pending_docs": .null, "run_id": .string(runID)])
         case .pendingDocuments(let ids):
             return .json(HTTPStatus.ok, ["result": .null, "pending_docs": .array(ids.map(JSONValue.string)), "run_id": .string(runID)])
-        case .failed(let detail):
-            throw HTTPError(HTTPStatus.internalError, "Flow execution failed: \(detail)")
-        case .cancelled:
+        case .cancelled where draining:
             // Cut off by the drain timeout: the client may retry elsewhere.
-            if draining { throw HTTPError.unavailable("Run cancelled: the server is shutting down") }
-            throw HTTPError(HTTPStatus.conflict, "Run cancelled")
-        case .busy:
-            throw HTTPError.unavailable("Too many runs in flight")
-        case .storeFailed(let detail):
-            throw HTTPError(HTTPStatus.internalError, "Storage failed: \(detail)")
+            throw HTTPError.unavailable("Run cancelled: the server is shutting down")
+        case .failed, .cancelled, .storeFailed:
+            let (status, detail) = RunService.statusAndDetail(outcome)
+            throw HTTPError(status, detail ?? "")
         }
     }
 
@@ -55,9 +114,30 @@ struct RunRoutes: Sendable {
     }
 }
 
-/// Run ids: random, valid identifiers (they appear in `/runs/{id}`).
-enum RunIDs {
-    static func make() -> String { UUID().uuidString.lowercased() }
+/// Run ids: random version-4 UUIDs in lower case, valid identifiers (they appear in
+/// `/runs/{id}`). Made from `getrandom` bytes without Foundation's UUID, which costs a file
+/// open per id here.
+public enum RunIDs {
+    public static func make() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var high = generator.next() as UInt64
+        var low = generator.next() as UInt64
+        high = (high & ~0xF000) | 0x4000                       // version 4
+        low = (low & ~(0xC000 << 48)) | (0x8000 << 48)           // variant 10
+        let hex = Array("0123456789abcdef".utf8)
+        var out = [UInt8](repeating: UInt8(ascii: "-"), count: 36)
+        var position = 0
+        for (word, shift) in [(high, 60), (low, 60)] {
+            var bits = shift
+            while bits >= 0 {
+                if position == 8 || position == 13 || position == 18 || position == 23 { position += 1 }
+                out[position] = hex[Int((word >> UInt64(bits)) & 0xF)]
+                position += 1
+                bits -= 4
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }
 
 /// The `/run` body for an outcome, for `flowd run`.

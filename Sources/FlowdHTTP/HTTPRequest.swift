@@ -8,10 +8,20 @@ public struct HTTPHeaders: Sendable, Sequence {
 
     /// The first value of `name`, compared without regard to ASCII case.
     public subscript(_ name: String) -> String? {
-        for field in fields where field.name.utf8.count == name.utf8.count && field.name.lowercased() == name.lowercased() {
+        for field in fields where HTTPHeaders.equalIgnoringASCIICase(field.name, name) {
             return field.value
         }
         return nil
+    }
+
+    static func equalIgnoringASCIICase(_ a: String, _ b: String) -> Bool {
+        guard a.utf8.count == b.utf8.count else { return false }
+        for (x, y) in zip(a.utf8, b.utf8) where x != y {
+            let lowerX = x >= 65 && x <= 90 ? x | 0x20 : x
+            let lowerY = y >= 65 && y <= 90 ? y | 0x20 : y
+            if lowerX != lowerY { return false }
+        }
+        return true
     }
 
     public mutating func append(_ name: String, _ value: String) {

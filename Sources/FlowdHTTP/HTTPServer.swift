@@ -44,9 +44,13 @@ public final class HTTPServer: Sendable {
 
     private let daemon = Mutex<DaemonHandle?>(nil)
     private let boundPort = Atomic<Int>(0)
-    /// Suspended connections, and whether new suspensions are still admitted.
-    private let suspension = Mutex<(count: Int, stopping: Bool)>((0, false))
-    private let tasks = Mutex<[UInt64: Task<Void, Never>]>([:])
+    /// Suspended connections (low bits) and, in the top bit, whether new suspensions are
+    /// still admitted. Lock-free: it is touched twice by every request.
+    private let suspension = Atomic<Int>(0)
+    private static let stoppingBit = 1 << 62
+    /// Handler tasks in flight, sharded so that concurrent requests rarely share a lock.
+    private let tasks = (0..<HTTPServer.taskShardCount).map { _ in TaskShard() }
+    private static let taskShardCount = 64
     private let nextTaskID = Atomic<UInt64>(0)
 
     /// - Parameters:
@@ -79,7 +83,7 @@ public final class HTTPServer: Sendable {
             UInt32(max(1, configuration.threads)),
             UInt32(configuration.connectionLimit),
             UInt32(max(0, configuration.idleTimeoutSeconds)),
-            64 << 10,
+            16 << 10,
             mhdLogSink)
         guard let pointer else {
             retained.release()
@@ -91,7 +95,7 @@ public final class HTTPServer: Sendable {
     }
 
     /// Requests whose handler is still running.
-    public var inFlightCount: Int { tasks.withLock { $0.count } }
+    public var inFlightCount: Int { tasks.reduce(0) { $0 + $1.slots.withLock { $0.count } } }
 
     /// Waits until no handler runs, or until `timeout` has passed; true when none runs.
     public func waitForInFlight(timeout: Duration) async -> Bool {
@@ -105,16 +109,28 @@ public final class HTTPServer: Sendable {
 
     /// Cancels every running handler; each still answers and resumes its connection.
     public func cancelInFlight() {
-        for task in tasks.withLock({ Array($0.values) }) { task.cancel() }
+        for shard in tasks {
+            let running = shard.slots.withLock { slots -> [Task<Void, Never>] in
+                var running: [Task<Void, Never>] = []
+                for (id, slot) in slots {
+                    switch slot {
+                    case .starting: slots[id] = .starting(cancelled: true)
+                    case .running(let task): running.append(task)
+                    }
+                }
+                return running
+            }
+            for task in running { task.cancel() }
+        }
     }
 
     /// Stops admitting new work, waits (up to `timeout`) until no connection is suspended,
     /// then quiesces and stops the daemon and closes the listening socket.
     /// Requests that arrive meanwhile are answered 503 at once.
     public func stop(timeout: Duration = .seconds(10)) async {
-        suspension.withLock { $0.stopping = true }
+        suspension.bitwiseOr(HTTPServer.stoppingBit, ordering: .sequentiallyConsistent)
         let deadline = ContinuousClock.now + timeout
-        while suspension.withLock({ $0.count }) > 0 {
+        while suspension.load(ordering: .sequentiallyConsistent) & ~HTTPServer.stoppingBit > 0 {
             if ContinuousClock.now >= deadline {
                 // libmicrohttpd aborts the process when stopped with a suspended connection.
                 logger.error("connections still suspended at shutdown; leaving the daemon to the process exit")
@@ -133,29 +149,39 @@ public final class HTTPServer: Sendable {
 
     /// Counts a suspension unless the server is stopping.
     fileprivate func admitSuspension() -> Bool {
-        suspension.withLock { state in
-            if state.stopping { return false }
-            state.count += 1
-            return true
+        var current = suspension.load(ordering: .relaxed)
+        while current & HTTPServer.stoppingBit == 0 {
+            let (exchanged, original) = suspension.compareExchange(
+                expected: current, desired: current + 1, successOrdering: .sequentiallyConsistent, failureOrdering: .relaxed)
+            if exchanged { return true }
+            current = original
         }
+        return false
     }
 
     fileprivate func endSuspension() {
-        suspension.withLock { $0.count -= 1 }
+        suspension.subtract(1, ordering: .sequentiallyConsistent)
     }
 
     fileprivate func dispatch(_ request: HTTPRequest, handler: @escaping HTTPHandler, context: RequestContext, connection: ConnectionHandle) {
         let id = nextTaskID.wrappingAdd(1, ordering: .relaxed).newValue
-        // The task removes itself under the same lock, so it cannot do so before it is added.
-        tasks.withLock { tasks in
-            tasks[id] = Task {
-                let response = await self.respond(to: request, with: handler)
-                context.result.withLock { $0 = response }
-                self.tasks.withLock { _ = $0.removeValue(forKey: id) }
-                self.endSuspension()
-                MHD_resume_connection(connection.pointer)
-            }
+        let shard = tasks[Int(id % UInt64(HTTPServer.taskShardCount))]
+        // The task is created outside the lock (it may finish before it is stored: then
+        // its slot is already gone); a cancel that comes before it is stored is kept.
+        shard.slots.withLock { $0[id] = .starting(cancelled: false) }
+        let task = Task {
+            let response = await self.respond(to: request, with: handler)
+            context.result.withLock { $0 = response }
+            shard.slots.withLock { _ = $0.removeValue(forKey: id) }
+            self.endSuspension()
+            MHD_resume_connection(connection.pointer)
         }
+        let cancelNow = shard.slots.withLock { slots -> Bool in
+            guard case .starting(let cancelled)? = slots[id] else { return false }
+            slots[id] = .running(task)
+            return cancelled
+        }
+        if cancelNow { task.cancel() }
     }
 
     private func respond(to request: HTTPRequest, with handler: HTTPHandler) async -> HTTPResponse {
@@ -194,6 +220,17 @@ public final class HTTPServer: Sendable {
     fileprivate static func tooLarge(_ limit: Int) -> HTTPResponse {
         .detail(HTTPStatus.payloadTooLarge, "Request body larger than \(limit) bytes")
     }
+}
+
+/// One lock's worth of the handler tasks in flight.
+private final class TaskShard: Sendable {
+    enum Slot {
+        /// Dispatched; the task is not stored yet (and may have to be cancelled once it is).
+        case starting(cancelled: Bool)
+        case running(Task<Void, Never>)
+    }
+
+    let slots = Mutex<[UInt64: Slot]>([:])
 }
 
 /// Per-request state. Touched by the connection's libmicrohttpd thread only, except

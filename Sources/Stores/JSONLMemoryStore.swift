@@ -29,7 +29,7 @@ public actor JSONLMemoryStore: MemoryStore {
     private let io: IOThread
     private let compactionMinimum: Int
 
-    private var maps: [[String: JSONValue]]
+    private var maps: [ShardedMap<JSONValue>]
     private var fd: Int32
     private var lockFD: Int32
     private var fileSize: Int

@@ -10,7 +10,7 @@ import Logging
 enum MemoryLog {
     /// The live state a replay ends with, and what the file holds.
     struct Recovered: Sendable {
-        var maps: [[String: JSONValue]]
+        var maps: [ShardedMap<JSONValue>]
         /// Bytes of good lines (the file is truncated to this when its tail was torn).
         var fileSize: Int
         /// Operations (and corrupt lines) in the file: the compaction trigger compares this with live keys.
@@ -146,7 +146,7 @@ enum MemoryLog {
         return memcmp(bytes.baseAddress!, word.utf8Start, bytes.count) == 0
     }
 
-    static func apply(_ op: MemoryTransaction.Operation, to maps: inout [[String: JSONValue]]) {
+    static func apply(_ op: MemoryTransaction.Operation, to maps: inout [ShardedMap<JSONValue>]) {
         switch op {
         case .set(let scope, let key, let value): maps[scope.index][key] = value
         case .delete(let scope, let key): maps[scope.index][key] = nil
@@ -160,7 +160,7 @@ enum MemoryLog {
     /// skipped with a warning and cut off (`ftruncate` + `fsync`) so that new appends
     /// start on a clean line.
     static func replay(fd: Int32, path: String, logger: Logger) throws(StoreError) -> Recovered {
-        var maps = [[String: JSONValue]](repeating: [:], count: MemoryScope.allCases.count)
+        var maps = [ShardedMap<JSONValue>](repeating: ShardedMap(), count: MemoryScope.allCases.count)
         var records = 0
         var parser = JSONParser()
 

@@ -234,7 +234,7 @@ public protocol RunStore: Sendable {
 
 /// ISO 8601 UTC times with milliseconds (`2026-11-25T12:00:00.123Z`), by hand: no
 /// formatter objects, nothing shared between threads.
-enum ISOTime {
+public enum ISOTime {
     static func milliseconds(_ date: Date) -> Int64 {
         let ms = (date.timeIntervalSince1970 * 1000).rounded()
         guard ms.isFinite else { return 0 }
@@ -252,7 +252,7 @@ enum ISOTime {
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func string(_ date: Date) -> String { string(milliseconds: milliseconds(date)) }
+    public static func string(_ date: Date) -> String { string(milliseconds: milliseconds(date)) }
 
     /// Appends `YYYY-MM-DDTHH:MM:SS.mmmZ` (no quotes).
     static func append(milliseconds ms: Int64, to out: inout [UInt8]) {

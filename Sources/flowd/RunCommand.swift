@@ -38,7 +38,7 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("unknown flow '\(flow)'; flows: \(app.catalog.flowNames.joined(separator: ", "))")
         }
         let progress: (any FlowRunObserver)? = isatty(STDERR_FILENO) == 1 ? TerminalProgress() : nil
-        let runID = UUID().uuidString.lowercased()
+        let runID = RunIDs.make()
         let outcome = await app.executor.execute(RunRequest(flow: flow, input: input, storyID: story), observer: progress)
         await app.shutdown()
         let (body, status) = RunBody.render(outcome, runID: runID)

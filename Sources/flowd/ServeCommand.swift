@@ -32,15 +32,24 @@ struct Serve: AsyncParsableCommand {
         print("flowd listening on http://\(shownHost):\(server.port)")
         fflush(nil)
 
+        let retention = Duration.seconds(configuration.runRetentionHours * 3600)
+        let runs = app.runs
+        let pruning = Task { await runs.pruneRecords(retention: retention) }
         var signals = TerminationSignals.stream().makeAsyncIterator()
         let signal = await signals.next()
-        logger.info("draining", metadata: ["signal": "\(signal ?? 0)", "in_flight": "\(server.inFlightCount)"])
+        logger.info("draining", metadata: ["signal": "\(signal ?? 0)", "requests": "\(server.inFlightCount)", "runs": "\(app.runs.runsInFlight)"])
 
+        // Probes and new runs answer 503 from here on; what is going on may finish.
         app.lifecycle.beginDrain()
-        let drained = await server.waitForInFlight(timeout: .seconds(configuration.drainTimeoutSeconds))
-        if !drained {
-            logger.warning("drain timeout: cancelling the remaining requests", metadata: ["in_flight": "\(server.inFlightCount)"])
+        pruning.cancel()
+        let deadline = ContinuousClock.now + .seconds(configuration.drainTimeoutSeconds)
+        let runsDone = await app.runs.waitForRuns(timeout: deadline - ContinuousClock.now)
+        let requestsDone = await server.waitForInFlight(timeout: max(.zero, deadline - ContinuousClock.now))
+        if !runsDone || !requestsDone {
+            logger.warning("drain timeout: cancelling what is left", metadata: ["requests": "\(server.inFlightCount)", "runs": "\(app.runs.runsInFlight)"])
+            app.runs.cancelAll()
             server.cancelInFlight()
+            _ = await app.runs.waitForRuns(timeout: .seconds(10))
             _ = await server.waitForInFlight(timeout: .seconds(10))
         }
         await server.stop()

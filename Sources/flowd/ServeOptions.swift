@@ -39,6 +39,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("run-retention"), help: "Hours finished run records are kept (FLOWD_RUN_RETENTION). Default 168.")
     var runRetention: Double?
 
+    @Option(name: .customLong("http-threads"), help: "libmicrohttpd event-loop threads (FLOWD_HTTP_THREADS). Default: half the cores, at least 1.")
+    var httpThreads: Int?
+
     func apply(to c: inout FlowdConfiguration, environment env: Environment) throws {
         c.host = env.value(host, "FLOWD_HOST") ?? c.host
         c.port = try env.number(port, "FLOWD_PORT", in: 0...65535) ?? c.port
@@ -49,6 +52,7 @@ struct ServeOptions: ParsableArguments {
         c.drainTimeoutSeconds = try env.seconds(drainTimeout, "FLOWD_DRAIN_TIMEOUT") ?? c.drainTimeoutSeconds
         c.heartbeatSeconds = try env.seconds(heartbeat, "FLOWD_HEARTBEAT") ?? c.heartbeatSeconds
         c.runRetentionHours = try env.seconds(runRetention, "FLOWD_RUN_RETENTION") ?? c.runRetentionHours
+        c.httpThreads = try env.number(httpThreads, "FLOWD_HTTP_THREADS", in: 1...256) ?? c.httpThreads
         c.apiKey = env.variables["FLOWD_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         c.llmBaseURL = env.variables["FLOWD_LLM_BASE_URL"]
         c.llmAPIKey = env.variables["FLOWD_LLM_API_KEY"]

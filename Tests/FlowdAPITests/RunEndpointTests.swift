@@ -136,7 +136,7 @@ struct RunEndpointTests {
                     return try await group.reduce(into: [Int]()) { $0.append($1) }
                 }
             }
-            while await flowd.app.executor.runsInFlight < 200, ContinuousClock.now - started < .seconds(5) {
+            while flowd.app.runs.runsInFlight < 200, ContinuousClock.now - started < .seconds(5) {
                 try await Task.sleep(for: .milliseconds(5))
             }
             let probeStarted = ContinuousClock.now
@@ -152,7 +152,7 @@ struct RunEndpointTests {
     @Test func tooManyRunsInFlightAre503WithRetryAfter() async throws {
         try await withFlowd(Fixtures.basic, configure: { $0.maxRuns = 2 }) { flowd in
             let slow = (0..<2).map { index in Task { try await flowd.run(#"{"flow": "slow", "input": "x", "story_id": "busy-\#(index)"}"#) } }
-            while await flowd.app.executor.runsInFlight < 2 { try await Task.sleep(for: .milliseconds(5)) }
+            while flowd.app.runs.runsInFlight < 2 { try await Task.sleep(for: .milliseconds(5)) }
             let rejected = try await flowd.run(#"{"flow": "slow", "input": "x", "story_id": "busy-3"}"#)
             #expect(rejected.status == 503)
             #expect(rejected.header("Retry-After") != nil)

@@ -1,0 +1,174 @@
+import Agents
+import Foundation
+import Stores
+import Synchronization
+
+/// A run of this process while it goes on: its record, its events so far, the clients that
+/// follow it and the requests that wait for its end.
+///
+/// Events are numbered 1, 2, 3, … and sent to followers in that order, under one lock, so a
+/// follower that joins late gets the earlier ones replayed and never one twice. The terminal
+/// event is the last one; it is published only once the run's record is stored.
+final class LiveRun: FlowRunObserver, Sendable {
+    let runID: String
+
+    private struct State {
+        var record: RunRecord
+        var events: [RunEvent] = []
+        /// Events sent to followers (the terminal one waits for the store).
+        var published = 0
+        var followers: [ObjectIdentifier: EventSubscriber] = [:]
+        var outcome: RunOutcome?
+        var concluded = false
+        var waiters: [CheckedContinuation<RunOutcome, Never>] = []
+        var task: Task<Void, Never>?
+        var cancelRequested = false
+    }
+
+    private let state: Mutex<State>
+
+    init(record: RunRecord) {
+        runID = record.runID
+        state = Mutex(State(record: record))
+    }
+
+    var record: RunRecord { state.withLock { $0.record } }
+
+    /// The task that runs it; cancelled at once if a cancel came first.
+    func attach(_ task: Task<Void, Never>) {
+        let cancelNow = state.withLock { s -> Bool in
+            s.task = task
+            return s.cancelRequested
+        }
+        if cancelNow { task.cancel() }
+    }
+
+    /// Stops the run at its next await. Idempotent.
+    func cancel() {
+        let task = state.withLock { s -> Task<Void, Never>? in
+            s.cancelRequested = true
+            return s.task
+        }
+        task?.cancel()
+    }
+
+    func markRunning() {
+        state.withLock { if $0.record.status == .queued { $0.record.status = .running } }
+    }
+
+    // MARK: Progress, in the original service's vocabulary
+
+    func agentStarted(_ agent: String) async {
+        publish("progress", ["agent": .string(agent), "status": "started", "timestamp": .string(ISOTime.string(Date()))])
+    }
+
+    func agentCompleted(_ agent: String, output: String, duration: Duration) async {
+        publish("progress", ["agent": .string(agent), "status": "completed", "timestamp": .string(ISOTime.string(Date())),
+                             "duration": .double(duration.seconds)])
+        publish("result", ["agent": .string(agent), "data": .string(output)])
+    }
+
+    func agentFailed(_ agent: String, message: String, duration: Duration) async {
+        publish("progress", ["agent": .string(agent), "status": "failed", "timestamp": .string(ISOTime.string(Date())),
+                             "duration": .double(duration.seconds)])
+    }
+
+    private func publish(_ name: String, _ fields: JSONObject) {
+        state.withLock { s in
+            let event = RunEvent(id: s.events.count + 1, name: name, data: LiveRun.data(runID, fields))
+            s.events.append(event)
+            s.published = s.events.count
+            for follower in s.followers.values { follower.send(event) }
+        }
+    }
+
+    private static func data(_ runID: String, _ fields: JSONObject) -> JSONValue {
+        var data: JSONObject = ["run_id": .string(runID)]
+        for (key, value) in fields { data[key] = value }
+        return .object(data)
+    }
+
+    // MARK: The end
+
+    /// Records how the run ended and appends its terminal event (not yet published).
+    /// Returns the final record and every event, for the run store.
+    func conclude(_ outcome: RunOutcome, detail: String?, status: Int) -> (RunRecord, [RunEvent]) {
+        state.withLock { s in
+            s.outcome = outcome
+            s.record.finishedAt = Date()
+            let id = JSONValue.string(runID)
+            let name: String
+            let data: JSONValue
+            switch outcome {
+            case .succeeded(let result):
+                s.record.status = .succeeded
+                s.record.result = result
+                name = "done"
+                data = ["result": .string(result), "pending_docs": .null, "run_id": id]
+            case .pendingDocuments(let ids):
+                s.record.status = .pendingDocs
+                s.record.pendingDocs = ids
+                name = "done"
+                data = ["result": .null, "pending_docs": .array(ids.map(JSONValue.string)), "run_id": id]
+            case .cancelled:
+                s.record.status = .cancelled
+                s.record.error = detail
+                name = "cancelled"
+                data = ["run_id": id]
+            case .failed, .storeFailed:
+                s.record.status = .failed
+                s.record.error = detail
+                name = "error"
+                data = ["run_id": id, "status": .int(Int64(status)), "detail": .string(detail ?? "")]
+            }
+            s.events.append(RunEvent(id: s.events.count + 1, name: name, data: data))
+            return (s.record, s.events)
+        }
+    }
+
+    /// Sends the terminal event, ends every follower's stream and wakes the waiters.
+    func publishConclusion() {
+        let (outcome, waiters) = state.withLock { s -> (RunOutcome?, [CheckedContinuation<RunOutcome, Never>]) in
+            for event in s.events[s.published...] {
+                for follower in s.followers.values { follower.send(event) }
+            }
+            s.published = s.events.count
+            s.concluded = true
+            for follower in s.followers.values { follower.finish() }
+            s.followers = [:]
+            defer { s.waiters = [] }
+            return (s.outcome, s.waiters)
+        }
+        if let outcome {
+            for waiter in waiters { waiter.resume(returning: outcome) }
+        }
+    }
+
+    /// Replays the events after `after` to `follower`, then follows live until the end.
+    func follow(_ follower: EventSubscriber, after: Int) {
+        let key = ObjectIdentifier(follower)
+        state.withLock { s in
+            for event in s.events[min(max(after, 0), s.published)..<s.published] { follower.send(event) }
+            if s.concluded {
+                follower.finish()
+            } else {
+                s.followers[key] = follower
+            }
+        }
+        follower.stream.onClose { [weak self] in
+            self?.state.withLock { _ = $0.followers.removeValue(forKey: key) }
+        }
+    }
+
+    /// The outcome, once the run has ended (and its record is stored).
+    func outcome() async -> RunOutcome {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { s -> RunOutcome? in
+                if s.concluded, let outcome = s.outcome { return outcome }
+                s.waiters.append(continuation)
+                return nil
+            }
+            if let done { continuation.resume(returning: done) }
+        }
+    }
+}

@@ -1,0 +1,95 @@
+import FlowdHTTP
+import Foundation
+import Stores
+import Synchronization
+
+/// The SSE wire form of run events: `id:`, `event:`, one `data:` line, a blank line; LF only.
+enum ServerSentEvents {
+    static func encode(_ event: RunEvent, into out: inout [UInt8]) {
+        out.append(contentsOf: "id: \(event.id)\nevent: \(event.name)\ndata: ".utf8)
+        event.data.serialize(into: &out)
+        out.append(contentsOf: [10, 10])
+    }
+
+    static func encode(_ events: some Sequence<RunEvent>) -> [UInt8] {
+        var out: [UInt8] = []
+        for event in events { encode(event, into: &out) }
+        return out
+    }
+
+    static let headers = HTTPHeaders([
+        ("Content-Type", "text/event-stream"),
+        ("Cache-Control", "no-cache"),
+        ("X-Accel-Buffering", "no"),
+    ])
+
+    /// True when the client asked for an event stream.
+    static func wanted(by request: HTTPRequest) -> Bool {
+        request.headers["Accept"]?.lowercased().contains("text/event-stream") == true
+    }
+}
+
+/// One client following a run: its response stream, and a heartbeat comment whenever
+/// nothing else went out for `heartbeat`. Ends with the run's terminal event.
+final class EventSubscriber: Sendable {
+    let stream = ResponseStream()
+    private let lastWrite = Atomic<Int64>(0)
+    private let heartbeatTask = Mutex<Task<Void, Never>?>(nil)
+
+    init(heartbeat: Duration) {
+        lastWrite.store(EventSubscriber.now(), ordering: .relaxed)
+        let task = Task { [weak self, stream] in
+            let interval = heartbeat.nanoseconds
+            while !Task.isCancelled {
+                let since = EventSubscriber.now() - (self?.lastWrite.load(ordering: .relaxed) ?? 0)
+                let wait = max(interval - since, interval / 10)
+                try? await Task.sleep(for: .nanoseconds(wait))
+                guard let self, !stream.isClosed else { return }
+                if EventSubscriber.now() - self.lastWrite.load(ordering: .relaxed) >= interval {
+                    self.write(Array(": ping\n\n".utf8))
+                }
+            }
+        }
+        heartbeatTask.withLock { $0 = task }
+        stream.onClose { task.cancel() }
+    }
+
+    var response: HTTPResponse {
+        HTTPResponse(status: HTTPStatus.ok, headers: ServerSentEvents.headers, body: .stream(stream))
+    }
+
+    func write(_ bytes: [UInt8]) {
+        lastWrite.store(EventSubscriber.now(), ordering: .relaxed)
+        stream.write(bytes)
+    }
+
+    func send(_ event: RunEvent) {
+        var out: [UInt8] = []
+        ServerSentEvents.encode(event, into: &out)
+        write(out)
+    }
+
+    /// After the terminal event: the stream ends and the heartbeat stops.
+    func finish() {
+        heartbeatTask.withLock { $0?.cancel() }
+        stream.finish()
+    }
+
+    private static func now() -> Int64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Int64(time.tv_sec) * 1_000_000_000 + Int64(time.tv_nsec)
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
