@@ -79,6 +79,9 @@ public final class RunService: Sendable {
 
     func liveRun(_ runID: String) -> LiveRun? { live.withLock { $0[runID] } }
 
+    /// The ids of the runs going on now.
+    public var liveRunIDs: [String] { live.withLock { Array($0.keys) } }
+
     /// The record of a live or finished run.
     func record(_ runID: String) async throws -> RunRecord? {
         if let run = liveRun(runID) { return run.record }

@@ -149,6 +149,58 @@ public final class TestConnection: @unchecked Sendable {
         return TestResponse(status: status, headers: headers, body: body)
     }
 
+    /// Reads a response head only; the body is then read with `readChunk()`.
+    public func readHead() throws -> TestResponse {
+        try readResponse(headOnly: true)
+    }
+
+    /// Reads exactly `length` body bytes (after `readHead()` of a response with a Content-Length).
+    public func readBody(length: Int) throws -> [UInt8] {
+        var data = pending
+        pending = []
+        while data.count < length {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count <= 0 { throw TestClientError("closed inside a body") }
+            data.append(contentsOf: buffer[0..<count])
+        }
+        pending = Array(data[length...])
+        return Array(data[0..<length])
+    }
+
+    /// The next chunk of a chunked body, decoded; nil at the final chunk or when closed.
+    public func readChunk() throws -> [UInt8]? {
+        var data = pending
+        pending = []
+        func fill() throws -> Bool {
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count < 0 { throw TestClientError("recv: errno \(errno) (timeout?)") }
+            if count == 0 { return false }
+            data.append(contentsOf: buffer[0..<count])
+            return true
+        }
+        while true {
+            if let lineEnd = TestConnection.find([13, 10], in: data) {
+                let sizeText = String(decoding: data[0..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
+                guard let size = Int(sizeText, radix: 16) else { throw TestClientError("bad chunk size '\(sizeText)'") }
+                if size == 0 {
+                    pending = Array(data[(lineEnd + 2)...])
+                    return nil
+                }
+                if data.count >= lineEnd + 2 + size + 2 {
+                    let chunk = Array(data[(lineEnd + 2)..<(lineEnd + 2 + size)])
+                    pending = Array(data[(lineEnd + 2 + size + 2)...])
+                    return chunk
+                }
+            }
+            if try !fill() {
+                pending = data
+                return nil
+            }
+        }
+    }
+
     static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard haystack.count >= needle.count else { return nil }
         for index in 0...(haystack.count - needle.count) where haystack[index] == needle[0] {

@@ -1,0 +1,228 @@
+import FlowdTesting
+import Foundation
+import Testing
+
+@Suite("Progress streams, background runs, cancellation")
+struct StreamingTests {
+    private func names(_ events: [SSEEvent]) -> [String] {
+        events.map { event in
+            let object = event.object
+            if event.event == "progress" { return "progress \(object["agent"] as? String ?? "?") \(object["status"] as? String ?? "?")" }
+            if event.event == "result" { return "result \(object["agent"] as? String ?? "?")" }
+            return event.event ?? "message"
+        }
+    }
+
+    private func checkNumberingAndRunID(_ events: [SSEEvent], runID: String?) {
+        #expect(events.map(\.id) == (1...max(events.count, 1)).prefix(events.count).map { String($0) })
+        let ids = Set(events.compactMap { $0.object["run_id"] as? String })
+        #expect(ids.count == 1)
+        if let runID { #expect(ids == [runID]) }
+        let terminal = events.filter { ["done", "error", "cancelled"].contains($0.event ?? "") }
+        #expect(terminal.count == 1)
+        #expect(terminal.first?.id == events.last?.id)
+    }
+
+    @Test func aSuccessfulRunStreamsProgressResultsAndOneDone() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let stream = try await SSEConnection.open(port: flowd.server.port, "POST", "/run", body: #"{"input": "hi", "story_id": "sse-1"}"#)
+            #expect(stream.head.status == 200)
+            #expect(stream.head.header("Content-Type") == "text/event-stream")
+            let events = try await stream.all()
+            #expect(names(events) == [
+                "progress analyst started", "progress analyst completed", "result analyst",
+                "progress summarizer started", "progress summarizer completed", "result summarizer", "done",
+            ])
+            checkNumberingAndRunID(events, runID: nil)
+            #expect(events[1].object["duration"] is Double || events[1].object["duration"] is Int)
+            #expect(events[0].object["timestamp"] is String)
+            #expect(events[2].object["data"] as? String == "analysis of hi (before: )")
+            let done = events.last!.object
+            #expect(done["result"] as? String == "summary of analysis of hi (before: )")
+            #expect(done["pending_docs"] is NSNull)
+            #expect(done["run_id"] as? String == events[0].object["run_id"] as? String)
+        }
+    }
+
+    @Test func aFailureStreamsTheFailedAgentAndOneError() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let stream = try await SSEConnection.open(port: flowd.server.port, "POST", "/run", body: #"{"flow": "failing", "input": "x", "story_id": "sse-2"}"#)
+            let events = try await stream.all()
+            #expect(names(events) == [
+                "progress analyst started", "progress analyst completed", "result analyst",
+                "progress boom started", "progress boom failed", "error",
+            ])
+            checkNumberingAndRunID(events, runID: nil)
+            #expect(events.last?.object["status"] as? Int == 500)
+            #expect(events.last?.object["detail"] as? String == "Flow execution failed: boom: boom")
+        }
+    }
+
+    @Test func pendingDocumentsEndTheStreamWithDone() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let stream = try await SSEConnection.open(port: flowd.server.port, "POST", "/run", body: #"{"flow": "docs", "input": "x", "story_id": "sse-3"}"#)
+            let events = try await stream.all()
+            #expect(names(events) == ["done"])
+            #expect(events.first?.object["pending_docs"] as? [String] == ["brief", "prd", "arch"])
+            #expect(events.first?.object["result"] is NSNull)
+        }
+    }
+
+    @Test func answersDecidedBeforeTheRunStayPlainJSON() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let bad = try await flowd.client.post("/run", json: #"{"input": 1, "story_id": "s"}"#, headers: [("Accept", "text/event-stream")])
+            #expect(bad.status == 422)
+            #expect(bad.header("Content-Type") == "application/json")
+            let unknown = try await flowd.client.post("/run", json: #"{"flow": "nope", "input": "x", "story_id": "s"}"#, headers: [("Accept", "text/event-stream")])
+            #expect(unknown.status == 400)
+        }
+    }
+
+    @Test func heartbeatCommentsKeepAQuietStreamOpen() async throws {
+        try await withFlowd(Fixtures.basic, configure: { $0.heartbeatSeconds = 0.2 }) { flowd in
+            let stream = try await SSEConnection.open(port: flowd.server.port, "POST", "/run", body: #"{"flow": "slow", "input": "x", "story_id": "sse-4"}"#)
+            let events = try await stream.all()
+            #expect(events.last?.event == "done")
+            #expect(stream.raw.components(separatedBy: ": ping\n\n").count - 1 >= 2, "\(stream.raw)")
+        }
+    }
+
+    @Test func aBackgroundRunIsPolledToCompletionAndItsEventsReplay() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let started = try await flowd.post("/runs", #"{"input": "bg", "story_id": "bg-1"}"#)
+            #expect(started.status == 202)
+            let runID = try #require(started.object["run_id"] as? String)
+            #expect(started.object["status"] as? String == "queued")
+            #expect(started.header("Location") == "/runs/\(runID)")
+            var record: [String: Any] = [:]
+            for _ in 0..<200 {
+                record = try await flowd.client.get("/runs/\(runID)").object
+                if record["status"] as? String == "succeeded" { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(record["status"] as? String == "succeeded")
+            #expect(record["result"] as? String == "summary of analysis of bg (before: )")
+            #expect(record["flow"] as? String == "default")
+            #expect(record["story_id"] as? String == "bg-1")
+            #expect(record["pending_docs"] is NSNull)
+            #expect(record["error"] is NSNull)
+            #expect(record["created_at"] is String && record["finished_at"] is String)
+
+            let replay = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events")
+            let events = try await replay.all()
+            #expect(names(events) == [
+                "progress analyst started", "progress analyst completed", "result analyst",
+                "progress summarizer started", "progress summarizer completed", "result summarizer", "done",
+            ])
+            checkNumberingAndRunID(events, runID: runID)
+
+            let resumed = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events", headers: [("Last-Event-ID", "5")])
+            let rest = try await resumed.all()
+            #expect(rest.map(\.id) == ["6", "7"])
+            let nothingLeft = try await flowd.client.get("/runs/\(runID)/events", headers: [("Last-Event-ID", "7")])
+            #expect(nothingLeft.status == 204)
+            let r1 = try await flowd.client.get("/runs/unknown-run")
+            #expect(r1.status == 404)
+            let r2 = try await flowd.client.get("/runs/unknown-run/events")
+            #expect(r2.status == 404)
+            let r3 = try await flowd.client.get("/runs/bad%20id")
+            #expect(r3.status == 422)
+        }
+    }
+
+    @Test func liveEventsEqualTheReplayAndLastEventIDResumesMidRun() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let started = try await flowd.post("/runs", #"{"flow": "review", "input": "ok", "story_id": "live-1"}"#)
+            let runID = try #require(started.object["run_id"] as? String)
+            let live = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events")
+            let liveEvents = try await live.all()
+            let replayed = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events").all()
+            #expect(liveEvents == replayed)
+            #expect(liveEvents.last?.event == "done")
+        }
+        try await withFlowd(Fixtures.basic) { flowd in
+            let started = try await flowd.post("/runs", #"{"flow": "sleepy", "input": "x", "story_id": "live-2"}"#)
+            let runID = try #require(started.object["run_id"] as? String)
+            let first = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events")
+            let startedEvent = try await first.next()
+            #expect(startedEvent?.id == "1")
+            first.close()
+            // Reconnect as an EventSource does, while the agent is still sleeping.
+            let resumed = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events", headers: [("Last-Event-ID", "1")])
+            let rest = try await resumed.all()
+            #expect(rest.map(\.id) == ["2", "3", "4"])
+            #expect(names(rest) == ["progress sleeper completed", "result sleeper", "done"])
+        }
+    }
+
+    @Test func aClientThatHangsUpDoesNotStopTheRun() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let stream = try await SSEConnection.open(port: flowd.server.port, "POST", "/run", body: #"{"flow": "sleepy", "input": "gone", "story_id": "hangup"}"#)
+            let first = try await stream.next()
+            let runID = try #require(first?.object["run_id"] as? String)
+            stream.close()
+            var status = ""
+            for _ in 0..<300 {
+                status = try await flowd.client.get("/runs/\(runID)").object["status"] as? String ?? ""
+                if status == "succeeded" { break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(status == "succeeded")
+            let contexts = try await flowd.contexts(story: "hangup")
+            #expect(contexts["sleeper:hangup"]?["last_output"] == "gone|")
+        }
+    }
+
+    @Test func cancellingARunStopsItLeavesMemoryAloneAndEndsItsStream() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let started = try await flowd.post("/runs", #"{"flow": "slow", "input": "x", "story_id": "cancel-1"}"#)
+            let runID = try #require(started.object["run_id"] as? String)
+            let stream = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events")
+            let first = try await stream.next()
+            #expect(first?.object["status"] as? String == "started")
+            let cancel = try await flowd.client.request("POST", "/runs/\(runID)/cancel")
+            #expect(cancel.status == 202)
+            let rest = try await stream.all()
+            #expect(names(rest) == ["cancelled"])
+            #expect(rest.first?.object["run_id"] as? String == runID)
+            let record = try await flowd.client.get("/runs/\(runID)").object
+            #expect(record["status"] as? String == "cancelled")
+            #expect(record["result"] is NSNull)
+            // The slow agent (1 s) does not finish its work later.
+            try await Task.sleep(for: .milliseconds(1300))
+            let r4 = try await flowd.contexts(story: "cancel-1")
+            #expect(r4.isEmpty)
+            let r5 = try await flowd.client.get("/runs/\(runID)")
+            #expect(r5.object["status"] as? String == "cancelled")
+            let events = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events").all()
+            #expect(names(events) == ["progress slow started", "cancelled"])
+
+            let r6 = try await flowd.client.request("POST", "/runs/\(runID)/cancel")
+
+            #expect(r6.status == 202)
+            let done = try await flowd.run(#"{"input": "x", "story_id": "cancel-2"}"#)
+            let doneID = try #require(done.object["run_id"] as? String)
+            let r7 = try await flowd.client.request("POST", "/runs/\(doneID)/cancel")
+            #expect(r7.status == 409)
+            let r8 = try await flowd.client.request("POST", "/runs/nope/cancel")
+            #expect(r8.status == 404)
+        }
+    }
+
+    @Test func aCancelledSynchronousRunAnswers409() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let pending = Task { try await flowd.run(#"{"flow": "slow", "input": "x", "story_id": "cancel-3"}"#) }
+            var runID: String?
+            for _ in 0..<300 where runID == nil {
+                try await Task.sleep(for: .milliseconds(10))
+                runID = flowd.app.runs.liveRunIDs.first
+            }
+            let id = try #require(runID)
+            let r9 = try await flowd.client.request("POST", "/runs/\(id)/cancel")
+            #expect(r9.status == 202)
+            let response = try await pending.value
+            #expect(response.status == 409)
+            #expect(response.object["detail"] as? String == "Run cancelled")
+        }
+    }
+}
