@@ -100,6 +100,36 @@ struct ProcessTests {
     }
 }
 
+extension ProcessTests {
+    @Test func runRecordsSurviveARestartAndAKilledRunReadsFailed() async throws {
+        let directory = try slowAgents(delayMilliseconds: 30_000)
+        defer { directory.remove() }
+        try directory.write("agents/quick.yaml", "kind: template\nprompt: \"quick {{input}}\"\n")
+        try directory.write("agents/flows.yaml", "default: [sleeper]\nquick: [quick]\n")
+        let flowd = try await FlowdProcess.start(serve: arguments(directory))
+        let done = try await flowd.client.post("/run", json: #"{"flow": "quick", "input": "x", "story_id": "kept"}"#)
+        let doneID = try #require(done.object["run_id"] as? String)
+        let started = try await flowd.client.post("/runs", json: #"{"input": "x", "story_id": "killed"}"#)
+        let killedID = try #require(started.object["run_id"] as? String)
+        try await Task.sleep(for: .milliseconds(300))
+        flowd.signal(SIGKILL)
+        _ = await flowd.waitForExit()
+
+        let restarted = try await FlowdProcess.start(serve: arguments(directory))
+        let kept = try await restarted.client.get("/runs/\(doneID)")
+        #expect(kept.object["status"] as? String == "succeeded")
+        #expect(kept.object["result"] as? String == "quick x")
+        let killed = try await restarted.client.get("/runs/\(killedID)")
+        #expect(killed.object["status"] as? String == "failed")
+        #expect((killed.object["error"] as? String)?.contains("flowd stopped") == true)
+        let events = try await restarted.client.get("/runs/\(killedID)/events")
+        #expect(events.status == 200)
+        #expect(events.text.contains("event: error"))
+        restarted.signal(SIGTERM)
+        #expect(await restarted.waitForExit() == 0)
+    }
+}
+
 /// Keys whose write was answered 200, from many tasks.
 final class AcknowledgedWrites: @unchecked Sendable {
     private let lock = NSLock()
