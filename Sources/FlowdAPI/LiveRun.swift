@@ -4,11 +4,11 @@ import Stores
 import Synchronization
 
 /// A run of this process while it goes on: its record, its events so far, the clients that
-/// follow it and the requests that wait for its end.
+/// follow it, and the task to cancel.
 ///
 /// Events are numbered 1, 2, 3, … and sent to followers in that order, under one lock, so a
 /// follower that joins late gets the earlier ones replayed and never one twice. The terminal
-/// event is the last one; it is published only once the run's record is stored.
+/// event is the last one.
 final class LiveRun: FlowRunObserver, Sendable {
     let runID: String
 
@@ -18,11 +18,17 @@ final class LiveRun: FlowRunObserver, Sendable {
         /// Events sent to followers (the terminal one waits for the store).
         var published = 0
         var followers: [ObjectIdentifier: EventSubscriber] = [:]
-        var outcome: RunOutcome?
         var concluded = false
-        var waiters: [CheckedContinuation<RunOutcome, Never>] = []
         var task: Task<Void, Never>?
+        var inlineTask: InlineTask?
         var cancelRequested = false
+    }
+
+    /// The task of a `/run` request that runs its flow inline (no task of its own).
+    struct InlineTask: @unchecked Sendable {
+        // Only used to cancel, under the run's lock, while `runInline` is still inside the
+        // scope of `withUnsafeCurrentTask`, so the task is alive whenever it is touched.
+        let task: UnsafeCurrentTask
     }
 
     private let state: Mutex<State>
@@ -43,13 +49,27 @@ final class LiveRun: FlowRunObserver, Sendable {
         if cancelNow { task.cancel() }
     }
 
+    /// Runs `body` on the calling task, which a `cancel()` meanwhile cancels.
+    func runInline<T: Sendable>(_ body: () async -> T) async -> T {
+        withUnsafeCurrentTask { current in
+            let cancelNow = state.withLock { s -> Bool in
+                if let current { s.inlineTask = InlineTask(task: current) }
+                return s.cancelRequested
+            }
+            if cancelNow { current?.cancel() }
+        }
+        let result = await body()
+        state.withLock { $0.inlineTask = nil }
+        return result
+    }
+
     /// Stops the run at its next await. Idempotent.
     func cancel() {
-        let task = state.withLock { s -> Task<Void, Never>? in
+        state.withLock { s in
             s.cancelRequested = true
-            return s.task
+            s.task?.cancel()
+            s.inlineTask?.task.cancel()
         }
-        task?.cancel()
     }
 
     func markRunning() {
@@ -94,7 +114,6 @@ final class LiveRun: FlowRunObserver, Sendable {
     /// Returns the final record and every event, for the run store.
     func conclude(_ outcome: RunOutcome, detail: String?, status: Int) -> (RunRecord, [RunEvent]) {
         state.withLock { s in
-            s.outcome = outcome
             s.record.finishedAt = Date()
             let id = JSONValue.string(runID)
             let name: String
@@ -126,9 +145,9 @@ final class LiveRun: FlowRunObserver, Sendable {
         }
     }
 
-    /// Sends the terminal event, ends every follower's stream and wakes the waiters.
+    /// Sends the terminal event and ends every follower's stream.
     func publishConclusion() {
-        let (outcome, waiters) = state.withLock { s -> (RunOutcome?, [CheckedContinuation<RunOutcome, Never>]) in
+        state.withLock { s in
             for event in s.events[s.published...] {
                 for follower in s.followers.values { follower.send(event) }
             }
@@ -136,11 +155,6 @@ final class LiveRun: FlowRunObserver, Sendable {
             s.concluded = true
             for follower in s.followers.values { follower.finish() }
             s.followers = [:]
-            defer { s.waiters = [] }
-            return (s.outcome, s.waiters)
-        }
-        if let outcome {
-            for waiter in waiters { waiter.resume(returning: outcome) }
         }
     }
 
@@ -157,18 +171,6 @@ final class LiveRun: FlowRunObserver, Sendable {
         }
         follower.stream.onClose { [weak self] in
             self?.state.withLock { _ = $0.followers.removeValue(forKey: key) }
-        }
-    }
-
-    /// The outcome, once the run has ended (and its record is stored).
-    func outcome() async -> RunOutcome {
-        await withCheckedContinuation { continuation in
-            let done = state.withLock { s -> RunOutcome? in
-                if s.concluded, let outcome = s.outcome { return outcome }
-                s.waiters.append(continuation)
-                return nil
-            }
-            if let done { continuation.resume(returning: done) }
         }
     }
 }

@@ -30,20 +30,19 @@ struct RunRoutes: Sendable {
     private func run(_ request: HTTPRequest) async throws -> HTTPResponse {
         let body = try admit(request)
         if ServerSentEvents.wanted(by: request) {
-            let run = try await runs.start(body, announce: true)
+            let run = try await runs.start(body)
             let follower = EventSubscriber(heartbeat: runs.heartbeat)
             run.follow(follower, after: 0)
             return follower.response
         }
-        let run = try await runs.start(body, announce: false)
-        // The client's request being cancelled (the drain timeout) cancels the run.
-        let outcome = await withTaskCancellationHandler { await run.outcome() } onCancel: { run.cancel() }
+        // On this request's task: cancelling it (the drain timeout) cancels the run.
+        let (run, outcome) = try await runs.runInline(body)
         return try RunRoutes.answer(outcome, runID: run.runID, draining: lifecycle.isDraining)
     }
 
     /// `POST /runs`: 202 with the id once the record is durable; the run goes on without the client.
     private func startInBackground(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let run = try await runs.start(try admit(request), announce: true)
+        let run = try await runs.start(try admit(request))
         return .json(HTTPStatus.accepted, ["run_id": .string(run.runID), "status": "queued"],
                      headers: HTTPHeaders([("Location", "/runs/\(run.runID)")]))
     }

@@ -8,7 +8,8 @@ import Synchronization
 /// cancel them. Live runs are kept here; finished ones are read from the run store.
 ///
 /// Invariant: a run leaves the live set only after its final record is stored, so a reader
-/// always finds it in one place or the other.
+/// always finds it in one place or the other; its end is announced (terminal event) before
+/// that, once its memory is committed.
 public final class RunService: Sendable {
     let executor: RunExecutor
     let store: any RunStore
@@ -28,10 +29,29 @@ public final class RunService: Sendable {
     /// Runs admitted and not yet finished, queued ones included.
     public var runsInFlight: Int { live.withLock { $0.count } }
 
-    /// Admits and starts a run (503 beyond `--max-runs`). With `announce` its record is
-    /// stored, durably, before this returns (its id is about to be handed out); otherwise
-    /// the record is stored when the run ends.
-    func start(_ request: RunRequest, announce: Bool) async throws(HTTPError) -> LiveRun {
+    /// Admits and starts a run in a task of its own (503 beyond `--max-runs`); its record
+    /// is stored, durably, before this returns: its id is about to be handed out.
+    func start(_ request: RunRequest) async throws(HTTPError) -> LiveRun {
+        let run = try admit(request)
+        do {
+            try await store.create(run.record, durable: true)
+        } catch {
+            live.withLock { _ = $0.removeValue(forKey: run.runID) }
+            throw HTTPError(HTTPStatus.internalError, "Storage failed: \(error)")
+        }
+        run.attach(Task { await self.execute(run, request) })
+        return run
+    }
+
+    /// Admits a run and runs it on the calling task (`/run` without a stream: nobody learns
+    /// its id before its end, so its record is stored when it ends).
+    func runInline(_ request: RunRequest) async throws(HTTPError) -> (LiveRun, RunOutcome) {
+        let run = try admit(request)
+        let outcome = await run.runInline { await self.execute(run, request) }
+        return (run, outcome)
+    }
+
+    private func admit(_ request: RunRequest) throws(HTTPError) -> LiveRun {
         let run = LiveRun(record: RunRecord(runID: RunIDs.make(), flow: request.flow, storyID: request.storyID,
                                            status: .queued, createdAt: Date()))
         let admitted = live.withLock { runs -> Bool in
@@ -40,31 +60,26 @@ public final class RunService: Sendable {
             return true
         }
         guard admitted else { throw HTTPError.unavailable("Too many runs in flight") }
-        if announce {
-            do {
-                try await store.create(run.record, durable: true)
-            } catch {
-                live.withLock { _ = $0.removeValue(forKey: run.runID) }
-                throw HTTPError(HTTPStatus.internalError, "Storage failed: \(error)")
-            }
-        }
-        run.attach(Task { await self.execute(run, request) })
         return run
     }
 
-    private func execute(_ run: LiveRun, _ request: RunRequest) async {
+    @discardableResult
+    private func execute(_ run: LiveRun, _ request: RunRequest) async -> RunOutcome {
         let outcome = await executor.execute(request, observer: run, onStart: { run.markRunning() })
         let (status, detail) = RunService.statusAndDetail(outcome)
         let (record, events) = run.conclude(outcome, detail: detail, status: status)
+        // Followers get the terminal event at once (the memory commit is durable already);
+        // the run stays live, and so readable here, until its record is stored.
+        run.publishConclusion()
         do {
             try await store.finish(record, events: events)
         } catch {
             logger.error("run record not stored", metadata: ["run_id": "\(run.runID)", "error": "\(error)"])
         }
         live.withLock { _ = $0.removeValue(forKey: run.runID) }
-        run.publishConclusion()
-        logger.info("run", metadata: ["run_id": "\(run.runID)", "flow": "\(request.flow)", "story_id": "\(request.storyID)",
-                                      "status": "\(record.status.rawValue)"])
+        logger.debug("run", metadata: ["run_id": "\(run.runID)", "flow": "\(request.flow)", "story_id": "\(request.storyID)",
+                                       "status": "\(record.status.rawValue)"])
+        return outcome
     }
 
     /// The status and detail a `/run` JSON answer gives an outcome (200 has no detail).
