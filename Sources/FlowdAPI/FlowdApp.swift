@@ -16,6 +16,7 @@ public final class FlowdApp: Sendable {
     public let runStore: any RunStore
     public let executor: RunExecutor
     public let runs: RunService
+    public let metrics = FlowdMetrics()
     let logger: Logger
 
     public init(configuration: FlowdConfiguration, catalog: AgentCatalog, memory: any MemoryStore,
@@ -28,9 +29,11 @@ public final class FlowdApp: Sendable {
         self.logger = logger
         let llm = LLMConfiguration(baseURL: configuration.llmBaseURL, apiKey: configuration.llmAPIKey, defaultModel: configuration.llmModel)
         let runner = FlowRunner(catalog: catalog, httpClient: httpClient, llm: llm, logger: logger)
-        executor = RunExecutor(catalog: catalog, runner: runner, memory: memory, documents: documents, logger: logger)
+        executor = RunExecutor(catalog: catalog, runner: runner, memory: memory, documents: documents,
+                               metrics: metrics, logger: logger)
         runs = RunService(executor: executor, store: runStore, maxRuns: configuration.maxRuns,
-                          heartbeat: .milliseconds(Int64(configuration.heartbeatSeconds * 1000)), logger: logger)
+                          heartbeat: .milliseconds(Int64(configuration.heartbeatSeconds * 1000)),
+                          metrics: metrics, logger: logger)
     }
 
     /// Loads the agents and opens the stores the configuration names (creating the docs
@@ -49,6 +52,10 @@ public final class FlowdApp: Sendable {
         var router = Router()
         router.get("/healthz") { _ in Responses.healthy }
         router.get("/readyz") { [self] _ in readiness() }
+        router.get("/metrics") { [self] _ in
+            HTTPResponse(status: HTTPStatus.ok, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
+                         body: .bytes(metrics.render(runsInFlight: runs.runsInFlight)))
+        }
         RunRoutes(catalog: catalog, runs: runs, lifecycle: lifecycle, maxInput: configuration.maxInput).register(on: &router)
         DocumentRoutes(documents: documents).register(on: &router)
         MemoryRoutes(memory: memory).register(on: &router)
@@ -63,7 +70,19 @@ public final class FlowdApp: Sendable {
         http.maxBodyBytes = configuration.maxBody
         http.idleTimeoutSeconds = configuration.idleTimeoutSeconds
         http.threads = configuration.httpThreads
-        return HTTPServer(configuration: http, router: makeRouter(), logger: logger)
+        let metrics = self.metrics
+        let logger = self.logger
+        return HTTPServer(
+            configuration: http, router: makeRouter(), logger: logger,
+            gate: configuration.apiKey.map { APIKeyGate(key: $0).check },
+            observer: { head, route, status, headers, duration in
+                let route = route ?? "unmatched"
+                metrics.request(method: head.method, route: route, status: status, duration: duration)
+                logger.info("request", metadata: [
+                    "method": "\(head.method)", "route": "\(route)", "status": "\(status)",
+                    "latency_ms": "\(duration.milliseconds)", "run_id": "\(headers["X-Run-ID"] ?? "-")",
+                ])
+            })
     }
 
     /// Everything acknowledged is on disk already; this waits for what is still being written.

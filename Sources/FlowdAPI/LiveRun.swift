@@ -32,10 +32,12 @@ final class LiveRun: FlowRunObserver, Sendable {
     }
 
     private let state: Mutex<State>
+    private let metrics: FlowdMetrics?
 
-    init(record: RunRecord) {
+    init(record: RunRecord, metrics: FlowdMetrics? = nil) {
         runID = record.runID
         state = Mutex(State(record: record))
+        self.metrics = metrics
     }
 
     var record: RunRecord { state.withLock { $0.record } }
@@ -83,12 +85,14 @@ final class LiveRun: FlowRunObserver, Sendable {
     }
 
     func agentCompleted(_ agent: String, output: String, duration: Duration) async {
+        metrics?.agent(agent, outcome: "completed", duration: duration)
         publish("progress", ["agent": .string(agent), "status": "completed", "timestamp": .string(ISOTime.string(Date())),
                              "duration": .double(duration.seconds)])
         publish("result", ["agent": .string(agent), "data": .string(output)])
     }
 
     func agentFailed(_ agent: String, message: String, duration: Duration) async {
+        metrics?.agent(agent, outcome: "failed", duration: duration)
         publish("progress", ["agent": .string(agent), "status": "failed", "timestamp": .string(ISOTime.string(Date())),
                              "duration": .double(duration.seconds)])
     }

@@ -28,6 +28,7 @@ public actor RunExecutor {
     let memory: any MemoryStore
     let documents: any DocumentStore
     let logger: Logger
+    let metrics: FlowdMetrics?
 
     /// Stories with a run going; each with the runs waiting for it, in arrival order.
     private var stories: [String: [Waiter]] = [:]
@@ -38,7 +39,9 @@ public actor RunExecutor {
         let continuation: CheckedContinuation<Bool, Never>
     }
 
-    public init(catalog: AgentCatalog, runner: FlowRunner, memory: any MemoryStore, documents: any DocumentStore, logger: Logger) {
+    public init(catalog: AgentCatalog, runner: FlowRunner, memory: any MemoryStore, documents: any DocumentStore,
+                metrics: FlowdMetrics? = nil, logger: Logger) {
+        self.metrics = metrics
         self.catalog = catalog
         self.runner = runner
         self.memory = memory
@@ -136,7 +139,9 @@ public actor RunExecutor {
 
         let transaction = commitTransaction(flow: flow, storyID: request.storyID, keys: keys, contexts: contexts, steps: outcome.steps)
         do {
+            let started = ContinuousClock.now
             try await memory.commit(transaction)
+            metrics?.memoryCommit(duration: ContinuousClock.now - started)
         } catch {
             return .storeFailed(detail: "\(error)")
         }

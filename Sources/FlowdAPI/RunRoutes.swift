@@ -33,18 +33,29 @@ struct RunRoutes: Sendable {
             let run = try await runs.start(body)
             let follower = EventSubscriber(heartbeat: runs.heartbeat)
             run.follow(follower, after: 0)
-            return follower.response
+            var response = follower.response
+            response.headers.append("X-Run-ID", run.runID)
+            return response
         }
         // On this request's task: cancelling it (the drain timeout) cancels the run.
         let (run, outcome) = try await runs.runInline(body)
-        return try RunRoutes.answer(outcome, runID: run.runID, draining: lifecycle.isDraining)
+        let runHeader = ("X-Run-ID", run.runID)
+        do {
+            var response = try RunRoutes.answer(outcome, runID: run.runID, draining: lifecycle.isDraining)
+            response.headers.append(runHeader.0, runHeader.1)
+            return response
+        } catch {
+            var error = error
+            error.headers.append(runHeader.0, runHeader.1)
+            throw error
+        }
     }
 
     /// `POST /runs`: 202 with the id once the record is durable; the run goes on without the client.
     private func startInBackground(_ request: HTTPRequest) async throws -> HTTPResponse {
         let run = try await runs.start(try admit(request))
         return .json(HTTPStatus.accepted, ["run_id": .string(run.runID), "status": "queued"],
-                     headers: HTTPHeaders([("Location", "/runs/\(run.runID)")]))
+                     headers: HTTPHeaders([("Location", "/runs/\(run.runID)"), ("X-Run-ID", run.runID)]))
     }
 
     private func record(_ request: HTTPRequest) async throws -> HTTPResponse {

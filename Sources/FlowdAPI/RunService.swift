@@ -16,9 +16,11 @@ public final class RunService: Sendable {
     let maxRuns: Int
     let heartbeat: Duration
     let logger: Logger
+    let metrics: FlowdMetrics
     private let live = Mutex<[String: LiveRun]>([:])
 
-    init(executor: RunExecutor, store: any RunStore, maxRuns: Int, heartbeat: Duration, logger: Logger) {
+    init(executor: RunExecutor, store: any RunStore, maxRuns: Int, heartbeat: Duration, metrics: FlowdMetrics, logger: Logger) {
+        self.metrics = metrics
         self.executor = executor
         self.store = store
         self.maxRuns = maxRuns
@@ -53,7 +55,7 @@ public final class RunService: Sendable {
 
     private func admit(_ request: RunRequest) throws(HTTPError) -> LiveRun {
         let run = LiveRun(record: RunRecord(runID: RunIDs.make(), flow: request.flow, storyID: request.storyID,
-                                           status: .queued, createdAt: Date()))
+                                           status: .queued, createdAt: Date()), metrics: metrics)
         let admitted = live.withLock { runs -> Bool in
             guard runs.count < maxRuns else { return false }
             runs[run.runID] = run
@@ -65,6 +67,7 @@ public final class RunService: Sendable {
 
     @discardableResult
     private func execute(_ run: LiveRun, _ request: RunRequest) async -> RunOutcome {
+        let started = ContinuousClock.now
         let outcome = await executor.execute(request, observer: run, onStart: { run.markRunning() })
         let (status, detail) = RunService.statusAndDetail(outcome)
         let (record, events) = run.conclude(outcome, detail: detail, status: status)
@@ -77,8 +80,10 @@ public final class RunService: Sendable {
             logger.error("run record not stored", metadata: ["run_id": "\(run.runID)", "error": "\(error)"])
         }
         live.withLock { _ = $0.removeValue(forKey: run.runID) }
-        logger.debug("run", metadata: ["run_id": "\(run.runID)", "flow": "\(request.flow)", "story_id": "\(request.storyID)",
-                                       "status": "\(record.status.rawValue)"])
+        let duration = ContinuousClock.now - started
+        metrics.run(flow: request.flow, outcome: record.status.rawValue, duration: duration)
+        logger.info("run", metadata: ["run_id": "\(run.runID)", "flow": "\(request.flow)", "story_id": "\(request.storyID)",
+                                      "status": "\(record.status.rawValue)", "duration_ms": "\(duration.milliseconds)"])
         return outcome
     }
 

@@ -25,8 +25,10 @@ public struct HTTPServerConfiguration: Sendable {
     public init() {}
 }
 
-/// Called once per finished exchange (for access logs and metrics).
-public typealias HTTPExchangeObserver = @Sendable (_ head: HTTPRequestHead, _ route: String?, _ status: Int, _ duration: Duration) -> Void
+/// Called once per finished exchange (for access logs and metrics); `route` is nil when no
+/// route matched, `responseHeaders` are those of the answer.
+public typealias HTTPExchangeObserver = @Sendable (_ head: HTTPRequestHead, _ route: String?, _ status: Int,
+                                                   _ responseHeaders: HTTPHeaders, _ duration: Duration) -> Void
 
 /// An HTTP/1.1 server on libmicrohttpd whose handlers are Swift `async` functions.
 ///
@@ -251,6 +253,7 @@ private final class RequestContext: @unchecked Sendable {
     var body: [UInt8] = []
     var phase = Phase.reading
     var status = 0
+    var responseHeaders = HTTPHeaders()
     let result = Mutex<HTTPResponse?>(nil)
 
     init(head: HTTPRequestHead) { self.head = head }
@@ -393,6 +396,7 @@ private func queue(_ answer: HTTPResponse, on connection: OpaquePointer, context
         _ = MHD_add_response_header(response, field.name, field.value)
     }
     context.status = answer.status
+    if server.observer != nil { context.responseHeaders = answer.headers }
     let result = MHD_queue_response(connection, UInt32(answer.status), response)
     MHD_destroy_response(response)
     return result
@@ -430,7 +434,7 @@ private func requestCompleted(
     conCls.pointee = nil
     let context = Unmanaged<RequestContext>.fromOpaque(stored).takeRetainedValue()
     let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
-    server.observer?(context.head, context.route, context.status, ContinuousClock.now - context.started)
+    server.observer?(context.head, context.route, context.status, context.responseHeaders, ContinuousClock.now - context.started)
 }
 
 private func readHeaders(_ connection: OpaquePointer) -> HTTPHeaders {

@@ -71,9 +71,17 @@ func openApp(_ configuration: FlowdConfiguration, logger: Logger) async throws -
     }
 }
 
+/// swift-log, bootstrapped once: text lines, or JSON lines with `FLOWD_LOG_FORMAT=json`;
+/// level from `FLOWD_LOG_LEVEL` (default info).
 func makeLogger(environment: Environment) -> Logger {
     let level = environment.variables["FLOWD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
+    let json = environment.variables["FLOWD_LOG_FORMAT"]?.lowercased() == "json"
     LoggingSystem.bootstrap { label in
+        if json {
+            var handler = JSONLogHandler(label: label)
+            handler.logLevel = level
+            return handler
+        }
         var handler = StreamLogHandler.standardError(label: label)
         handler.logLevel = level
         return handler

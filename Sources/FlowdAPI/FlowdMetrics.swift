@@ -1,0 +1,85 @@
+import CoreMetrics
+import Foundation
+import Prometheus
+import Synchronization
+
+/// The server's metrics, kept through swift-metrics in a Prometheus registry of this app's
+/// own (so several apps in one process, as in tests, do not mix), and rendered for
+/// `GET /metrics` in the Prometheus text format.
+///
+/// Handles are created once per label set and cached: recording is an atomic update.
+public final class FlowdMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let factory: PrometheusMetricsFactory
+    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+    private let inFlight: CoreMetrics.Gauge
+
+    public init() {
+        var factory = PrometheusMetricsFactory(registry: registry)
+        let buckets: [Duration] = [
+            .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5), .milliseconds(5),
+            .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
+            .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30), .seconds(60),
+        ]
+        factory.defaultDurationHistogramBuckets = buckets
+        self.factory = factory
+        inFlight = CoreMetrics.Gauge(label: "flowd_runs_in_flight", dimensions: [], factory: factory)
+    }
+
+    /// One HTTP exchange: `flowd_http_requests_total{route,status}` and the latency histogram.
+    func request(method: String, route: String, status: Int, duration: Duration) {
+        let labels = [("method", method), ("route", route), ("status", String(status))]
+        counter("flowd_http_requests_total", labels).increment()
+        timer("flowd_http_request_duration_seconds", [("route", route)]).recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// One finished run: `flowd_runs_total{flow,outcome}` and `flowd_run_duration_seconds{flow}`.
+    func run(flow: String, outcome: String, duration: Duration) {
+        counter("flowd_runs_total", [("flow", flow), ("outcome", outcome)]).increment()
+        timer("flowd_run_duration_seconds", [("flow", flow)]).recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// One agent execution, completed or failed.
+    func agent(_ agent: String, outcome: String, duration: Duration) {
+        timer("flowd_agent_duration_seconds", [("agent", agent), ("outcome", outcome)]).recordNanoseconds(duration.nanoseconds)
+    }
+
+    func memoryCommit(duration: Duration) {
+        timer("flowd_memory_commit_duration_seconds", []).recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// The Prometheus text exposition, with `flowd_runs_in_flight` as of now.
+    func render(runsInFlight: Int) -> [UInt8] {
+        inFlight.record(runsInFlight)
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+
+    private func counter(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
+        let key = FlowdMetrics.key(label, dimensions)
+        return counters.withLock { cache in
+            if let counter = cache[key] { return counter }
+            let counter = CoreMetrics.Counter(label: label, dimensions: dimensions, factory: factory)
+            cache[key] = counter
+            return counter
+        }
+    }
+
+    private func timer(_ label: String, _ dimensions: [(String, String)]) -> CoreMetrics.Timer {
+        let key = FlowdMetrics.key(label, dimensions)
+        return timers.withLock { cache in
+            if let timer = cache[key] { return timer }
+            let timer = CoreMetrics.Timer(label: label, dimensions: dimensions, factory: factory)
+            cache[key] = timer
+            return timer
+        }
+    }
+
+    private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
+        var key = label
+        for (name, value) in dimensions { key += "\u{0}\(name)=\(value)" }
+        return key
+    }
+}

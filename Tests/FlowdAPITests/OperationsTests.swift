@@ -1,0 +1,118 @@
+import FlowdTesting
+import Foundation
+import Testing
+
+@Suite("Operations: API key, metrics, logs, probes")
+struct OperationsTests {
+    @Test func withAnAPIKeyEveryRouteButTheProbesAndTheConsoleNeedsTheBearerToken() async throws {
+        try await withFlowd(Fixtures.basic, configure: { $0.apiKey = "s3cret" }) { flowd in
+            for path in ["/flows", "/docs", "/metrics", "/openapi.json", "/runs/x", "/no/such/route"] {
+                let response = try await flowd.client.get(path)
+                #expect(response.status == 401, "\(path)")
+                #expect(response.header("WWW-Authenticate") == "Bearer")
+                #expect(response.object["detail"] is String)
+            }
+            let wrongMethod = try await flowd.client.request("DELETE", "/flows")
+            #expect(wrongMethod.status == 401)
+            let wrongKey = try await flowd.client.get("/flows", headers: [("Authorization", "Bearer s3cre")])
+            #expect(wrongKey.status == 401)
+            let right = try await flowd.client.get("/flows", headers: [("Authorization", "Bearer s3cret")])
+            #expect(right.status == 200)
+            let run = try await flowd.client.post("/run", json: #"{"input": "x", "story_id": "k"}"#, headers: [("Authorization", "Bearer s3cret")])
+            #expect(run.status == 200)
+            let r1 = try await flowd.client.get("/healthz")
+            #expect(r1.status == 200)
+            let r2 = try await flowd.client.get("/readyz")
+            #expect(r2.status == 200)
+            let console = try await flowd.client.get("/")
+            #expect(console.status != 401)
+        }
+    }
+
+    @Test func metricsAreValidPrometheusTextWithRunsPerFlowAndLatencyHistograms() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            _ = try await flowd.run(#"{"input": "x", "story_id": "m1"}"#)
+            _ = try await flowd.run(#"{"flow": "failing", "input": "x", "story_id": "m2"}"#)
+            _ = try await flowd.client.get("/healthz")
+            let response = try await flowd.client.get("/metrics")
+            #expect(response.status == 200)
+            #expect(response.header("Content-Type")?.hasPrefix("text/plain") == true)
+            let samples = try PrometheusText.parse(response.text)
+            #expect(samples.contains { $0.name == "flowd_runs_total" && $0.labels["flow"] == "default" && $0.labels["outcome"] == "succeeded" && $0.value == 1 })
+            #expect(samples.contains { $0.name == "flowd_runs_total" && $0.labels["flow"] == "failing" && $0.labels["outcome"] == "failed" && $0.value == 1 })
+            #expect(samples.contains { $0.name == "flowd_run_duration_seconds_bucket" && $0.labels["flow"] == "default" && $0.labels["le"] == "+Inf" })
+            #expect(samples.contains { $0.name == "flowd_http_requests_total" && $0.labels["route"] == "/run" && $0.labels["status"] == "200" })
+            #expect(samples.contains { $0.name == "flowd_http_request_duration_seconds_count" && $0.labels["route"] == "/healthz" })
+            #expect(samples.contains { $0.name == "flowd_agent_duration_seconds_count" && $0.labels["agent"] == "analyst" })
+            #expect(samples.contains { $0.name == "flowd_memory_commit_duration_seconds_count" && $0.value >= 1 })
+            #expect(samples.contains { $0.name == "flowd_runs_in_flight" && $0.value == 0 })
+        }
+    }
+
+    @Test func jsonLogsHaveOneLinePerRequestWithItsRunIDAndOnePerRun() async throws {
+        let directory = try TempDirectory()
+        defer { directory.remove() }
+        try directory.write("agents/analyst.yaml", "kind: template\nprompt: \"a {{input}}\"\n")
+        try directory.write("agents/flows.yaml", "default: [analyst]\n")
+        let flowd = try await FlowdProcess.start(
+            serve: ["--agents", directory.path("agents").path, "--docs", directory.path("docs").path, "--data", directory.path("data").path],
+            environment: ["FLOWD_LOG_FORMAT": "json"])
+        let run = try await flowd.client.post("/run", json: #"{"input": "x", "story_id": "logged"}"#)
+        let runID = try #require(run.object["run_id"] as? String)
+        #expect(run.header("X-Run-ID") == runID)
+        flowd.signal(SIGTERM)
+        #expect(await flowd.waitForExit() == 0)
+        let lines = flowd.log.split(separator: "\n").compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }
+        #expect(lines.count == flowd.log.split(separator: "\n").count, "every log line is JSON")
+        let request = lines.first { $0["message"] as? String == "request" && $0["route"] as? String == "/run" }
+        #expect(request?["method"] as? String == "POST")
+        #expect(request?["status"] as? String == "200")
+        #expect(request?["run_id"] as? String == runID)
+        #expect(request?["latency_ms"] != nil)
+        #expect(request?["level"] as? String == "info")
+        let runLine = lines.first { $0["message"] as? String == "run" }
+        #expect(runLine?["run_id"] as? String == runID)
+        #expect(runLine?["status"] as? String == "succeeded")
+    }
+}
+
+/// A strict enough reader of the Prometheus text format (0.0.4) for tests: every line is a
+/// comment (`# HELP`/`# TYPE`) or `name{labels} value`.
+enum PrometheusText {
+    struct Sample {
+        var name: String
+        var labels: [String: String]
+        var value: Double
+    }
+
+    static func parse(_ text: String) throws -> [Sample] {
+        var samples: [Sample] = []
+        for line in text.split(separator: "\n") where !line.isEmpty {
+            if line.hasPrefix("#") {
+                guard line.hasPrefix("# HELP ") || line.hasPrefix("# TYPE ") else { throw TestClientError("bad comment: \(line)") }
+                continue
+            }
+            guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...].replacingOccurrences(of: "+Inf", with: "inf")) else {
+                throw TestClientError("bad sample: \(line)")
+            }
+            let series = line[..<space]
+            var name = String(series)
+            var labels: [String: String] = [:]
+            if let brace = series.firstIndex(of: "{") {
+                guard series.hasSuffix("}") else { throw TestClientError("bad labels: \(line)") }
+                name = String(series[..<brace])
+                let body = series[series.index(after: brace)..<series.index(before: series.endIndex)]
+                for pair in body.split(separator: ",") {
+                    let parts = pair.split(separator: "=", maxSplits: 1)
+                    guard parts.count == 2, parts[1].hasPrefix("\""), parts[1].hasSuffix("\"") else { throw TestClientError("bad label: \(pair)") }
+                    labels[String(parts[0])] = String(parts[1].dropFirst().dropLast())
+                }
+            }
+            guard name.range(of: "^[a-zA-Z_:][a-zA-Z0-9_:]*$", options: .regularExpression) != nil else { throw TestClientError("bad name: \(name)") }
+            samples.append(Sample(name: name, labels: labels, value: value))
+        }
+        return samples
+    }
+}
