@@ -83,7 +83,7 @@ public final class RunService: Sendable {
         let duration = ContinuousClock.now - started
         metrics.run(flow: request.flow, outcome: record.status.rawValue, duration: duration)
         logger.info("run", metadata: ["run_id": "\(run.runID)", "flow": "\(request.flow)", "story_id": "\(request.storyID)",
-                                      "status": "\(record.status.rawValue)", "duration_ms": "\(duration.milliseconds)"])
+                                      "status": "\(record.status.rawValue)", "duration_ms": "\(LogFormat.milliseconds(duration))"])
         return outcome
     }
 

@@ -41,6 +41,7 @@ struct Run: AsyncParsableCommand {
         let runID = RunIDs.make()
         let outcome = await app.executor.execute(RunRequest(flow: flow, input: input, storyID: story), observer: progress)
         await app.shutdown()
+        LogOutput.shared.flush()
         let (body, status) = RunBody.render(outcome, runID: runID)
         print(String(decoding: body, as: UTF8.self))
         if status != 0 { throw ExitCode(status) }

@@ -55,6 +55,7 @@ struct Serve: AsyncParsableCommand {
         await server.stop()
         await app.shutdown()
         logger.info("stopped")
+        LogOutput.shared.flush()
     }
 }
 
@@ -77,12 +78,7 @@ func makeLogger(environment: Environment) -> Logger {
     let level = environment.variables["FLOWD_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0.lowercased()) } ?? .info
     let json = environment.variables["FLOWD_LOG_FORMAT"]?.lowercased() == "json"
     LoggingSystem.bootstrap { label in
-        if json {
-            var handler = JSONLogHandler(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        var handler = StreamLogHandler.standardError(label: label)
+        var handler = FlowdLogHandler(label: label, json: json)
         handler.logLevel = level
         return handler
     }

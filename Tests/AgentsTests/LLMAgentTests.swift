@@ -90,7 +90,8 @@ private let input = FlowInput(
     await #expect(throws: FlowRunError.agentFailed(agent: "writer", message: "timed out after 0.3s")) {
         try await runner.run(flow: runner.catalog.flow(named: "default")!, input: input, observer: nil)
     }
-    #expect(started.duration(to: clock.now) < .seconds(2))
+    // The provider answers after 3 s: the attempt was cut before that.
+    #expect(started.duration(to: clock.now) < .milliseconds(2800))
 }
 
 @Test func anLLMAgentWithoutAnEndpointFailsClearly() async throws {
