@@ -266,15 +266,32 @@ public enum OpenAPIDocument {
                 "required": ["status"],
             ],
         ]
-        schemas["EventStream"] = [
-            "type": "string",
+        // An event stream's `schema` describes one event, as OpenAPI 3.2 (and schemathesis) read
+        // it: its `event`, `id` and `data` fields, `data` holding JSON.
+        func event(_ name: String, _ data: String) -> JSONValue {
+            [
+                "type": "object",
+                "properties": [
+                    "event": ["const": .string(name)],
+                    "id": ["type": "string", "pattern": "^[1-9][0-9]*$"],
+                    "data": ["type": "string", "contentMediaType": "application/json",
+                             "contentSchema": ["$ref": .string("#/components/schemas/\(data)")]],
+                ],
+                "required": ["event", "id", "data"],
+            ]
+        }
+        schemas["RunEvent"] = [
             "description": """
-                Server-Sent Events, LF line ends. Each event has `id:` (1, 2, 3, … within the run), \
-                `event:` and one `data:` line of JSON with `run_id`: `progress` (ProgressEvent), \
-                `result` (ResultEvent), then exactly one terminal event, after which the stream ends: \
-                `done` (DoneEvent), `error` (ErrorEvent) or `cancelled` (CancelledEvent). A `: ping` \
-                comment goes out every `--heartbeat` seconds while nothing else does.
+                One Server-Sent Event of a run (LF line ends): `id:` (1, 2, 3, … within the run), \
+                `event:` and one `data:` line of JSON with `run_id`. `progress` and `result` events, \
+                then exactly one terminal event (`done`, `error` or `cancelled`), after which the \
+                stream ends. A `: ping` comment goes out every `--heartbeat` seconds while nothing \
+                else does.
                 """,
+            "oneOf": [
+                event("progress", "ProgressEvent"), event("result", "ResultEvent"), event("done", "DoneEvent"),
+                event("error", "ErrorEvent"), event("cancelled", "CancelledEvent"),
+            ],
         ]
         var components: JSONObject = [
             "schemas": .object(schemas),
@@ -333,9 +350,10 @@ public enum OpenAPIDocument {
                         responses: [
                             "200": [
                                 "description": "The flow ran, or documents are missing.",
+                                "links": runLinks,
                                 "content": [
                                     "application/json": ["schema": ref("RunAnswer")],
-                                    "text/event-stream": ["schema": ref("EventStream")],
+                                    "text/event-stream": ["schema": ref("RunEvent")],
                                 ],
                             ],
                             "400": detail("The body is not JSON or not an object, or the flow is unknown."),
@@ -356,6 +374,7 @@ public enum OpenAPIDocument {
                         responses: [
                             "202": [
                                 "description": "The run is queued.",
+                                "links": runLinks,
                                 "headers": ["Location": ["description": "`/runs/<run_id>`.", "required": true, "schema": ["type": "string"]]],
                                 "content": json("RunAccepted"),
                             ],
@@ -390,7 +409,7 @@ public enum OpenAPIDocument {
                             "schema": ["type": "string"],
                         ]],
                         responses: [
-                            "200": ["description": "The events.", "content": ["text/event-stream": ["schema": ref("EventStream")]]],
+                            "200": ["description": "The events.", "content": ["text/event-stream": ["schema": ref("RunEvent")]]],
                             "204": ["description": "The run has finished and no event is after `Last-Event-ID`."],
                             "404": notFound("No run with this id."),
                             "422": pathValidation,
@@ -430,16 +449,16 @@ public enum OpenAPIDocument {
                         "putDocument", tag: "documents", summary: "Create or replace a document",
                         description: "The body is the document, whatever its content type; written atomically.",
                         body: [
-                            "required": true,
+                            "description": "The document's bytes, sent with any content type (`text/markdown` too); an empty body is an empty document.",
+                            "required": false,
                             "content": [
-                                "text/markdown": ["schema": ["type": "string"]],
                                 "text/plain": ["schema": ["type": "string"]],
                                 "application/octet-stream": ["schema": ["type": "string", "contentMediaType": "application/octet-stream"]],
                             ],
                         ],
                         responses: [
-                            "200": ["description": "Replaced.", "content": json("DocumentInfo")],
-                            "201": ["description": "Created.", "content": json("DocumentInfo")],
+                            "200": ["description": "Replaced.", "links": documentLinks, "content": json("DocumentInfo")],
+                            "201": ["description": "Created.", "links": documentLinks, "content": json("DocumentInfo")],
                             "413": tooLarge,
                             "422": pathValidation,
                             "500": storageFailed,
@@ -448,7 +467,7 @@ public enum OpenAPIDocument {
                     "delete": operation(
                         "deleteDocument", tag: "documents", summary: "Delete a document",
                         responses: [
-                            "204": ["description": "Deleted."],
+                            "204": ["description": "Deleted.", "links": ["GetDeletedDocument": link("getDocument", ["id": "$request.path.id"])]],
                             "404": notFound("No such document."),
                             "422": pathValidation,
                             "500": storageFailed,
@@ -460,7 +479,7 @@ public enum OpenAPIDocument {
                         "putDocumentCompatible", tag: "documents", summary: "Save a document (the original service's route)",
                         body: jsonBody("CompatibleDocument"),
                         responses: [
-                            "200": ["description": "Saved.", "content": json("DocumentSaved")],
+                            "200": ["description": "Saved.", "links": documentLinks, "content": json("DocumentSaved")],
                             "400": detail("The body is not JSON or not an object."),
                             "413": tooLarge,
                             "415": unsupportedMediaType,
@@ -509,7 +528,7 @@ public enum OpenAPIDocument {
                         description: "Durable (fsync'd) before the answer.",
                         body: jsonBody("MemoryWrite"),
                         responses: [
-                            "200": ["description": "The entry as stored.", "content": json("MemoryEntry")],
+                            "200": ["description": "The entry as stored.", "links": memoryLinks, "content": json("MemoryEntry")],
                             "400": detail("The body is not JSON or not an object."),
                             "413": tooLarge,
                             "415": unsupportedMediaType,
@@ -519,7 +538,10 @@ public enum OpenAPIDocument {
                     "delete": operation(
                         "deleteMemory", tag: "memory", summary: "Delete a memory entry",
                         responses: [
-                            "204": ["description": "Deleted."],
+                            "204": [
+                                "description": "Deleted.",
+                                "links": ["GetDeletedMemory": link("getMemory", ["scope": "$request.path.scope", "key": "$request.path.key"])],
+                            ],
                             "404": notFound("No value at this scope and key."),
                             "422": validation("The scope is not one of the three, or the key does not match its pattern."),
                             "500": storageFailed,
@@ -562,6 +584,31 @@ public enum OpenAPIDocument {
                         responses: ["200": ["description": "The page.", "content": ["text/html": ["schema": ["type": "string"]]]]]),
                 ],
             ]
+        }
+
+        private func link(_ operationID: String, _ parameters: JSONObject) -> JSONValue {
+            ["operationId": .string(operationID), "parameters": .object(parameters)]
+        }
+
+        /// The run an answer names, followed under `/runs/{id}`.
+        private var runLinks: JSONValue {
+            let id: JSONObject = ["id": "$response.body#/run_id"]
+            return ["GetRun": link("getRun", id), "FollowRunEvents": link("followRunEvents", id), "CancelRun": link("cancelRun", id)]
+        }
+
+        /// The document an answer names.
+        private var documentLinks: JSONValue {
+            let id: JSONObject = ["id": "$response.body#/id"]
+            return [
+                "GetDocument": link("getDocument", id), "GetDocumentStatus": link("getDocumentStatus", id),
+                "DeleteDocument": link("deleteDocument", id),
+            ]
+        }
+
+        /// The memory entry an answer names.
+        private var memoryLinks: JSONValue {
+            let entry: JSONObject = ["scope": "$response.body#/scope", "key": "$response.body#/key"]
+            return ["GetMemory": link("getMemory", entry), "DeleteMemory": link("deleteMemory", entry)]
         }
 
         private func getDocument(_ operationID: String) -> JSONValue {
