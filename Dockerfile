@@ -22,11 +22,12 @@ RUN swift build -c release --static-swift-stdlib --product flowd \
     && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/flowd" /out/flowd
 
 FROM debian:bookworm-slim
-# libmicrohttpd12 brings what it links (GnuTLS and its libraries); ca-certificates is for the
-# LLM endpoint's TLS. No HTTP client: the health check speaks HTTP through bash's /dev/tcp.
+# libmicrohttpd12 brings what it links (GnuTLS and its libraries); the binary links zlib itself
+# (HTTP compression; zlib1g is in the base image already, named here to say so); ca-certificates
+# is for the LLM endpoint's TLS. No HTTP client: the health check speaks HTTP via bash's /dev/tcp.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libmicrohttpd12 ca-certificates \
+    && apt-get install -y --no-install-recommends libmicrohttpd12 zlib1g ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 flowd \
     && useradd --system --uid 10001 --gid flowd --home-dir /app --no-create-home --shell /usr/sbin/nologin flowd \
