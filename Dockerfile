@@ -1,0 +1,62 @@
+# flowd: a release binary with the Swift runtime linked in, built on the Swift toolchain image,
+# run on slim Debian with libmicrohttpd's runtime package and CA certificates only.
+# scripts/check-dockerfile lints this file (hadolint) and checks the binary's libraries (ldd).
+#
+#   docker build -t flowd .
+#   docker run -p 8080:8080 -v flowd-data:/data -v flowd-docs:/docs flowd
+#
+# Debian packages are not pinned to versions: the base image tags pin the release (bookworm),
+# and a pinned version disappears from the archive at its next security update.
+
+FROM swift:6.3-bookworm AS build
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libmicrohttpd-dev pkg-config \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+# Tests/ too: the manifest names the test targets, and SwiftPM wants their folders.
+COPY Package.swift ./
+COPY Sources ./Sources
+COPY Tests ./Tests
+RUN swift build -c release --static-swift-stdlib --product flowd \
+    && install -D -m 0755 "$(swift build -c release --static-swift-stdlib --show-bin-path)/flowd" /out/flowd
+
+FROM debian:bookworm-slim
+# libmicrohttpd12 brings what it links (GnuTLS and its libraries); the binary links zlib itself
+# (HTTP compression; zlib1g is in the base image already, named here to say so); ca-certificates
+# is for the LLM endpoint's TLS. No HTTP client: the health check speaks HTTP via bash's /dev/tcp.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libmicrohttpd12 zlib1g ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 flowd \
+    && useradd --system --uid 10001 --gid flowd --home-dir /app --no-create-home --shell /usr/sbin/nologin flowd \
+    && mkdir -p /data /docs \
+    && chown flowd:flowd /data /docs
+
+COPY --from=build /out/flowd /usr/local/bin/flowd
+COPY agents /app/agents
+
+# Configuration is by environment alone (a flag on the command line would win).
+ENV FLOWD_HOST=0.0.0.0 \
+    FLOWD_PORT=8080 \
+    FLOWD_AGENTS=/app/agents \
+    FLOWD_DOCS=/docs \
+    FLOWD_DATA=/data \
+    FLOWD_DRAIN_TIMEOUT=30
+
+USER 10001:10001
+WORKDIR /app
+VOLUME ["/data", "/docs"]
+EXPOSE 8080
+
+# Liveness: GET /healthz through bash's /dev/tcp (no curl in the image); 200 while the process
+# serves, draining included.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+    CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${FLOWD_PORT:-8080} && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+
+# Exec form: flowd is PID 1 and gets the SIGTERM of `docker stop` itself (it drains, then
+# exits 0); give `docker stop --time` more than FLOWD_DRAIN_TIMEOUT.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/flowd"]
+CMD ["serve", "--host", "0.0.0.0"]

@@ -1,0 +1,689 @@
+import Stores
+
+/// The OpenAPI 3.1 description of the HTTP API, served as `GET /openapi.json`.
+///
+/// It describes what the handlers answer, status by status, error bodies and the SSE answers
+/// included, so that a schema-driven fuzzer (`scripts/fuzz-api`) finds nothing against a server
+/// whose flows cannot fail. `OpenAPITests` compares its paths with the router's: a route that
+/// changes changes here too. No `servers`: paths are relative to wherever the document was read.
+public enum OpenAPIDocument {
+    /// - Parameters:
+    ///   - flowNames: the configured flows, the `enum` of a run's `flow`.
+    ///   - maxInput: `--max-input`, the `maxLength` of a run's `input`.
+    ///   - apiKeyRequired: `FLOWD_API_KEY` is set: a bearer token on every route but
+    ///     `/healthz`, `/readyz` and `/`, which answer 401 without it.
+    public static func make(flowNames: [String], maxInput: Int = 65_536, apiKeyRequired: Bool) -> JSONValue {
+        let builder = Builder(secured: apiKeyRequired)
+        var document: JSONObject = [
+            "openapi": "3.1.0",
+            "info": [
+                "title": "flowd",
+                "version": "1.0.0",
+                "description": .string(info),
+            ],
+            "paths": .object(builder.paths()),
+            "components": .object(components(flowNames: flowNames, maxInput: maxInput, secured: apiKeyRequired)),
+        ]
+        if apiKeyRequired { document["security"] = [["bearerAuth": []]] }
+        return .object(document)
+    }
+
+    private static let info = """
+        Runs PocketFlow-style agent flows. Every error answer is JSON `{"detail": …}`: a message, \
+        or for 422 a FastAPI-style list of issues. When several answers apply, the first of these \
+        wins: 401, 404/405, 413, 415, 400, 422, 503. An unknown path is 404; a known path with \
+        another method 405 with `Allow` (HEAD is served wherever GET is). A request whose \
+        `Content-Length` exceeds `--max-body` is 413 on any route. While the server stops, a \
+        request still running when the drain timeout ends is answered 503 with `Retry-After`.
+        """
+
+    // MARK: - Components
+
+    private static func components(flowNames: [String], maxInput: Int, secured: Bool) -> JSONObject {
+        let defaultFlowExists = flowNames.contains("default")
+        var flow: JSONObject = [
+            "type": "string",
+            "enum": .array(flowNames.map(JSONValue.string)),
+            "description": "A configured flow; an unknown one is 400.",
+        ]
+        if defaultFlowExists { flow["default"] = "default" }
+        let runRequest: JSONValue = [
+            "type": "object",
+            "description": "Unknown fields are ignored.",
+            "properties": [
+                "flow": .object(flow),
+                "input": [
+                    "type": "string",
+                    "maxLength": .int(Int64(maxInput)),
+                    "description": "At most `--max-input` characters (Unicode scalars); longer is 422.",
+                ],
+                "story_id": [
+                    "type": "string",
+                    "pattern": .string(RequestValidation.idPattern),
+                    "description": "Runs of one story never interleave; its agents' memory is kept under it.",
+                ],
+            ],
+            // Without a `default` flow, a body that names none is 400: then `flow` is required.
+            "required": defaultFlowExists ? ["input", "story_id"] : ["flow", "input", "story_id"],
+        ]
+
+        let nullableString: JSONValue = ["type": ["string", "null"]]
+        let stringArray: JSONValue = ["type": "array", "items": ["type": "string"]]
+        var schemas: JSONObject = [
+            "Detail": [
+                "type": "object",
+                "description": "An error answer.",
+                "properties": ["detail": ["type": "string"]],
+                "required": ["detail"],
+            ],
+            "ValidationError": [
+                "type": "object",
+                "description": "422: every issue found, FastAPI/pydantic style.",
+                "properties": [
+                    "detail": [
+                        "type": "array",
+                        "items": [
+                            "type": "object",
+                            "properties": [
+                                "loc": ["type": "array", "items": ["type": ["string", "integer"]],
+                                        "description": "`[\"body\", field]` or `[\"path\", parameter]`."],
+                                "msg": ["type": "string"],
+                                "type": ["type": "string", "description": "`missing`, `string_type`, `string_pattern_mismatch`, `string_too_long`, `enum`."],
+                                "input": ["description": "The offending value (left out when long)."],
+                                "ctx": ["type": "object"],
+                            ],
+                            "required": ["loc", "msg", "type"],
+                        ],
+                    ],
+                ],
+                "required": ["detail"],
+            ],
+            "RunRequest": runRequest,
+            "RunAnswer": [
+                "description": "The flow ran (`result`), or documents are missing (`pending_docs`, in flow order; no agent ran).",
+                "oneOf": [
+                    [
+                        "type": "object",
+                        "properties": [
+                            "result": ["type": "string", "description": "The output of the last agent that ran."],
+                            "pending_docs": ["type": "null"],
+                            "run_id": ["type": "string"],
+                        ],
+                        "required": ["result", "pending_docs", "run_id"],
+                    ],
+                    [
+                        "type": "object",
+                        "properties": [
+                            "result": ["type": "null"],
+                            "pending_docs": ["type": "array", "items": ["type": "string"], "minItems": 1],
+                            "run_id": ["type": "string"],
+                        ],
+                        "required": ["result", "pending_docs", "run_id"],
+                    ],
+                ],
+            ],
+            "RunAccepted": [
+                "type": "object",
+                "properties": ["run_id": ["type": "string"], "status": ["const": "queued"]],
+                "required": ["run_id", "status"],
+            ],
+            "CancelAccepted": [
+                "type": "object",
+                "properties": [
+                    "run_id": ["type": "string"],
+                    "status": ["type": "string", "enum": ["queued", "running", "cancelled"],
+                               "description": "Where the run stood when the cancel was taken."],
+                ],
+                "required": ["run_id", "status"],
+            ],
+            "RunRecord": [
+                "type": "object",
+                "properties": [
+                    "run_id": ["type": "string"],
+                    "flow": ["type": "string"],
+                    "story_id": ["type": "string"],
+                    "status": ["type": "string", "enum": .array(RunStatus.allCases.map { .string($0.rawValue) })],
+                    "result": nullableString,
+                    "pending_docs": ["type": ["array", "null"], "items": ["type": "string"]],
+                    "error": ["type": ["string", "null"], "description": "The detail of a failed or cancelled run."],
+                    "created_at": ["type": "string", "format": "date-time"],
+                    "finished_at": ["type": ["string", "null"], "format": "date-time"],
+                ],
+                "required": ["run_id", "flow", "story_id", "status", "result", "pending_docs", "error", "created_at", "finished_at"],
+            ],
+            "ProgressEvent": [
+                "type": "object",
+                "description": "SSE `event: progress`.",
+                "properties": [
+                    "run_id": ["type": "string"],
+                    "agent": ["type": "string"],
+                    "status": ["type": "string", "enum": ["started", "completed", "failed"]],
+                    "timestamp": ["type": "string"],
+                    "duration": ["type": "number", "description": "Seconds; on `completed` and `failed`."],
+                ],
+                "required": ["run_id", "agent", "status", "timestamp"],
+            ],
+            "ResultEvent": [
+                "type": "object",
+                "description": "SSE `event: result`: an agent's output, right after its `completed` progress.",
+                "properties": ["run_id": ["type": "string"], "agent": ["type": "string"], "data": ["type": "string"]],
+                "required": ["run_id", "agent", "data"],
+            ],
+            "DoneEvent": [
+                "description": "SSE `event: done` (terminal): the `/run` 200 body.",
+                "$ref": "#/components/schemas/RunAnswer",
+            ],
+            "ErrorEvent": [
+                "type": "object",
+                "description": "SSE `event: error` (terminal): the status and detail the JSON answer would give.",
+                "properties": ["run_id": ["type": "string"], "status": ["type": "integer"], "detail": ["type": "string"]],
+                "required": ["run_id", "status", "detail"],
+            ],
+            "CancelledEvent": [
+                "type": "object",
+                "description": "SSE `event: cancelled` (terminal).",
+                "properties": ["run_id": ["type": "string"]],
+                "required": ["run_id"],
+            ],
+            "FlowList": [
+                "type": "object",
+                "properties": [
+                    "flows": [
+                        "type": "array",
+                        "items": [
+                            "type": "object",
+                            "properties": [
+                                "name": ["type": "string"],
+                                "agents": stringArray,
+                                "requires": stringArray,
+                            ],
+                            "required": ["name", "agents", "requires"],
+                        ],
+                    ],
+                ],
+                "required": ["flows"],
+            ],
+            "DocumentInfo": [
+                "type": "object",
+                "properties": ["id": ["type": "string"], "bytes": ["type": "integer", "minimum": 0]],
+                "required": ["id", "bytes"],
+            ],
+            "DocumentList": [
+                "type": "object",
+                "properties": ["docs": ["type": "array", "items": ["$ref": "#/components/schemas/DocumentInfo"]]],
+                "required": ["docs"],
+            ],
+            "CompatibleDocument": [
+                "type": "object",
+                "description": "Unknown fields are ignored.",
+                "properties": ["content": ["type": "string"]],
+                "required": ["content"],
+            ],
+            "DocumentSaved": [
+                "type": "object",
+                "properties": ["message": ["const": "Document saved"], "id": ["type": "string"]],
+                "required": ["message", "id"],
+            ],
+            "DocumentStatus": [
+                "type": "object",
+                "properties": ["exists": ["type": "boolean"]],
+                "required": ["exists"],
+            ],
+            "MemoryWrite": [
+                "type": "object",
+                "description": "Unknown fields are ignored.",
+                "properties": ["value": ["description": "Any JSON value."]],
+                "required": ["value"],
+            ],
+            "MemoryEntry": [
+                "type": "object",
+                "properties": [
+                    "scope": ["$ref": "#/components/schemas/Scope"],
+                    "key": ["type": "string"],
+                    "value": ["description": "Any JSON value."],
+                ],
+                "required": ["scope", "key", "value"],
+            ],
+            "MemoryList": [
+                "type": "object",
+                "properties": [
+                    "scope": ["$ref": "#/components/schemas/Scope"],
+                    "entries": [
+                        "type": "array",
+                        "items": [
+                            "type": "object",
+                            "properties": ["key": ["type": "string"], "value": ["description": "Any JSON value."]],
+                            "required": ["key", "value"],
+                        ],
+                    ],
+                ],
+                "required": ["scope", "entries"],
+            ],
+            "Scope": ["type": "string", "enum": ["isolated", "shared", "global"]],
+            "Status": [
+                "type": "object",
+                "properties": ["status": ["type": "string"]],
+                "required": ["status"],
+            ],
+        ]
+        // An event stream's `schema` describes one event, as OpenAPI 3.2 (and schemathesis) read
+        // it: its `event`, `id` and `data` fields, `data` holding JSON.
+        func event(_ name: String, _ data: String) -> JSONValue {
+            [
+                "type": "object",
+                "properties": [
+                    "event": ["const": .string(name)],
+                    "id": ["type": "string", "pattern": "^[1-9][0-9]*$"],
+                    "data": ["type": "string", "contentMediaType": "application/json",
+                             "contentSchema": ["$ref": .string("#/components/schemas/\(data)")]],
+                ],
+                "required": ["event", "id", "data"],
+            ]
+        }
+        schemas["RunEvent"] = [
+            "description": """
+                One Server-Sent Event of a run (LF line ends): `id:` (1, 2, 3, … within the run), \
+                `event:` and one `data:` line of JSON with `run_id`. `progress` and `result` events, \
+                then exactly one terminal event (`done`, `error` or `cancelled`), after which the \
+                stream ends. A `: ping` comment goes out every `--heartbeat` seconds while nothing \
+                else does.
+                """,
+            "oneOf": [
+                event("progress", "ProgressEvent"), event("result", "ResultEvent"), event("done", "DoneEvent"),
+                event("error", "ErrorEvent"), event("cancelled", "CancelledEvent"),
+            ],
+        ]
+        var components: JSONObject = [
+            "schemas": .object(schemas),
+            "parameters": [
+                "RunID": pathParameter("id", pattern: RequestValidation.idPattern, "A run id."),
+                "DocumentID": pathParameter("id", pattern: RequestValidation.idPattern, "A document id: the file `<docs dir>/<id>.md`."),
+                "Scope": [
+                    "name": "scope", "in": "path", "required": true,
+                    "description": "`isolated` (keys `<agent_id>:<story_id>`), `shared` (keys `<story_id>`) or `global`; another is 422.",
+                    "schema": ["$ref": "#/components/schemas/Scope"],
+                ],
+                "MemoryKey": pathParameter("key", pattern: RequestValidation.memoryKeyPattern, "A memory key."),
+            ],
+            "headers": [
+                "RetryAfter": ["description": "Seconds to wait before retrying.", "schema": ["type": "integer"]],
+            ],
+        ]
+        if secured {
+            components["securitySchemes"] = [
+                "bearerAuth": [
+                    "type": "http", "scheme": "bearer",
+                    "description": "`Authorization: Bearer <FLOWD_API_KEY>`, compared in constant time.",
+                ],
+            ]
+        }
+        return components
+    }
+
+    private static func pathParameter(_ name: String, pattern: String, _ description: String) -> JSONValue {
+        [
+            "name": .string(name), "in": "path", "required": true,
+            "description": .string(description + " Not matching the pattern is 422 (it never reaches the file system)."),
+            "schema": ["type": "string", "pattern": .string(pattern)],
+        ]
+    }
+
+    // MARK: - Paths
+
+    /// Builds the operations; `secured` adds the 401 answer to the routes that need the key.
+    private struct Builder {
+        let secured: Bool
+
+        func paths() -> JSONObject {
+            [
+                "/run": [
+                    "post": operation(
+                        "runFlow", tag: "runs",
+                        summary: "Run a flow and answer its result (or, with `Accept: text/event-stream`, its events)",
+                        description: """
+                            Checks that every document the flow's agents need exists, runs the agents and \
+                            commits their memory before answering. With `Accept: text/event-stream` the 200 \
+                            is an event stream; an answer decided before the run starts (400, 401, 413, 415, \
+                            422, 503) is still the JSON one.
+                            """,
+                        body: jsonBody("RunRequest"),
+                        responses: [
+                            "200": [
+                                "description": "The flow ran, or documents are missing.",
+                                "links": runLinks,
+                                "content": [
+                                    "application/json": ["schema": ref("RunAnswer")],
+                                    "text/event-stream": ["schema": ref("RunEvent")],
+                                ],
+                            ],
+                            "400": detail("The body is not JSON or not an object, or the flow is unknown."),
+                            "409": detail("The run was cancelled (`POST /runs/{id}/cancel`)."),
+                            "413": tooLarge,
+                            "415": unsupportedMediaType,
+                            "422": validation("A field is missing or not a string, `story_id` does not match its pattern, or `input` is too long."),
+                            "500": detail("An agent failed after its retries or timed out, a loop ran past `max_steps`, or storage failed."),
+                            "503": unavailable("Too many runs in flight (`--max-runs`), the server is draining, or the drain timeout cut the run off."),
+                        ]),
+                ],
+                "/runs": [
+                    "post": operation(
+                        "startRun", tag: "runs",
+                        summary: "Start a run in the background",
+                        description: "Same body as `/run`. The run's record is stored before the answer; follow it under `/runs/{id}`.",
+                        body: jsonBody("RunRequest"),
+                        responses: [
+                            "202": [
+                                "description": "The run is queued.",
+                                "links": runLinks,
+                                "headers": ["Location": ["description": "`/runs/<run_id>`.", "required": true, "schema": ["type": "string"]]],
+                                "content": json("RunAccepted"),
+                            ],
+                            "400": detail("The body is not JSON or not an object, or the flow is unknown."),
+                            "413": tooLarge,
+                            "415": unsupportedMediaType,
+                            "422": validation("A field is missing or not a string, `story_id` does not match its pattern, or `input` is too long."),
+                            "500": storageFailed,
+                            "503": unavailable("Too many runs in flight (`--max-runs`), or the server is draining."),
+                        ]),
+                ],
+                "/runs/{id}": [
+                    "parameters": [ref("RunID", in: "parameters")],
+                    "get": operation(
+                        "getRun", tag: "runs", summary: "A run's record",
+                        description: "Records survive a restart; a run that was queued or running when the process died is `failed`.",
+                        responses: [
+                            "200": ["description": "The record.", "content": json("RunRecord")],
+                            "404": notFound("No run with this id."),
+                            "422": pathValidation,
+                            "500": storageFailed,
+                        ]),
+                ],
+                "/runs/{id}/events": [
+                    "parameters": [ref("RunID", in: "parameters")],
+                    "get": operation(
+                        "followRunEvents", tag: "runs", summary: "A run's events, replayed then followed live",
+                        description: "From the first event (or the one after `Last-Event-ID`) to the terminal one.",
+                        parameters: [[
+                            "name": "Last-Event-ID", "in": "header", "required": false,
+                            "description": "Only the events after this id are sent (a whole number; anything else counts as 0).",
+                            "schema": ["type": "string"],
+                        ]],
+                        responses: [
+                            "200": ["description": "The events.", "content": ["text/event-stream": ["schema": ref("RunEvent")]]],
+                            "204": ["description": "The run has finished and no event is after `Last-Event-ID`."],
+                            "404": notFound("No run with this id."),
+                            "422": pathValidation,
+                            "500": storageFailed,
+                        ]),
+                ],
+                "/runs/{id}/cancel": [
+                    "parameters": [ref("RunID", in: "parameters")],
+                    "post": operation(
+                        "cancelRun", tag: "runs", summary: "Cancel a run",
+                        description: "The run stops at its next await and ends `cancelled`, memory untouched. Cancelling a cancelled run again changes nothing.",
+                        responses: [
+                            "202": ["description": "The run is cancelled, or was already.", "content": json("CancelAccepted")],
+                            "404": notFound("No run with this id."),
+                            "409": detail("The run has already succeeded, failed or answered `pending_docs`."),
+                            "422": pathValidation,
+                            "500": storageFailed,
+                        ]),
+                ],
+                "/flows": [
+                    "get": operation(
+                        "listFlows", tag: "runs", summary: "The configured flows",
+                        description: "Each flow's agents and required documents, in flow order.",
+                        responses: ["200": ["description": "The flows.", "content": json("FlowList")]]),
+                ],
+                "/docs": [
+                    "get": operation(
+                        "listDocuments", tag: "documents", summary: "Every document",
+                        responses: [
+                            "200": ["description": "Ids and sizes, sorted by id.", "content": json("DocumentList")],
+                            "500": storageFailed,
+                        ]),
+                ],
+                "/docs/{id}": [
+                    "parameters": [ref("DocumentID", in: "parameters")],
+                    "put": operation(
+                        "putDocument", tag: "documents", summary: "Create or replace a document",
+                        description: "The body is the document, whatever its content type; written atomically.",
+                        body: [
+                            "description": "The document's bytes, sent with any content type (`text/markdown` too); an empty body is an empty document.",
+                            "required": false,
+                            "content": [
+                                "text/plain": ["schema": ["type": "string"]],
+                                "application/octet-stream": ["schema": ["type": "string", "contentMediaType": "application/octet-stream"]],
+                            ],
+                        ],
+                        responses: [
+                            "200": ["description": "Replaced.", "links": documentLinks, "content": json("DocumentInfo")],
+                            "201": ["description": "Created.", "links": documentLinks, "content": json("DocumentInfo")],
+                            "413": tooLarge,
+                            "422": pathValidation,
+                            "500": storageFailed,
+                        ]),
+                    "get": getDocument("getDocument"),
+                    "delete": operation(
+                        "deleteDocument", tag: "documents", summary: "Delete a document",
+                        responses: [
+                            "204": ["description": "Deleted.", "links": ["GetDeletedDocument": link("getDocument", ["id": "$request.path.id"])]],
+                            "404": notFound("No such document."),
+                            "422": pathValidation,
+                            "500": storageFailed,
+                        ]),
+                ],
+                "/doc/{id}": [
+                    "parameters": [ref("DocumentID", in: "parameters")],
+                    "put": operation(
+                        "putDocumentCompatible", tag: "documents", summary: "Save a document (the original service's route)",
+                        body: jsonBody("CompatibleDocument"),
+                        responses: [
+                            "200": ["description": "Saved.", "links": documentLinks, "content": json("DocumentSaved")],
+                            "400": detail("The body is not JSON or not an object."),
+                            "413": tooLarge,
+                            "415": unsupportedMediaType,
+                            "422": validation("`content` is missing or not a string, or the id does not match its pattern."),
+                            "500": storageFailed,
+                        ]),
+                    "get": getDocument("getDocumentCompatible"),
+                ],
+                "/doc/{id}/status": [
+                    "parameters": [ref("DocumentID", in: "parameters")],
+                    "get": operation(
+                        "getDocumentStatus", tag: "documents", summary: "Whether a document exists",
+                        responses: [
+                            "200": ["description": "Whether it exists.", "content": json("DocumentStatus")],
+                            "422": pathValidation,
+                            "500": storageFailed,
+                        ]),
+                ],
+                "/memory/{scope}": [
+                    "parameters": [ref("Scope", in: "parameters")],
+                    "get": operation(
+                        "listMemory", tag: "memory", summary: "A scope's entries",
+                        parameters: [[
+                            "name": "prefix", "in": "query", "required": false,
+                            "description": "Only keys that start with it.", "schema": ["type": "string"],
+                        ]],
+                        responses: [
+                            "200": ["description": "The entries.", "content": json("MemoryList")],
+                            "404": notFound("The path has an empty segment."),
+                            "422": validation("The scope is not one of the three."),
+                            "500": storageFailed,
+                        ]),
+                ],
+                "/memory/{scope}/{key}": [
+                    "parameters": [ref("Scope", in: "parameters"), ref("MemoryKey", in: "parameters")],
+                    "get": operation(
+                        "getMemory", tag: "memory", summary: "One memory entry",
+                        responses: [
+                            "200": ["description": "The entry.", "content": json("MemoryEntry")],
+                            "404": notFound("No value at this scope and key."),
+                            "422": validation("The scope is not one of the three, or the key does not match its pattern."),
+                            "500": storageFailed,
+                        ]),
+                    "put": operation(
+                        "putMemory", tag: "memory", summary: "Set a memory entry",
+                        description: "Durable (fsync'd) before the answer.",
+                        body: jsonBody("MemoryWrite"),
+                        responses: [
+                            "200": ["description": "The entry as stored.", "links": memoryLinks, "content": json("MemoryEntry")],
+                            "400": detail("The body is not JSON or not an object."),
+                            "413": tooLarge,
+                            "415": unsupportedMediaType,
+                            "422": validation("No `value`, the scope is not one of the three, or the key does not match its pattern."),
+                            "500": storageFailed,
+                        ]),
+                    "delete": operation(
+                        "deleteMemory", tag: "memory", summary: "Delete a memory entry",
+                        responses: [
+                            "204": [
+                                "description": "Deleted.",
+                                "links": ["GetDeletedMemory": link("getMemory", ["scope": "$request.path.scope", "key": "$request.path.key"])],
+                            ],
+                            "404": notFound("No value at this scope and key."),
+                            "422": validation("The scope is not one of the three, or the key does not match its pattern."),
+                            "500": storageFailed,
+                        ]),
+                ],
+                "/healthz": [
+                    "get": operation(
+                        "health", tag: "operations", summary: "Liveness: 200 while the process serves (draining too)",
+                        public: true,
+                        responses: ["200": ["description": "Serving.", "content": json("Status")]]),
+                ],
+                "/readyz": [
+                    "get": operation(
+                        "readiness", tag: "operations", summary: "Readiness: agents loaded and the data dir writable",
+                        public: true,
+                        responses: [
+                            "200": ["description": "Ready.", "content": json("Status")],
+                            "503": unavailable("Draining, or the data directory is not writable."),
+                        ]),
+                ],
+                "/metrics": [
+                    "get": operation(
+                        "metrics", tag: "operations", summary: "Prometheus metrics",
+                        responses: [
+                            "200": [
+                                "description": "Prometheus text exposition format.",
+                                "content": ["text/plain": ["schema": ["type": "string"]]],
+                            ],
+                        ]),
+                ],
+                "/openapi.json": [
+                    "get": operation(
+                        "openAPI", tag: "operations", summary: "This document",
+                        responses: ["200": ["description": "OpenAPI 3.1.", "content": ["application/json": ["schema": ["type": "object"]]]]]),
+                ],
+                "/": [
+                    "get": operation(
+                        "console", tag: "operations", summary: "The web console: one self-contained HTML page",
+                        public: true,
+                        responses: ["200": ["description": "The page.", "content": ["text/html": ["schema": ["type": "string"]]]]]),
+                ],
+            ]
+        }
+
+        private func link(_ operationID: String, _ parameters: JSONObject) -> JSONValue {
+            ["operationId": .string(operationID), "parameters": .object(parameters)]
+        }
+
+        /// The run an answer names, followed under `/runs/{id}`.
+        private var runLinks: JSONValue {
+            let id: JSONObject = ["id": "$response.body#/run_id"]
+            return ["GetRun": link("getRun", id), "FollowRunEvents": link("followRunEvents", id), "CancelRun": link("cancelRun", id)]
+        }
+
+        /// The document an answer names.
+        private var documentLinks: JSONValue {
+            let id: JSONObject = ["id": "$response.body#/id"]
+            return [
+                "GetDocument": link("getDocument", id), "GetDocumentStatus": link("getDocumentStatus", id),
+                "DeleteDocument": link("deleteDocument", id),
+            ]
+        }
+
+        /// The memory entry an answer names.
+        private var memoryLinks: JSONValue {
+            let entry: JSONObject = ["scope": "$response.body#/scope", "key": "$response.body#/key"]
+            return ["GetMemory": link("getMemory", entry), "DeleteMemory": link("deleteMemory", entry)]
+        }
+
+        private func getDocument(_ operationID: String) -> JSONValue {
+            operation(
+                operationID, tag: "documents", summary: "A document's text",
+                responses: [
+                    "200": ["description": "The document.", "content": ["text/markdown": ["schema": ["type": "string"]]]],
+                    "404": notFound("No such document."),
+                    "422": pathValidation,
+                    "500": storageFailed,
+                ])
+        }
+
+        private func operation(
+            _ id: String, tag: String, summary: String, description: String? = nil, public isPublic: Bool = false,
+            parameters: [JSONValue] = [], body: JSONValue? = nil, responses: JSONObject
+        ) -> JSONValue {
+            var op: JSONObject = ["operationId": .string(id), "tags": [.string(tag)], "summary": .string(summary)]
+            if let description { op["description"] = .string(description) }
+            if !parameters.isEmpty { op["parameters"] = .array(parameters) }
+            if let body { op["requestBody"] = body }
+            var responses = responses
+            if secured {
+                if isPublic {
+                    op["security"] = []
+                } else {
+                    responses["401"] = [
+                        "description": "No `Authorization: Bearer <key>`, or the wrong key.",
+                        "headers": ["WWW-Authenticate": ["required": true, "schema": ["type": "string"]]],
+                        "content": json("Detail"),
+                    ]
+                }
+            }
+            op["responses"] = .object(JSONObject(responses.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
+            return .object(op)
+        }
+
+        private func ref(_ name: String, in section: String = "schemas") -> JSONValue {
+            ["$ref": .string("#/components/\(section)/\(name)")]
+        }
+
+        private func json(_ schema: String) -> JSONValue {
+            ["application/json": ["schema": ref(schema)]]
+        }
+
+        private func jsonBody(_ schema: String) -> JSONValue {
+            ["required": true, "content": json(schema)]
+        }
+
+        private func detail(_ description: String) -> JSONValue {
+            ["description": .string(description), "content": json("Detail")]
+        }
+
+        private func notFound(_ description: String) -> JSONValue { detail(description) }
+
+        private func validation(_ description: String) -> JSONValue {
+            ["description": .string(description), "content": json("ValidationError")]
+        }
+
+        private var pathValidation: JSONValue { validation("The id does not match its pattern.") }
+
+        private var tooLarge: JSONValue { detail("The body is larger than `--max-body` bytes.") }
+
+        private var unsupportedMediaType: JSONValue {
+            detail("The `Content-Type` is not `application/json` or `application/*+json` (none is fine).")
+        }
+
+        private var storageFailed: JSONValue { detail("Storage failed.") }
+
+        private func unavailable(_ description: String) -> JSONValue {
+            [
+                "description": .string(description),
+                "headers": ["Retry-After": ["$ref": "#/components/headers/RetryAfter"]],
+                "content": json("Detail"),
+            ]
+        }
+    }
+}

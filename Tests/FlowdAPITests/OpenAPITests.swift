@@ -1,0 +1,177 @@
+import FlowdAPI
+import FlowdHTTP
+import Foundation
+import Stores
+import Testing
+
+@Suite("OpenAPI document")
+struct OpenAPITests {
+    /// The routes `FlowdApp.makeRouter()` registers, as (method, pattern). A route added there
+    /// must be added here and described in `OpenAPIDocument`.
+    static let routerRoutes: Set<Route> = [
+        Route("GET", "/healthz"), Route("GET", "/readyz"),
+        Route("POST", "/run"), Route("POST", "/runs"), Route("GET", "/runs/{id}"),
+        Route("GET", "/runs/{id}/events"), Route("POST", "/runs/{id}/cancel"), Route("GET", "/flows"),
+        Route("GET", "/docs"), Route("PUT", "/docs/{id}"), Route("GET", "/docs/{id}"), Route("DELETE", "/docs/{id}"),
+        Route("PUT", "/doc/{id}"), Route("GET", "/doc/{id}"), Route("GET", "/doc/{id}/status"),
+        Route("GET", "/memory/{scope}"), Route("GET", "/memory/{scope}/{key}"),
+        Route("PUT", "/memory/{scope}/{key}"), Route("DELETE", "/memory/{scope}/{key}"),
+    ]
+
+    /// Described already, registered by the metrics, console and OpenAPI work.
+    static let laterRoutes: Set<Route> = [Route("GET", "/metrics"), Route("GET", "/openapi.json"), Route("GET", "/")]
+
+    struct Route: Hashable, CustomStringConvertible {
+        var method: String
+        var pattern: String
+        init(_ method: String, _ pattern: String) {
+            self.method = method
+            self.pattern = pattern
+        }
+
+        var description: String { "\(method) \(pattern)" }
+
+        /// A path that the pattern matches, with valid parameter values.
+        var samplePath: String {
+            pattern.replacingOccurrences(of: "{id}", with: "s1")
+                .replacingOccurrences(of: "{scope}", with: "isolated")
+                .replacingOccurrences(of: "{key}", with: "analyst:s1")
+        }
+    }
+
+    static func document(flowNames: [String] = ["default", "review"], maxInput: Int = 65_536, apiKeyRequired: Bool = false) throws -> [String: Any] {
+        let value = OpenAPIDocument.make(flowNames: flowNames, maxInput: maxInput, apiKeyRequired: apiKeyRequired)
+        return try #require(try JSONSerialization.jsonObject(with: Data(value.serialized())) as? [String: Any])
+    }
+
+    static func operations(_ document: [String: Any]) -> [Route: [String: Any]] {
+        var found: [Route: [String: Any]] = [:]
+        for (path, item) in document["paths"] as? [String: Any] ?? [:] {
+            for (method, operation) in item as? [String: Any] ?? [:] where method != "parameters" {
+                found[Route(method.uppercased(), path)] = operation as? [String: Any] ?? [:]
+            }
+        }
+        return found
+    }
+
+    @Test(.enabled(if: SpecValidator.isAvailable, "python3 with openapi-spec-validator is not installed"),
+          arguments: [false, true])
+    func documentIsAValidOpenAPI31Document(apiKeyRequired: Bool) throws {
+        let json = OpenAPIDocument.make(flowNames: ["default", "review"], maxInput: 100, apiKeyRequired: apiKeyRequired).serialized()
+        let problem = try SpecValidator.validate(json)
+        #expect(problem == nil, "\(problem ?? "")")
+    }
+
+    @Test func everyRouteOfTheRouterIsDescribedAndNothingElse() throws {
+        let described = Set(Self.operations(try Self.document()).keys)
+        #expect(described == Self.routerRoutes.union(Self.laterRoutes),
+                "undescribed: \(Self.routerRoutes.union(Self.laterRoutes).subtracting(described)); extra: \(described.subtracting(Self.routerRoutes.union(Self.laterRoutes)))")
+    }
+
+    @Test func theListOfRoutesIsTheRoutersOwn() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let router = flowd.app.makeRouter()
+            let described = Set(Self.operations(try Self.document()).keys)
+            for route in Self.routerRoutes {
+                guard case .found(let pattern, _, _) = router.match(method: route.method, rawPath: route.samplePath) else {
+                    Issue.record("the router has no \(route)")
+                    continue
+                }
+                #expect(pattern == route.pattern)
+            }
+            // Any other method on a described path is not routed: no undescribed method hides there.
+            for path in Set(described.map(\.pattern)) {
+                for method in ["GET", "PUT", "POST", "DELETE", "PATCH"] where !described.contains(Route(method, path)) {
+                    if case .found = router.match(method: method, rawPath: Route(method, path).samplePath) {
+                        Issue.record("\(method) \(path) is routed but not described")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test func theFlowEnumIsTheConfiguredFlowsAndInputIsBoundedByMaxInput() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let names = flowd.app.catalog.flowNames
+            let document = try Self.document(flowNames: names, maxInput: flowd.app.configuration.maxInput)
+            let schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any]
+            let properties = (schemas?["RunRequest"] as? [String: Any])?["properties"] as? [String: Any]
+            let flow = properties?["flow"] as? [String: Any]
+            #expect(flow?["enum"] as? [String] == names)
+            #expect(flow?["default"] as? String == "default")
+            let input = properties?["input"] as? [String: Any]
+            #expect(input?["maxLength"] as? Int == flowd.app.configuration.maxInput)
+            let storyID = properties?["story_id"] as? [String: Any]
+            #expect(storyID?["pattern"] as? String == "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+        }
+    }
+
+    @Test func withoutADefaultFlowTheFlowIsRequired() throws {
+        let document = try Self.document(flowNames: ["review"])
+        let schemas = (document["components"] as? [String: Any])?["schemas"] as? [String: Any]
+        let request = schemas?["RunRequest"] as? [String: Any]
+        #expect(request?["required"] as? [String] == ["flow", "input", "story_id"])
+    }
+
+    @Test func anAPIKeyIsAskedForEverywhereButTheProbesAndTheConsole() throws {
+        let document = try Self.document(apiKeyRequired: true)
+        let schemes = (document["components"] as? [String: Any])?["securitySchemes"] as? [String: Any]
+        #expect((schemes?["bearerAuth"] as? [String: Any])?["scheme"] as? String == "bearer")
+        #expect(document["security"] as? [[String: [String]]] == [["bearerAuth": []]])
+        let open: Set<Route> = [Route("GET", "/healthz"), Route("GET", "/readyz"), Route("GET", "/")]
+        for (route, operation) in Self.operations(document) {
+            let responses = operation["responses"] as? [String: Any] ?? [:]
+            if open.contains(route) {
+                #expect((operation["security"] as? [Any])?.isEmpty == true, "\(route)")
+                #expect(responses["401"] == nil, "\(route)")
+            } else {
+                #expect(operation["security"] == nil, "\(route)")
+                #expect(responses["401"] != nil, "\(route)")
+            }
+        }
+        let withoutKey = try Self.document(apiKeyRequired: false)
+        #expect(withoutKey["security"] == nil)
+        for (route, operation) in Self.operations(withoutKey) {
+            #expect((operation["responses"] as? [String: Any])?["401"] == nil, "\(route)")
+        }
+    }
+
+    @Test func everyOperationHasAUniqueOperationID() throws {
+        let ids = Self.operations(try Self.document()).values.compactMap { $0["operationId"] as? String }
+        #expect(ids.count == Self.routerRoutes.count + Self.laterRoutes.count)
+        #expect(Set(ids).count == ids.count)
+    }
+}
+
+/// `openapi-spec-validator` (Python), run as a child process.
+enum SpecValidator {
+    static let isAvailable: Bool = (try? run(["-c", "import openapi_spec_validator"], input: []).status) == 0
+
+    /// nil when the document is valid, else the validator's message.
+    static func validate(_ json: [UInt8]) throws -> String? {
+        let script = """
+            import json, sys
+            from openapi_spec_validator import validate
+            from openapi_spec_validator.validation import OpenAPIV31SpecValidator
+            validate(json.load(sys.stdin), cls=OpenAPIV31SpecValidator)
+            """
+        let (status, output) = try run(["-c", script], input: json)
+        return status == 0 ? nil : output
+    }
+
+    private static func run(_ arguments: [String], input: [UInt8]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3"] + arguments
+        let stdin = Pipe(), output = Pipe()
+        process.standardInput = stdin
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        try stdin.fileHandleForWriting.write(contentsOf: Data(input))
+        try stdin.fileHandleForWriting.close()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+}
