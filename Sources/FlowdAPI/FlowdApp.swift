@@ -52,6 +52,9 @@ public final class FlowdApp: Sendable {
         var router = Router()
         router.get("/healthz") { _ in Responses.healthy }
         router.get("/readyz") { [self] _ in readiness() }
+        let openAPI = HTTPResponse.json(HTTPStatus.ok, OpenAPIDocument.make(
+            flowNames: catalog.flowNames, maxInput: configuration.maxInput, apiKeyRequired: configuration.apiKey != nil))
+        router.get("/openapi.json") { _ in openAPI }
         router.get("/metrics") { [self] _ in
             HTTPResponse(status: HTTPStatus.ok, headers: HTTPHeaders([("Content-Type", "text/plain; version=0.0.4; charset=utf-8")]),
                          body: .bytes(metrics.render(runsInFlight: runs.runsInFlight)))

@@ -85,7 +85,8 @@ struct RunRoutes: Sendable {
     /// run that ended otherwise.
     private func cancel(_ request: HTTPRequest) async throws -> HTTPResponse {
         let id = try RequestValidation.pathID(request)
-        if let run = runs.liveRun(id) {
+        // A run that has ended but is still live (its record being stored) is not cancelled.
+        if let run = runs.liveRun(id), !run.record.status.isFinished {
             run.cancel()
             return .json(HTTPStatus.accepted, ["run_id": .string(id), "status": .string(run.record.status.rawValue)])
         }
