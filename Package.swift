@@ -23,11 +23,13 @@ let package = Package(
             pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]
         ),
+        // A lock ThreadSanitizer understands (pthread), shared by every module.
+        .target(name: "FlowdSync"),
         // Generic HTTP server: the libmicrohttpd bridge into Swift concurrency. Knows nothing of flows.
         .target(
             name: "FlowdHTTP",
             dependencies: [
-                "CMicroHTTPD",
+                "CMicroHTTPD", "FlowdSync",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -35,6 +37,7 @@ let package = Package(
         .target(
             name: "FlowEngine",
             dependencies: [
+                "FlowdSync",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -42,7 +45,7 @@ let package = Package(
         .target(
             name: "Agents",
             dependencies: [
-                "FlowEngine",
+                "FlowEngine", "FlowdSync",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -54,6 +57,7 @@ let package = Package(
         .target(
             name: "Stores",
             dependencies: [
+                "FlowdSync",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -61,7 +65,7 @@ let package = Package(
         .target(
             name: "FlowdAPI",
             dependencies: [
-                "FlowdHTTP", "FlowEngine", "Agents", "Stores",
+                "FlowdHTTP", "FlowEngine", "Agents", "Stores", "FlowdSync",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -79,7 +83,7 @@ let package = Package(
         .executableTarget(
             name: "flowd",
             dependencies: [
-                "FlowdAPI", "FlowdHTTP", "Agents", "Stores",
+                "FlowdAPI", "FlowdHTTP", "Agents", "Stores", "FlowdSync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

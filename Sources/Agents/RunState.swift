@@ -1,11 +1,11 @@
 import AsyncHTTPClient
 import FlowEngine
 import Logging
-import Synchronization
+import FlowdSync
 
 /// The shared store of one run: its input, its services, and what its agents produced.
 ///
-/// Owned by one run; agents read and append under a `Mutex`, never across an await.
+/// Owned by one run; agents read and append under a lock, never across an await.
 final class RunState: Sendable {
     struct Progress: Sendable {
         var outputs: [String: String] = [:]
@@ -16,7 +16,7 @@ final class RunState: Sendable {
     let httpClient: HTTPClient
     let llm: LLMConfiguration
     let logger: Logger
-    private let progress = Mutex(Progress())
+    private let progress = Locked(Progress())
 
     init(input: FlowInput, httpClient: HTTPClient, llm: LLMConfiguration, logger: Logger) {
         self.input = input

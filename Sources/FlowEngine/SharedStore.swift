@@ -1,14 +1,14 @@
-import Synchronization
+import FlowdSync
 
 /// A run's shared store: one value behind a lock, owned by one run.
 ///
 /// Nodes reach it through `withLock`, which holds the lock only for the
 /// closure; never await inside it (the closure is synchronous by design).
 public final class SharedStore<Value: Sendable>: Sendable {
-    private let state: Mutex<Value>
+    private let state: Locked<Value>
 
     public init(_ value: Value) {
-        state = Mutex(value)
+        state = Locked(value)
     }
 
     /// Reads or changes the value atomically.

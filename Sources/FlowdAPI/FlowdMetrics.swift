@@ -1,7 +1,7 @@
 import CoreMetrics
 import Foundation
 import Prometheus
-import Synchronization
+import FlowdSync
 
 /// The server's metrics, kept through swift-metrics in a Prometheus registry of this app's
 /// own (so several apps in one process, as in tests, do not mix), and rendered for
@@ -11,8 +11,8 @@ import Synchronization
 public final class FlowdMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
-    private let counters = Mutex<[String: CoreMetrics.Counter]>([:])
-    private let timers = Mutex<[String: CoreMetrics.Timer]>([:])
+    private let counters = Locked<[String: CoreMetrics.Counter]>([:])
+    private let timers = Locked<[String: CoreMetrics.Timer]>([:])
     private let inFlight: CoreMetrics.Gauge
 
     public init() {

@@ -1,7 +1,7 @@
 import Agents
 import Foundation
 import Stores
-import Synchronization
+import FlowdSync
 
 /// A run of this process while it goes on: its record, its events so far, the clients that
 /// follow it, and the task to cancel.
@@ -31,12 +31,12 @@ final class LiveRun: FlowRunObserver, Sendable {
         let task: UnsafeCurrentTask
     }
 
-    private let state: Mutex<State>
+    private let state: Locked<State>
     private let metrics: FlowdMetrics?
 
     init(record: RunRecord, metrics: FlowdMetrics? = nil) {
         runID = record.runID
-        state = Mutex(State(record: record))
+        state = Locked(State(record: record))
         self.metrics = metrics
     }
 

@@ -2,7 +2,7 @@ import FlowdHTTP
 import Foundation
 import Logging
 import Stores
-import Synchronization
+import FlowdSync
 
 /// Every run of this process: admits and starts them, and lets clients follow, await and
 /// cancel them. Live runs are kept here; finished ones are read from the run store.
@@ -17,7 +17,7 @@ public final class RunService: Sendable {
     let heartbeat: Duration
     let logger: Logger
     let metrics: FlowdMetrics
-    private let live = Mutex<[String: LiveRun]>([:])
+    private let live = Locked<[String: LiveRun]>([:])
 
     init(executor: RunExecutor, store: any RunStore, maxRuns: Int, heartbeat: Duration, metrics: FlowdMetrics, logger: Logger) {
         self.metrics = metrics

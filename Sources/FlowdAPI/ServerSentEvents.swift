@@ -2,6 +2,7 @@ import FlowdHTTP
 import Foundation
 import Stores
 import Synchronization
+import FlowdSync
 
 /// The SSE wire form of run events: `id:`, `event:`, one `data:` line, a blank line; LF only.
 enum ServerSentEvents {
@@ -34,7 +35,7 @@ enum ServerSentEvents {
 final class EventSubscriber: Sendable {
     let stream = ResponseStream()
     private let lastWrite = Atomic<Int64>(0)
-    private let heartbeatTask = Mutex<Task<Void, Never>?>(nil)
+    private let heartbeatTask = Locked<Task<Void, Never>?>(nil)
 
     init(heartbeat: Duration) {
         lastWrite.store(EventSubscriber.now(), ordering: .relaxed)

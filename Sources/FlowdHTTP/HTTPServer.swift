@@ -3,6 +3,7 @@ import Logging
 import Synchronization
 #if canImport(Glibc)
 import Glibc
+import FlowdSync
 #endif
 
 // This file is the only one that calls libmicrohttpd and the only one that holds
@@ -44,7 +45,7 @@ public final class HTTPServer: Sendable {
     let observer: HTTPExchangeObserver?
     let logger: Logger
 
-    private let daemon = Mutex<DaemonHandle?>(nil)
+    private let daemon = Locked<DaemonHandle?>(nil)
     private let boundPort = Atomic<Int>(0)
     /// Suspended connections (low bits) and, in the top bit, whether new suspensions are
     /// still admitted. Lock-free: it is touched twice by every request.
@@ -232,7 +233,7 @@ private final class TaskShard: Sendable {
         case running(Task<Void, Never>)
     }
 
-    let slots = Mutex<[UInt64: Slot]>([:])
+    let slots = Locked<[UInt64: Slot]>([:])
 }
 
 /// Per-request state. Touched by the connection's libmicrohttpd thread only, except
@@ -254,7 +255,7 @@ private final class RequestContext: @unchecked Sendable {
     var phase = Phase.reading
     var status = 0
     var responseHeaders = HTTPHeaders()
-    let result = Mutex<HTTPResponse?>(nil)
+    let result = Locked<HTTPResponse?>(nil)
 
     init(head: HTTPRequestHead) { self.head = head }
 }

@@ -1,4 +1,4 @@
-import Synchronization
+import FlowdSync
 
 /// The body of a streaming (chunked) response, written by a producer task while the
 /// server sends it.
@@ -29,7 +29,7 @@ public final class ResponseStream: Sendable {
         var closeHandlers: [@Sendable () -> Void] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

@@ -1,4 +1,5 @@
 import FlowdHTTP
+import Foundation
 import Logging
 
 /// Starts `router` on a free port of 127.0.0.1, runs `body` with a client for it, then
@@ -24,4 +25,11 @@ public func withTestServer(
     }
     server.cancelInFlight()
     await server.stop()
+}
+
+/// Time bounds of tests, stretched under instrumentation: `FLOWD_TIME_SCALE` (1 by
+/// default; `scripts/tsan` sets 10, since ThreadSanitizer slows everything down).
+public func scaled(_ bound: Duration) -> Duration {
+    let factor = Double(ProcessInfo.processInfo.environment["FLOWD_TIME_SCALE"] ?? "") ?? 1
+    return bound * factor
 }

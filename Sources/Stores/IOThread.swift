@@ -1,5 +1,5 @@
 import Foundation
-import Synchronization
+import FlowdSync
 
 /// A dedicated thread for blocking file work (write, fsync, rename), so that it never
 /// runs on Swift's cooperative pool.
@@ -9,7 +9,7 @@ import Synchronization
 final class IOThread: Sendable {
     /// What the thread shares with its owners; the thread keeps only this, not the `IOThread`.
     private final class Queue: Sendable {
-        let jobs = Mutex<(pending: [@Sendable () -> Void], stopped: Bool)>(([], false))
+        let jobs = Locked<(pending: [@Sendable () -> Void], stopped: Bool)>(([], false))
         let signal = DispatchSemaphore(value: 0)
 
         func loop() {

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Stores
-import Synchronization
+import FlowdSync
 
 /// Log lines on stderr, buffered: handlers append whole lines under a lock, and a thread
 /// writes what has gathered every 50 ms (or sooner past 64 KiB) with one `write(2)`, so a
@@ -10,7 +10,7 @@ import Synchronization
 final class LogOutput: Sendable {
     static let shared = LogOutput()
 
-    private let buffer = Mutex<[UInt8]>([])
+    private let buffer = Locked<[UInt8]>([])
     private let wake = DispatchSemaphore(value: 0)
 
     private init() {

@@ -121,7 +121,7 @@ struct RunEndpointTests {
                 return try await group.reduce(into: [Int]()) { $0.append($1) }
             }
             #expect(statuses == Array(repeating: 200, count: 8))
-            #expect(ContinuousClock.now - started < .milliseconds(900))
+            #expect(ContinuousClock.now - started < scaled(.milliseconds(900)))
         }
     }
 
@@ -142,10 +142,10 @@ struct RunEndpointTests {
             let probeStarted = ContinuousClock.now
             let health = try await flowd.client.get("/healthz")
             #expect(health.status == 200)
-            #expect(ContinuousClock.now - probeStarted < .milliseconds(100))
+            #expect(ContinuousClock.now - probeStarted < scaled(.milliseconds(100)))
             let statuses = try await runs.value
             #expect(statuses == Array(repeating: 200, count: 200))
-            #expect(ContinuousClock.now - started < .milliseconds(2500))
+            #expect(ContinuousClock.now - started < scaled(.milliseconds(2500)))
         }
     }
 
