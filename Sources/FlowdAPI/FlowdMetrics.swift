@@ -14,6 +14,14 @@ public final class FlowdMetrics: Sendable {
     private let counters = Locked<[String: CoreMetrics.Counter]>([:])
     private let timers = Locked<[String: CoreMetrics.Timer]>([:])
     private let inFlight: CoreMetrics.Gauge
+    /// Per-request handles, by a key that costs no string building on the hot path.
+    private let requestHandles = Locked<[RequestKey: (counter: CoreMetrics.Counter, timer: CoreMetrics.Timer)]>([:])
+
+    private struct RequestKey: Hashable {
+        let method: String
+        let route: String
+        let status: Int
+    }
 
     public init() {
         var factory = PrometheusMetricsFactory(registry: registry)
@@ -29,9 +37,16 @@ public final class FlowdMetrics: Sendable {
 
     /// One HTTP exchange: `flowd_http_requests_total{route,status}` and the latency histogram.
     func request(method: String, route: String, status: Int, duration: Duration) {
-        let labels = [("method", method), ("route", route), ("status", String(status))]
-        counter("flowd_http_requests_total", labels).increment()
-        timer("flowd_http_request_duration_seconds", [("route", route)]).recordNanoseconds(duration.nanoseconds)
+        let key = RequestKey(method: method, route: route, status: status)
+        let handles = requestHandles.withLock { cache in
+            if let handles = cache[key] { return handles }
+            let handles = (counter("flowd_http_requests_total", [("method", method), ("route", route), ("status", String(status))]),
+                           timer("flowd_http_request_duration_seconds", [("route", route)]))
+            cache[key] = handles
+            return handles
+        }
+        handles.counter.increment()
+        handles.timer.recordNanoseconds(duration.nanoseconds)
     }
 
     /// One finished run: `flowd_runs_total{flow,outcome}` and `flowd_run_duration_seconds{flow}`.
