@@ -577,12 +577,6 @@ public enum OpenAPIDocument {
                         "openAPI", tag: "operations", summary: "This document",
                         responses: ["200": ["description": "OpenAPI 3.1.", "content": ["application/json": ["schema": ["type": "object"]]]]]),
                 ],
-                "/": [
-                    "get": operation(
-                        "console", tag: "operations", summary: "The web console: one self-contained HTML page",
-                        public: true,
-                        responses: ["200": ["description": "The page.", "content": ["text/html": ["schema": ["type": "string"]]]]]),
-                ],
             ]
         }
 
