@@ -29,7 +29,7 @@ public struct TestClientError: Error, CustomStringConvertible {
 /// (or inside `TestHTTPClient.blocking`), never directly on the cooperative pool:
 /// the server under test needs those threads.
 public final class TestConnection: @unchecked Sendable {
-    public let fd: Int32
+    public private(set) var fd: Int32
     private var pending: [UInt8] = []
 
     public init(port: Int, timeoutSeconds: Int = 30) throws {
@@ -45,12 +45,16 @@ public final class TestConnection: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard result == 0 else {
+            let error = errno
+            // Closed here and marked: deinit runs for an initializer that throws this late,
+            // and a second close could hit a descriptor another thread has opened meanwhile.
             close(fd)
-            throw TestClientError("connect to port \(port): errno \(errno)")
+            fd = -1
+            throw TestClientError("connect to port \(port): errno \(error)")
         }
     }
 
-    deinit { close(fd) }
+    deinit { if fd >= 0 { close(fd) } }
 
     public func send(_ bytes: [UInt8]) throws {
         var offset = 0

@@ -35,13 +35,19 @@ public struct FileDocumentStore: DocumentStore {
             do throws(StoreError) {
                 try FileIO.writeAll(fd, bytes, path: tmp)
                 try FileIO.fsync(fd, path: tmp)
+            } catch {
                 FileIO.close(fd)
+                _ = try? FileIO.unlink(tmp)
+                throw error
+            }
+            // Closed exactly once: a second close could hit a descriptor reused meanwhile.
+            FileIO.close(fd)
+            do throws(StoreError) {
                 let existed = try FileIO.statIfExists(target) != nil
                 try FileIO.rename(tmp, target)
                 try FileIO.fsyncDirectory(dir)
                 return !existed
             } catch {
-                FileIO.close(fd)
                 _ = try? FileIO.unlink(tmp)
                 throw error
             }

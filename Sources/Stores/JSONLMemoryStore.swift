@@ -344,10 +344,16 @@ public actor JSONLMemoryStore: MemoryStore {
                     try FileIO.writeAll(out, buffer, path: tmp)
                     size += buffer.count
                     try FileIO.fsync(out, path: tmp)
-                    FileIO.close(out)
-                    try FileIO.rename(tmp, path)
                 } catch {
                     FileIO.close(out)
+                    _ = try? FileIO.unlink(tmp)
+                    throw error
+                }
+                // Closed exactly once: a second close could hit a descriptor reused meanwhile.
+                FileIO.close(out)
+                do throws(StoreError) {
+                    try FileIO.rename(tmp, path)
+                } catch {
                     _ = try? FileIO.unlink(tmp)
                     throw error
                 }

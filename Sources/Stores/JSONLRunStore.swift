@@ -476,10 +476,16 @@ public actor JSONLRunStore: RunStore {
                     }
                     try spill(true)
                     try FileIO.fsync(out, path: tmp)
-                    FileIO.close(out)
-                    try FileIO.rename(tmp, path)
                 } catch {
                     FileIO.close(out)
+                    _ = try? FileIO.unlink(tmp)
+                    throw error
+                }
+                // Closed exactly once: a second close could hit a descriptor reused meanwhile.
+                FileIO.close(out)
+                do throws(StoreError) {
+                    try FileIO.rename(tmp, path)
+                } catch {
                     _ = try? FileIO.unlink(tmp)
                     throw error
                 }
