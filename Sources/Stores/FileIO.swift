@@ -21,6 +21,33 @@ enum FileIO {
         }
     }
 
+    /// Opens `<dir>/<name>` and takes an exclusive `flock` on it: one process per store.
+    /// Throws `.locked`, saying that `what` is in use, when another process holds it.
+    static func lockExclusively(_ dir: String, _ name: String, what: String) throws(StoreError) -> Int32 {
+        let lockPath = dir + "/" + name
+        let lockFD = try open(lockPath, O_RDWR | O_CREAT)
+        if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
+            let code = errno
+            close(lockFD)
+            if code == EWOULDBLOCK { throw StoreError(.locked, "\(what) in use by another process", path: lockPath) }
+            throw StoreError.system("flock", path: lockPath, errno: code)
+        }
+        return lockFD
+    }
+
+    /// Opens the append-only log `<dir>/<name>` for appends, creating it durably (file and
+    /// directory fsync'd) when missing; drops what a crashed compaction left (`compactionName`).
+    static func openLog(_ dir: String, _ name: String, compactionName: String) throws(StoreError) -> Int32 {
+        let path = dir + "/" + name
+        // A compaction that crashed before its rename left only a temporary file.
+        _ = try unlink(dir + "/" + compactionName)
+        if let existing = try openIfExists(path, O_RDWR | O_APPEND) { return existing }
+        let fd = try open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL)
+        try fsync(fd, path: path)
+        try fsyncDirectory(dir)
+        return fd
+    }
+
     static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
     }

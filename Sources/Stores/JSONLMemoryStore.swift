@@ -72,26 +72,10 @@ public actor JSONLMemoryStore: MemoryStore {
         let io = IOThread(name: "flowd-memory")
         let opened = try await io.run { () throws(StoreError) -> (MemoryLog.Recovered, Int32, Int32) in
             try FileIO.makeDirectories(dir)
-            let lockPath = dir + "/" + lockFileName
-            let lockFD = try FileIO.open(lockPath, O_RDWR | O_CREAT)
-            if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
-                let code = errno
-                FileIO.close(lockFD)
-                if code == EWOULDBLOCK { throw StoreError(.locked, "memory is in use by another process", path: lockPath) }
-                throw StoreError.system("flock", path: lockPath, errno: code)
-            }
+            let lockFD = try FileIO.lockExclusively(dir, lockFileName, what: "memory is")
             do throws(StoreError) {
                 let path = dir + "/" + fileName
-                // A compaction that crashed before its rename left only a temporary file.
-                _ = try FileIO.unlink(dir + "/" + compactionFileName)
-                let fd: Int32
-                if let existing = try FileIO.openIfExists(path, O_RDWR | O_APPEND) {
-                    fd = existing
-                } else {
-                    fd = try FileIO.open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL)
-                    try FileIO.fsync(fd, path: path)
-                    try FileIO.fsyncDirectory(dir)
-                }
+                let fd = try FileIO.openLog(dir, fileName, compactionName: compactionFileName)
                 do throws(StoreError) {
                     let start = Date()
                     let recovered = try MemoryLog.replay(fd: fd, path: path, logger: logger)

@@ -86,25 +86,10 @@ public actor JSONLRunStore: RunStore {
         let now = Date()
         let opened = try await io.run { () throws(StoreError) -> (RunLog.Recovered, SharedFile, Int32) in
             try FileIO.makeDirectories(dir)
-            let lockPath = dir + "/" + lockFileName
-            let lockFD = try FileIO.open(lockPath, O_RDWR | O_CREAT)
-            if flock(lockFD, LOCK_EX | LOCK_NB) != 0 {
-                let code = errno
-                FileIO.close(lockFD)
-                if code == EWOULDBLOCK { throw StoreError(.locked, "run records are in use by another process", path: lockPath) }
-                throw StoreError.system("flock", path: lockPath, errno: code)
-            }
+            let lockFD = try FileIO.lockExclusively(dir, lockFileName, what: "run records are")
             do throws(StoreError) {
                 let path = dir + "/" + fileName
-                _ = try FileIO.unlink(dir + "/" + compactionFileName)
-                let fd: Int32
-                if let existing = try FileIO.openIfExists(path, O_RDWR | O_APPEND) {
-                    fd = existing
-                } else {
-                    fd = try FileIO.open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL)
-                    try FileIO.fsync(fd, path: path)
-                    try FileIO.fsyncDirectory(dir)
-                }
+                let fd = try FileIO.openLog(dir, fileName, compactionName: compactionFileName)
                 let file = SharedFile(fd: fd, path: path)
                 let start = Date()
                 var recovered = try RunLog.replay(fd: fd, path: path, logger: logger)
