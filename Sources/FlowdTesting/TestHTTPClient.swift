@@ -84,18 +84,21 @@ public final class TestConnection: @unchecked Sendable {
         return recv(fd, &byte, 1, 0) == 0
     }
 
+    /// Appends what the socket has to `data`; false when the peer closed it.
+    private func receive(into data: inout [UInt8]) throws -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if count < 0 { throw TestClientError("recv: errno \(errno) (timeout?)") }
+        if count == 0 { return false }
+        data.append(contentsOf: buffer[0..<count])
+        return true
+    }
+
     /// Reads one whole response (Content-Length, chunked, or until close).
     public func readResponse(headOnly: Bool = false) throws -> TestResponse {
         var data = pending
         pending = []
-        func fill() throws -> Bool {
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 { throw TestClientError("recv: errno \(errno) (timeout?)") }
-            if count == 0 { return false }
-            data.append(contentsOf: buffer[0..<count])
-            return true
-        }
+        func fill() throws -> Bool { try receive(into: &data) }
         var headEnd: Int?
         while headEnd == nil {
             headEnd = TestConnection.find([13, 10, 13, 10], in: data)
@@ -163,10 +166,7 @@ public final class TestConnection: @unchecked Sendable {
         var data = pending
         pending = []
         while data.count < length {
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count <= 0 { throw TestClientError("closed inside a body") }
-            data.append(contentsOf: buffer[0..<count])
+            guard try receive(into: &data) else { throw TestClientError("closed inside a body") }
         }
         pending = Array(data[length...])
         return Array(data[0..<length])
@@ -176,14 +176,7 @@ public final class TestConnection: @unchecked Sendable {
     public func readChunk() throws -> [UInt8]? {
         var data = pending
         pending = []
-        func fill() throws -> Bool {
-            var buffer = [UInt8](repeating: 0, count: 65536)
-            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if count < 0 { throw TestClientError("recv: errno \(errno) (timeout?)") }
-            if count == 0 { return false }
-            data.append(contentsOf: buffer[0..<count])
-            return true
-        }
+        func fill() throws -> Bool { try receive(into: &data) }
         while true {
             if let lineEnd = TestConnection.find([13, 10], in: data) {
                 let sizeText = String(decoding: data[0..<lineEnd], as: UTF8.self).split(separator: ";").first ?? ""
