@@ -442,7 +442,7 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding
     }
   }
 
-  function seconds(value) { return value < 1 ? Math.round(value * 1000) + ' ms' : value.toFixed(2) + ' s'; }
+  function seconds(value) { return value < 0.001 ? '< 1 ms' : value < 1 ? Math.round(value * 1000) + ' ms' : value.toFixed(2) + ' s'; }
 
   function finish(run, status) {
     run.finished = true;
