@@ -32,10 +32,11 @@ AGENTS = {
     "sleeper.yaml": 'kind: mock\ndescription: A slow agent.\ndelay_ms: 120000\noutput: "rested"\n',
     # Long enough to cut the stream while it runs; short enough to wait for.
     "napper.yaml": 'kind: mock\ndescription: A nap.\ndelay_ms: 4000\noutput: "woke up"\n',
+    "boom.yaml": 'kind: mock\ndescription: Always fails.\nfail: "out of ideas"\n',
     "flows.yaml": "default: [analyst, summarizer]\nbriefed: [analyst, reader]\nslow: [analyst, sleeper]\n"
-                  "napping: [analyst, napper, summarizer]\n",
+                  "napping: [analyst, napper, summarizer]\nfailing: [analyst, boom]\n",
 }
-FLOWS = 4
+FLOWS = 5
 DURATION = r"< 1 ms|\d+ ms|\d+\.\d\d s"  # as a step shows it
 
 
@@ -324,6 +325,20 @@ def test_a_slow_run_is_cancelled_from_the_page(browser, flowd):
     assert_clean_log(browser)
 
 
+def test_a_failed_run_shows_the_servers_detail(browser, flowd):
+    open_console(browser, flowd)
+    fill_run_form(browser, "failing", "console-6", "a notes app")
+    find(browser, "#run").click()
+    wait_status(browser, "failed")
+    assert steps(browser) == [("analyst", "completed"), ("boom", "failed")]
+    assert find(browser, "#error").is_displayed()
+    assert find(browser, "#error").text == "Flow execution failed: boom: out of ideas"
+    assert find(browser, "#error").get_attribute("role") == "alert"
+    assert not find(browser, "#result").is_displayed()
+    screenshot(browser, "console-6-failed.png")
+    assert_clean_log(browser)
+
+
 def test_on_a_narrow_screen_nothing_overflows_and_every_control_is_labelled(browser, flowd):
     size = browser.get_window_size()
     browser.set_window_size(390, 844)
@@ -340,7 +355,7 @@ def test_on_a_narrow_screen_nothing_overflows_and_every_control_is_labelled(brow
               .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute('aria-label') && !c.textContent.trim())
               .map((c) => c.outerHTML)""")
         assert unlabelled == []
-        screenshot(browser, "console-6-narrow.png")
+        screenshot(browser, "console-7-narrow.png")
     finally:
         browser.set_window_size(size["width"], size["height"])
     assert_clean_log(browser)
@@ -381,7 +396,7 @@ def test_with_an_api_key_the_page_asks_for_it_once_and_sends_it(browser, flowd_w
     browser.get(url + "/")
     wait_visible(browser, "#key-panel")
     assert browser.switch_to.active_element == find(browser, "#key-input")
-    screenshot(browser, "console-7-api-key.png")
+    screenshot(browser, "console-8-api-key.png")
     find(browser, "#key-input").send_keys(API_KEY)
     find(browser, "#key-form button").click()
     wait_for(browser, lambda d: len(find_all(d, "#flows li")) == FLOWS, "the flows never showed after the key")
@@ -397,7 +412,7 @@ def test_with_an_api_key_the_page_asks_for_it_once_and_sends_it(browser, flowd_w
     wait_status(browser, "succeeded")
     assert steps(browser) == [("analyst", "completed"), ("summarizer", "completed")]
     assert find(browser, "#result-text").text == "summary of analysis of a keyed run"
-    screenshot(browser, "console-8-api-key-run.png")
+    screenshot(browser, "console-9-api-key-run.png")
     # The one refused request is the page's first, before it had the key.
     assert_clean_log(browser, allowed=("/flows - Failed to load resource: the server responded with a status of 401",))
     browser.execute_script("sessionStorage.clear()")
