@@ -55,6 +55,10 @@ public final class HTTPServer: Sendable {
     private let tasks = (0..<HTTPServer.taskShardCount).map { _ in TaskShard() }
     private static let taskShardCount = 64
     private let nextTaskID = Atomic<UInt64>(0)
+    /// Requests handed to a task whose exchange libmicrohttpd has not completed: once the
+    /// task resumes the connection, its answer is queued and sent by a daemon thread, and
+    /// stopping the daemon before that would close the connection without an answer.
+    private let unanswered = Atomic<Int>(0)
 
     /// - Parameters:
     ///   - gate: looked at with the headers only, before routing; a response it returns is
@@ -127,8 +131,9 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    /// Stops admitting new work, waits (up to `timeout`) until no connection is suspended,
-    /// then quiesces and stops the daemon and closes the listening socket.
+    /// Stops admitting new work, waits (up to `timeout`) until no connection is suspended
+    /// and every dispatched request's answer has gone out, then quiesces and stops the
+    /// daemon and closes the listening socket.
     /// Requests that arrive meanwhile are answered 503 at once.
     public func stop(timeout: Duration = .seconds(10)) async {
         suspension.bitwiseOr(HTTPServer.stoppingBit, ordering: .sequentiallyConsistent)
@@ -139,6 +144,9 @@ public final class HTTPServer: Sendable {
                 logger.error("connections still suspended at shutdown; leaving the daemon to the process exit")
                 return
             }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        while unanswered.load(ordering: .sequentiallyConsistent) > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
         guard let handle = daemon.withLock({ state -> DaemonHandle? in defer { state = nil }; return state }) else { return }
@@ -162,11 +170,18 @@ public final class HTTPServer: Sendable {
         return false
     }
 
+    /// libmicrohttpd has completed (sent, or given up on) a dispatched request's exchange.
+    fileprivate func completedDispatched() {
+        unanswered.subtract(1, ordering: .sequentiallyConsistent)
+    }
+
     fileprivate func endSuspension() {
         suspension.subtract(1, ordering: .sequentiallyConsistent)
     }
 
     fileprivate func dispatch(_ request: HTTPRequest, handler: @escaping HTTPHandler, context: RequestContext, connection: ConnectionHandle) {
+        unanswered.add(1, ordering: .sequentiallyConsistent)
+        context.awaitsCompletion = true
         let id = nextTaskID.wrappingAdd(1, ordering: .relaxed).newValue
         let shard = tasks[Int(id % UInt64(HTTPServer.taskShardCount))]
         // The task is created outside the lock (it may finish before it is stored: then
@@ -256,6 +271,8 @@ private final class RequestContext: @unchecked Sendable {
     var status = 0
     var responseHeaders = HTTPHeaders()
     let result = Locked<HTTPResponse?>(nil)
+    /// Dispatched to a task: counted in the server's unanswered requests until completed.
+    var awaitsCompletion = false
 
     init(head: HTTPRequestHead) { self.head = head }
 }
@@ -435,6 +452,7 @@ private func requestCompleted(
     conCls.pointee = nil
     let context = Unmanaged<RequestContext>.fromOpaque(stored).takeRetainedValue()
     let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    if context.awaitsCompletion { server.completedDispatched() }
     server.observer?(context.head, context.route, context.status, context.responseHeaders, ContinuousClock.now - context.started)
 }
 
