@@ -62,6 +62,7 @@ public final class FlowdApp: Sendable {
         RunRoutes(catalog: catalog, runs: runs, lifecycle: lifecycle, maxInput: configuration.maxInput).register(on: &router)
         DocumentRoutes(documents: documents).register(on: &router)
         MemoryRoutes(memory: memory).register(on: &router)
+        ConsoleRoutes().register(on: &router)
         return router
     }
 

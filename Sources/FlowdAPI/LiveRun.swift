@@ -159,18 +159,26 @@ final class LiveRun: FlowRunObserver, Sendable {
     }
 
     /// Replays the events after `after` to `follower`, then follows live until the end.
-    func follow(_ follower: EventSubscriber, after: Int) {
+    /// Returns false, sending nothing, when the run has concluded and no event is after
+    /// `after`: the answer is then 204, as for a stored run, even while its record is
+    /// still being written (the run is live until then).
+    @discardableResult
+    func follow(_ follower: EventSubscriber, after: Int) -> Bool {
         let key = ObjectIdentifier(follower)
-        state.withLock { s in
+        let following = state.withLock { s -> Bool in
+            if s.concluded && after >= s.published { return false }
             for event in s.events[min(max(after, 0), s.published)..<s.published] { follower.send(event) }
             if s.concluded {
                 follower.finish()
             } else {
                 s.followers[key] = follower
             }
+            return true
         }
+        guard following else { return false }
         follower.stream.onClose { [weak self] in
             self?.state.withLock { _ = $0.followers.removeValue(forKey: key) }
         }
+        return true
     }
 }

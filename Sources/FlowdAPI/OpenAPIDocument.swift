@@ -572,6 +572,19 @@ public enum OpenAPIDocument {
                             ],
                         ]),
                 ],
+                "/": [
+                    "get": operation(
+                        "console", tag: "operations", summary: "The web console",
+                        description: "One self-contained HTML page (no outside assets, a strict `Content-Security-Policy`) that lists the flows, starts and follows runs, uploads missing documents, cancels runs and shows a story's memory through the routes here. It holds no data and is served without the API key; it asks the person for the key and sends it to every other route.",
+                        public: true,
+                        responses: [
+                            "200": [
+                                "description": "The page.",
+                                "headers": ["Content-Security-Policy": ["required": true, "schema": ["type": "string"]]],
+                                "content": ["text/html": ["schema": ["type": "string"]]],
+                            ],
+                        ]),
+                ],
                 "/openapi.json": [
                     "get": operation(
                         "openAPI", tag: "operations", summary: "This document",

@@ -71,8 +71,9 @@ struct RunRoutes: Sendable {
         let after = request.headers["Last-Event-ID"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
         if let run = runs.liveRun(id) {
             let follower = EventSubscriber(heartbeat: runs.heartbeat)
-            run.follow(follower, after: after)
-            return follower.response
+            if run.follow(follower, after: after) { return follower.response }
+            follower.finish()
+            return HTTPResponse(status: HTTPStatus.noContent)
         }
         guard let events = try await runs.store.events(id, after: after) else {
             throw HTTPError.notFound("Run '\(id)' not found")

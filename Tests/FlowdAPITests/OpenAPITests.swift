@@ -17,7 +17,7 @@ struct OpenAPITests {
         Route("PUT", "/doc/{id}"), Route("GET", "/doc/{id}"), Route("GET", "/doc/{id}/status"),
         Route("GET", "/memory/{scope}"), Route("GET", "/memory/{scope}/{key}"),
         Route("PUT", "/memory/{scope}/{key}"), Route("DELETE", "/memory/{scope}/{key}"),
-        Route("GET", "/metrics"), Route("GET", "/openapi.json"),
+        Route("GET", "/metrics"), Route("GET", "/openapi.json"), Route("GET", "/"),
     ]
 
     struct Route: Hashable, CustomStringConvertible {
@@ -121,7 +121,7 @@ struct OpenAPITests {
         let schemes = (document["components"] as? [String: Any])?["securitySchemes"] as? [String: Any]
         #expect((schemes?["bearerAuth"] as? [String: Any])?["scheme"] as? String == "bearer")
         #expect(document["security"] as? [[String: [String]]] == [["bearerAuth": []]])
-        let open: Set<Route> = [Route("GET", "/healthz"), Route("GET", "/readyz")]
+        let open: Set<Route> = [Route("GET", "/healthz"), Route("GET", "/readyz"), Route("GET", "/")]
         for (route, operation) in Self.operations(document) {
             let responses = operation["responses"] as? [String: Any] ?? [:]
             if open.contains(route) {

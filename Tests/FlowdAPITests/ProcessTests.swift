@@ -16,6 +16,19 @@ struct ProcessTests {
         ["--agents", directory.path("agents").path, "--docs", directory.path("docs").path, "--data", directory.path("data").path] + extra
     }
 
+    /// Waits until the server has `count` runs in flight (its metrics say so), rather than
+    /// sleeping: on a loaded machine a fixed second is not always enough for the runs to
+    /// arrive, and on an idle one it is a second lost.
+    private func waitForRunsInFlight(_ count: Int, _ client: TestHTTPClient) async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            let samples = try PrometheusText.parse(try await client.get("/metrics").text)
+            if samples.contains(where: { $0.name == "flowd_runs_in_flight" && $0.value == Double(count) }) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("the server never had \(count) runs in flight")
+    }
+
     @Test func sigtermDrainsRunsInFlightWhileProbesAndNewRunsAreAnswered() async throws {
         let directory = try slowAgents(delayMilliseconds: 2500)
         defer { directory.remove() }
@@ -24,7 +37,7 @@ struct ProcessTests {
         let runs = (0..<3).map { index in
             Task { try await client.post("/run", json: #"{"input": "x", "story_id": "drain-\#(index)"}"#) }
         }
-        try await Task.sleep(for: .milliseconds(1000))  // the runs are awaiting their agent
+        try await waitForRunsInFlight(3, client)
         flowd.signal(SIGTERM)
         try await Task.sleep(for: .milliseconds(200))
 
@@ -51,7 +64,7 @@ struct ProcessTests {
         let flowd = try await FlowdProcess.start(serve: arguments(directory, ["--drain-timeout", "1"]))
         let client = flowd.client
         let run = Task { try await client.post("/run", json: #"{"input": "x", "story_id": "cut"}"#) }
-        try await Task.sleep(for: .milliseconds(1000))  // the run is awaiting its agent
+        try await waitForRunsInFlight(1, client)
         let signalled = ContinuousClock.now
         flowd.signal(SIGTERM)
         let response = try await run.value

@@ -281,6 +281,22 @@ struct HTTPServerTests {
         }
     }
 
+    @Test func stoppingRightAfterAHandlerEndsStillSendsItsAnswer() async throws {
+        // As a drain does: stop the moment the last handler has returned. Its answer is
+        // queued by a daemon thread only after the task resumes the connection; stopping
+        // before that closed the connection unanswered.
+        for _ in 0..<20 {
+            try await withTestServer(router: testRouter()) { server, client in
+                let slow = Task { try await client.get("/sleep?ms=20") }
+                while server.inFlightCount < 1 { try await Task.sleep(for: .milliseconds(1)) }
+                while server.inFlightCount > 0 { await Task.yield() }
+                await server.stop()
+                let response = try await slow.value
+                #expect(response.status == 200)
+            }
+        }
+    }
+
     @Test func cancelledHandlersStillAnswer() async throws {
         try await withTestServer(router: testRouter()) { server, client in
             let slow = Task { try await client.get("/sleep?ms=30000") }

@@ -1,0 +1,418 @@
+"""The web console (`GET /`) in a real browser: Debian's headless chromium driven by selenium,
+against the real flowd binary. Each state the page goes through is saved as a screenshot in
+$FLOWD_SCREENSHOTS (default .build/screenshots).
+
+Skipped, saying why, only where chromium, chromedriver or selenium is not installed
+(`scripts/test` installs them); a browser that is installed but fails is a failure."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+
+import pytest
+import requests
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FLOWD = os.environ.get("FLOWD_BINARY", os.path.join(ROOT, ".build", "debug", "flowd"))
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+SCREENSHOTS = os.environ.get("FLOWD_SCREENSHOTS", os.path.join(ROOT, ".build", "screenshots"))
+API_KEY = "console-test-key"
+WAIT = 30  # seconds: generous for a debug build on a busy machine; waits end as soon as the page is there
+
+AGENTS = {
+    "analyst.yaml": 'kind: template\ndescription: Analyses the input.\nprompt: "analysis of {{input}}"\n',
+    "summarizer.yaml": 'kind: template\ndescription: Sums up the analysis.\nprompt: "summary of {{outputs.analyst}}"\n',
+    "reader.yaml": 'kind: template\ndescription: Reads the brief.\nprompt: "read: {{docs.brief}}"\n',
+    # Long enough that only a cancel ends it within the test.
+    "sleeper.yaml": 'kind: mock\ndescription: A slow agent.\ndelay_ms: 120000\noutput: "rested"\n',
+    # Long enough to cut the stream while it runs; short enough to wait for.
+    "napper.yaml": 'kind: mock\ndescription: A nap.\ndelay_ms: 4000\noutput: "woke up"\n',
+    "boom.yaml": 'kind: mock\ndescription: Always fails.\nfail: "out of ideas"\n',
+    "flows.yaml": "default: [analyst, summarizer]\nbriefed: [analyst, reader]\nslow: [analyst, sleeper]\n"
+                  "napping: [analyst, napper, summarizer]\nfailing: [analyst, boom]\n",
+}
+FLOWS = 5
+DURATION = r"< 1 ms|\d+ ms|\d+\.\d\d s"  # as a step shows it
+
+
+def start_flowd(api_key=None):
+    work = tempfile.mkdtemp(prefix="flowd-console-")
+    agents = os.path.join(work, "agents")
+    os.makedirs(agents)
+    for name, text in AGENTS.items():
+        with open(os.path.join(agents, name), "w") as f:
+            f.write(text)
+    env = {k: v for k, v in os.environ.items() if k != "FLOWD_API_KEY"}
+    if api_key:
+        env["FLOWD_API_KEY"] = api_key
+    process = subprocess.Popen(
+        [FLOWD, "serve", "--port", "0", "--agents", agents, "--docs", os.path.join(work, "docs"),
+         "--data", os.path.join(work, "data"), "--drain-timeout", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    line = process.stdout.readline()
+    match = re.search(r"http://\S+", line)
+    assert match, f"flowd did not start: {line!r}"
+    return match.group(0), process, work
+
+
+def stop_flowd(process, work):
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def flowd():
+    url, process, work = start_flowd()
+    yield url
+    stop_flowd(process, work)
+
+
+@pytest.fixture(scope="module")
+def flowd_with_key():
+    url, process, work = start_flowd(api_key=API_KEY)
+    yield url
+    stop_flowd(process, work)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed: `pip install selenium` (scripts/test does)")
+    for program, package in ((CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")):
+        if not os.access(program, os.X_OK):
+            pytest.skip(f"{program} is missing: install Debian's {package} "
+                        "(scripts/test does; it could not here)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    os.makedirs(SCREENSHOTS, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+# Helpers
+
+class CuttableProxy:
+    """A TCP proxy in front of flowd that cuts every open connection on demand, as a network
+    does, and keeps what the browser sent, so a test can see the Last-Event-ID it resumes with."""
+
+    def __init__(self, upstream_url):
+        host, port = re.match(r"http://([^:/]+):(\d+)", upstream_url).groups()
+        self.upstream = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sent = bytearray()
+        self.lock = threading.Lock()
+        self.sockets = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            with self.lock:
+                self.sockets += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, False), daemon=True).start()
+
+    def _pump(self, source, target, record):
+        try:
+            while data := source.recv(65536):
+                if record:
+                    with self.lock:
+                        self.sent += data
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, target):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self):
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def last_event_ids(self):
+        with self.lock:
+            return [int(n) for n in re.findall(rb"(?im)^last-event-id: *(\d+)", bytes(self.sent))]
+
+    def close(self):
+        self.listener.close()
+        self.cut()
+
+
+def by_css(selector):
+    from selenium.webdriver.common.by import By
+    return (By.CSS_SELECTOR, selector)
+
+
+def wait_for(driver, condition, message):
+    from selenium.webdriver.support.ui import WebDriverWait
+    return WebDriverWait(driver, WAIT).until(condition, message)
+
+
+def wait_visible(driver, selector):
+    from selenium.webdriver.support import expected_conditions as ec
+    return wait_for(driver, ec.visibility_of_element_located(by_css(selector)), f"{selector} never showed")
+
+
+def find(driver, selector):
+    return driver.find_element(*by_css(selector))
+
+
+def find_all(driver, selector):
+    return driver.find_elements(*by_css(selector))
+
+
+def run_status(driver):
+    return find(driver, "#run-status").get_attribute("data-status")
+
+
+def wait_status(driver, status):
+    wait_for(driver, lambda d: run_status(d) == status,
+             f"the run never became {status} (it is {run_status(driver)!r})")
+
+
+def steps(driver):
+    return [(step.get_attribute("data-agent"), step.get_attribute("data-status"))
+            for step in find_all(driver, "#steps li.step")]
+
+
+def open_console(driver, url, flows=FLOWS):
+    driver.get(url + "/")
+    wait_for(driver, lambda d: len(find_all(d, "#flows li")) == flows, "the flows never showed")
+
+
+def fill_run_form(driver, flow, story, text):
+    from selenium.webdriver.support.ui import Select
+    Select(find(driver, "#flow")).select_by_value(flow)
+    for selector, value in (("#story", story), ("#input", text)):
+        field = find(driver, selector)
+        field.clear()
+        field.send_keys(value)
+
+
+def screenshot(driver, name):
+    """The whole page (the window is grown to its height for the shot)."""
+    width, height = driver.get_window_size()["width"], driver.get_window_size()["height"]
+    page_height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, max(height, page_height + 140))
+    path = os.path.join(SCREENSHOTS, name)
+    assert driver.save_screenshot(path)
+    driver.set_window_size(width, height)
+    assert os.path.getsize(path) > 0
+    return path
+
+
+def assert_clean_log(driver, allowed=()):
+    """No CSP or Trusted Types violation, no script error, nothing refused: the browser's log
+    has no error but those `allowed` (substrings, e.g. the expected 401 before the key)."""
+    entries = driver.get_log("browser")
+    violations = [e["message"] for e in entries
+                  if "Content Security Policy" in e["message"] or "Trusted Type" in e["message"]]
+    assert not violations, violations
+    errors = [e["message"] for e in entries
+              if e["level"] == "SEVERE" and not any(a in e["message"] for a in allowed)]
+    assert not errors, errors
+
+
+# Tests
+
+def test_the_default_flow_runs_by_keyboard_and_shows_both_agents_and_the_result(browser, flowd):
+    from selenium.webdriver.common.keys import Keys
+    open_console(browser, flowd)
+    flows = {li.get_attribute("data-flow"): li.text for li in find_all(browser, "#flows li")}
+    assert "analyst → summarizer" in flows["default"]
+    assert "Requires: brief" in flows["briefed"]
+    assert "Requires: no documents" in flows["default"]
+
+    fill_run_form(browser, "default", "console-1", "a notes app")
+    find(browser, "#story").send_keys(Keys.ENTER)  # submits the form, as a keyboard user would
+
+    wait_status(browser, "succeeded")
+    assert steps(browser) == [("analyst", "completed"), ("summarizer", "completed")]
+    for step in find_all(browser, "#steps li.step"):
+        assert re.fullmatch(DURATION, step.find_element(*by_css(".duration")).text)
+    outputs = [pre.text for pre in find_all(browser, "#steps pre.output")]
+    assert outputs == ["analysis of a notes app", "summary of analysis of a notes app"]
+    assert find(browser, "#result").is_displayed()
+    assert find(browser, "#result-text").text == "summary of analysis of a notes app"
+    assert not find(browser, "#error").is_displayed()
+    screenshot(browser, "console-1-succeeded.png")
+
+    # The story's memory, as the run left it.
+    assert find(browser, "#memory-story").get_attribute("value") == "console-1"
+    find(browser, "#memory-form button").click()
+    wait_for(browser, lambda d: len(find_all(d, "#memory .memory-entry")) == 2, "the memory never showed")
+    keys = [entry.get_attribute("data-key") for entry in find_all(browser, "#memory .memory-entry")]
+    assert sorted(keys) == ["analyst:console-1", "summarizer:console-1"]
+    assert '"status": "completed"' in find(browser, "#memory").text
+    screenshot(browser, "console-2-memory.png")
+    assert_clean_log(browser)
+
+
+def test_a_missing_document_is_uploaded_from_the_page_and_the_run_again_completes(browser, flowd):
+    open_console(browser, flowd)
+    fill_run_form(browser, "briefed", "console-2", "a notes app")
+    find(browser, "#run").click()
+
+    wait_visible(browser, "#pending")
+    wait_status(browser, "pending_docs")
+    assert [li.get_attribute("data-doc") for li in find_all(browser, "#pending-list li.doc")] == ["brief"]
+    assert steps(browser) == []  # no agent ran
+    box = find(browser, "#doc-brief")
+    assert browser.switch_to.active_element == box  # focus went to the first upload box
+    screenshot(browser, "console-3-pending-docs.png")
+
+    box.send_keys("# Brief\nA notes app for the terminal.")
+    find(browser, "#pending-list li.doc button").click()
+    wait_visible(browser, '#pending-list li.doc[data-uploaded="true"]')
+    assert "Uploaded (37 bytes)" in find(browser, "#pending-list .doc-status").text
+    assert requests.get(f"{flowd}/docs/brief", timeout=10).text == "# Brief\nA notes app for the terminal."
+
+    find(browser, "#run-again").click()
+    wait_status(browser, "succeeded")
+    assert steps(browser) == [("analyst", "completed"), ("reader", "completed")]
+    assert find(browser, "#result-text").text == "read: # Brief\nA notes app for the terminal."
+    assert not find(browser, "#pending").is_displayed()
+    screenshot(browser, "console-4-uploaded-and-completed.png")
+    assert_clean_log(browser)
+
+
+def test_a_slow_run_is_cancelled_from_the_page(browser, flowd):
+    from selenium.webdriver.common.keys import Keys
+    open_console(browser, flowd)
+    fill_run_form(browser, "slow", "console-3", "a notes app")
+    find(browser, "#run").click()
+
+    wait_visible(browser, '#steps li.step[data-agent="sleeper"][data-status="running"]')
+    wait_for(browser, lambda d: re.fullmatch(DURATION, find(d, '#steps li[data-agent="sleeper"] .duration').text),
+             "the running step shows no elapsed time")
+    run_id = find(browser, "#run-id").text
+    assert requests.get(f"{flowd}/runs/{run_id}", timeout=10).json()["status"] == "running"
+
+    find(browser, "#cancel").send_keys(Keys.ENTER)  # a keyboard user's activation of the button
+    wait_status(browser, "cancelled")
+    assert steps(browser) == [("analyst", "completed"), ("sleeper", "cancelled")]
+    assert not find(browser, "#cancel").is_enabled()
+    assert not find(browser, "#result").is_displayed()
+    assert requests.get(f"{flowd}/runs/{run_id}", timeout=10).json()["status"] == "cancelled"
+    screenshot(browser, "console-5-cancelled.png")
+    assert_clean_log(browser)
+
+
+def test_a_failed_run_shows_the_servers_detail(browser, flowd):
+    open_console(browser, flowd)
+    fill_run_form(browser, "failing", "console-6", "a notes app")
+    find(browser, "#run").click()
+    wait_status(browser, "failed")
+    assert steps(browser) == [("analyst", "completed"), ("boom", "failed")]
+    assert find(browser, "#error").is_displayed()
+    assert find(browser, "#error").text == "Flow execution failed: boom: out of ideas"
+    assert find(browser, "#error").get_attribute("role") == "alert"
+    assert not find(browser, "#result").is_displayed()
+    screenshot(browser, "console-6-failed.png")
+    assert_clean_log(browser)
+
+
+def test_on_a_narrow_screen_nothing_overflows_and_every_control_is_labelled(browser, flowd):
+    size = browser.get_window_size()
+    browser.set_window_size(390, 844)
+    try:
+        open_console(browser, flowd)
+        fill_run_form(browser, "default", "console-4", "a notes app for the terminal")
+        find(browser, "#run").click()
+        wait_status(browser, "succeeded")
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0
+        unlabelled = browser.execute_script("""
+            return [...document.querySelectorAll('input, select, textarea, button')]
+              .filter((c) => !(c.labels && c.labels.length) && !c.getAttribute('aria-label') && !c.textContent.trim())
+              .map((c) => c.outerHTML)""")
+        assert unlabelled == []
+        screenshot(browser, "console-7-narrow.png")
+    finally:
+        browser.set_window_size(size["width"], size["height"])
+    assert_clean_log(browser)
+
+
+@pytest.mark.parametrize("keyed", [False, True], ids=["eventsource", "fetch"])
+def test_a_cut_stream_resumes_after_the_last_event_it_showed(browser, flowd, flowd_with_key, keyed):
+    proxy = CuttableProxy(flowd_with_key if keyed else flowd)
+    try:
+        browser.get(proxy.url + "/")
+        if keyed:
+            wait_visible(browser, "#key-panel")
+            find(browser, "#key-input").send_keys(API_KEY)
+            find(browser, "#key-form button").click()
+        wait_for(browser, lambda d: len(find_all(d, "#flows li")) == FLOWS, "the flows never showed")
+        fill_run_form(browser, "napping", "console-cut-" + ("fetch" if keyed else "eventsource"), "a nap")
+        find(browser, "#run").click()
+        wait_visible(browser, '#steps li.step[data-agent="napper"][data-status="running"]')
+        assert proxy.last_event_ids() == []
+        proxy.cut()  # after events 1-4: analyst started, completed, its result; napper started
+
+        wait_status(browser, "succeeded")
+        assert steps(browser) == [("analyst", "completed"), ("napper", "completed"), ("summarizer", "completed")]
+        assert [pre.text for pre in find_all(browser, "#steps pre.output")] == [
+            "analysis of a nap", "woke up", "summary of analysis of a nap"]
+        assert proxy.last_event_ids()[:1] == [4]
+    finally:
+        proxy.close()
+    browser.execute_script("sessionStorage.clear()")
+    assert_clean_log(browser, allowed=("net::ERR_", "status of 401"))
+
+
+def test_with_an_api_key_the_page_asks_for_it_once_and_sends_it(browser, flowd_with_key):
+    url = flowd_with_key
+    assert requests.get(f"{url}/", timeout=10).status_code == 200
+    assert requests.get(f"{url}/flows", timeout=10).status_code == 401
+
+    browser.get(url + "/")
+    wait_visible(browser, "#key-panel")
+    assert browser.switch_to.active_element == find(browser, "#key-input")
+    screenshot(browser, "console-8-api-key.png")
+    find(browser, "#key-input").send_keys(API_KEY)
+    find(browser, "#key-form button").click()
+    wait_for(browser, lambda d: len(find_all(d, "#flows li")) == FLOWS, "the flows never showed after the key")
+    assert not find(browser, "#key-panel").is_displayed()
+    assert find(browser, "#key-status").is_displayed()
+    assert browser.execute_script("return sessionStorage.getItem('flowd.apiKey')") == API_KEY
+
+    # Asked once: a reload keeps the key for this tab. Events are read through fetch here.
+    open_console(browser, url)
+    assert not find(browser, "#key-panel").is_displayed()
+    fill_run_form(browser, "default", "console-5", "a keyed run")
+    find(browser, "#run").click()
+    wait_status(browser, "succeeded")
+    assert steps(browser) == [("analyst", "completed"), ("summarizer", "completed")]
+    assert find(browser, "#result-text").text == "summary of analysis of a keyed run"
+    screenshot(browser, "console-9-api-key-run.png")
+    # The one refused request is the page's first, before it had the key.
+    assert_clean_log(browser, allowed=("/flows - Failed to load resource: the server responded with a status of 401",))
+    browser.execute_script("sessionStorage.clear()")
