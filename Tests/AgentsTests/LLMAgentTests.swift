@@ -81,7 +81,7 @@ private let input = FlowInput(
 }
 
 @Test func aSlowProviderTimesOutTheAttempt() async throws {
-    let server = try StubLLMServer { _ in .init(body: StubLLMServer.completion("late"), delay: .seconds(3)) }
+    let server = try StubLLMServer { _ in .init(body: StubLLMServer.completion("late"), delay: .seconds(10)) }
     defer { server.stop() }
     let (runner, folder) = try llmRunner(server, agent: "kind: llm\nprompt: hi\ntimeout: 0.3\n")
     defer { folder.remove() }
@@ -90,8 +90,9 @@ private let input = FlowInput(
     await #expect(throws: FlowRunError.agentFailed(agent: "writer", message: "timed out after 0.3s")) {
         try await runner.run(flow: runner.catalog.flow(named: "default")!, input: input, observer: nil)
     }
-    // The provider answers after 3 s: the attempt was cut before that.
-    #expect(started.duration(to: clock.now) < .milliseconds(2800))
+    // The provider answers after 10 s: the attempt was cut well before that (the bound is
+    // loose because the whole suite shares two cores with this test's timer).
+    #expect(started.duration(to: clock.now) < .seconds(8))
 }
 
 @Test func anLLMAgentWithoutAnEndpointFailsClearly() async throws {
