@@ -81,35 +81,31 @@ final class LiveRun: FlowRunObserver, Sendable {
     // MARK: Progress, in the original service's vocabulary
 
     func agentStarted(_ agent: String) async {
-        publish("progress", ["agent": .string(agent), "status": "started", "timestamp": .string(ISOTime.string(Date()))])
+        let now = Date()
+        publish { id in .progress(id: id, runID: runID, agent: agent, status: "started", at: now) }
     }
 
     func agentCompleted(_ agent: String, output: String, duration: Duration) async {
         metrics?.agent(agent, outcome: "completed", duration: duration)
-        publish("progress", ["agent": .string(agent), "status": "completed", "timestamp": .string(ISOTime.string(Date())),
-                             "duration": .double(duration.seconds)])
-        publish("result", ["agent": .string(agent), "data": .string(output)])
+        let now = Date()
+        publish { id in .progress(id: id, runID: runID, agent: agent, status: "completed", at: now, duration: duration.seconds) }
+        publish { id in .result(id: id, runID: runID, agent: agent, output: output) }
     }
 
     func agentFailed(_ agent: String, message: String, duration: Duration) async {
         metrics?.agent(agent, outcome: "failed", duration: duration)
-        publish("progress", ["agent": .string(agent), "status": "failed", "timestamp": .string(ISOTime.string(Date())),
-                             "duration": .double(duration.seconds)])
+        let now = Date()
+        publish { id in .progress(id: id, runID: runID, agent: agent, status: "failed", at: now, duration: duration.seconds) }
     }
 
-    private func publish(_ name: String, _ fields: JSONObject) {
+    /// Numbers the event `make` builds, keeps it and sends it to the followers.
+    private func publish(_ make: (Int) -> RunEvent) {
         state.withLock { s in
-            let event = RunEvent(id: s.events.count + 1, name: name, data: LiveRun.data(runID, fields))
+            let event = make(s.events.count + 1)
             s.events.append(event)
             s.published = s.events.count
             for follower in s.followers.values { follower.send(event) }
         }
-    }
-
-    private static func data(_ runID: String, _ fields: JSONObject) -> JSONValue {
-        var data: JSONObject = ["run_id": .string(runID)]
-        for (key, value) in fields { data[key] = value }
-        return .object(data)
     }
 
     // MARK: The end

@@ -7,8 +7,12 @@ import FlowdSync
 /// The SSE wire form of run events: `id:`, `event:`, one `data:` line, a blank line; LF only.
 enum ServerSentEvents {
     static func encode(_ event: RunEvent, into out: inout [UInt8]) {
-        out.append(contentsOf: "id: \(event.id)\nevent: \(event.name)\ndata: ".utf8)
-        event.data.serialize(into: &out)
+        out.append(contentsOf: "id: ".utf8)
+        out.append(contentsOf: String(event.id).utf8)
+        out.append(contentsOf: "\nevent: ".utf8)
+        out.append(contentsOf: event.name.utf8)
+        out.append(contentsOf: "\ndata: ".utf8)
+        event.appendData(to: &out)
         out.append(contentsOf: [10, 10])
     }
 
