@@ -24,21 +24,27 @@ public final class PostgresServer: @unchecked Sendable {
         binDirectoryPath == nil ? "PostgreSQL is not installed (no initdb in pg_config --bindir nor /usr/lib/postgresql/*/bin)" : nil
     }
 
-    /// One server for the whole test process, started on first use; nil (with the reason in
-    /// `sharedFailure`) when it cannot start.
-    public static let shared: PostgresServer? = {
+    /// One server for the whole test process, started on first use (on a thread of its own:
+    /// initdb takes seconds, which must not hold a thread of Swift's pool); it is stopped when
+    /// the process exits.
+    public static func shared() async throws -> PostgresServer {
+        try await TestHTTPClient.blocking { try sharedServer.get() }
+    }
+
+    private static let sharedServer: Result<PostgresServer, TestClientError> = {
         do {
             let server = try PostgresServer()
-            atexit { PostgresServer.shared?.stop() }
-            return server
+            atexit { try? PostgresServer.sharedServer.get().stop() }
+            return .success(server)
         } catch {
-            sharedFailure = "\(error)"
-            FileHandle.standardError.write(Data("PostgresServer: \(error)\n".utf8))
-            return nil
+            return .failure(TestClientError("the test PostgreSQL did not start: \(error)"))
         }
     }()
 
-    nonisolated(unsafe) public private(set) static var sharedFailure: String?
+    /// Starts a server of its own (for a test that stops it), off Swift's pool.
+    public static func start() async throws -> PostgresServer {
+        try await TestHTTPClient.blocking { try PostgresServer() }
+    }
 
     private static let binDirectoryPath: String? = {
         var candidates: [String] = []
@@ -110,7 +116,11 @@ public final class PostgresServer: @unchecked Sendable {
     }
 
     /// A new, empty database; its URL.
-    public func makeDatabase() throws -> String {
+    public func makeDatabase() async throws -> String {
+        try await TestHTTPClient.blocking { try self.createDatabase() }
+    }
+
+    private func createDatabase() throws -> String {
         let name = lock.withLock { () -> String in
             nextDatabase += 1
             return "flowd_test_\(nextDatabase)"
@@ -136,14 +146,22 @@ public final class PostgresServer: @unchecked Sendable {
     }
 
     /// Stops the server, keeping its files, until `restart()`.
-    public func pause() throws {
+    public func pause() async throws {
+        try await TestHTTPClient.blocking { try self.pauseBlocking() }
+    }
+
+    /// Starts it again on the same port after `pause()`.
+    public func restart() async throws {
+        try await TestHTTPClient.blocking { try self.restartBlocking() }
+    }
+
+    private func pauseBlocking() throws {
         let result = try pgctl(["stop", "-m", "fast", "-w"])
         guard result.status == 0 else { throw TestClientError("pg_ctl stop: \(result.text)") }
     }
 
-    /// Starts it again on the same port after `pause()`.
-    public func restart() throws {
-        let result = try pgctl(["start", "-w", "-l", directory.appendingPathComponent("server.log").path,
+    private func restartBlocking() throws {
+        let result = try pgctl(["start", "-w", "-l", directory.appendingPathComponent("restart.log").path,
                                 "-o", "-p \(port) -k \(directory.path) -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300 -c shared_buffers=32MB"])
         guard result.status == 0 else { throw TestClientError("pg_ctl start: \(result.text)") }
     }
@@ -152,23 +170,29 @@ public final class PostgresServer: @unchecked Sendable {
         try PostgresServer.run(binDirectory + "/pg_ctl", ["-D", directory.appendingPathComponent("data").path] + arguments, as: user)
     }
 
+    /// Runs a command to its end; its exit status and output. Spawned and reaped here
+    /// (posix_spawn + waitpid): Foundation's `Process` was seen never to reap a `runuser pg_ctl
+    /// start` whose server outlives it.
     private static func run(_ executable: String, _ arguments: [String], as user: String? = nil) throws -> (status: Int32, text: String) {
-        let process = Process()
-        if let user {
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            process.arguments = ["-u", user, "--", executable] + arguments
-        } else {
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-        }
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        let argv = user.map { ["/usr/sbin/runuser", "-u", $0, "--", executable] } ?? [executable]
+        let all = argv + arguments
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("flowd-pg-output-\(UUID().uuidString)").path
+        defer { unlink(output) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var cArguments = all.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, all[0], &actions, nil, &cArguments, environ)
+        guard spawned == 0 else { throw TestClientError("cannot run \(all[0]): \(String(cString: strerror(spawned)))") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
+        let exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+        return (exitStatus, (try? String(contentsOfFile: output, encoding: .utf8)) ?? "")
     }
 
     /// A port nobody listens on now (bound to port 0, then released).

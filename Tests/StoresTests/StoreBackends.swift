@@ -35,16 +35,16 @@ struct StoreFixture {
     let dir = TempDirectory()
     let url: String?
 
-    init(_ backend: Backend) throws {
+    private init(_ backend: Backend, url: String?) {
         self.backend = backend
+        self.url = url
+    }
+
+    /// A fresh place: an empty temp dir, or a new database on the shared test server.
+    static func make(_ backend: Backend) async throws -> StoreFixture {
         switch backend {
-        case .jsonl:
-            url = nil
-        case .postgres:
-            guard let server = PostgresServer.shared else {
-                throw StoreError(.unavailable, "the test PostgreSQL did not start: \(PostgresServer.sharedFailure ?? "?")")
-            }
-            url = try server.makeDatabase()
+        case .jsonl: StoreFixture(backend, url: nil)
+        case .postgres: StoreFixture(backend, url: try await PostgresServer.shared().makeDatabase())
         }
     }
 

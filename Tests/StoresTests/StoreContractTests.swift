@@ -11,7 +11,7 @@ struct StoreContractTests {
 
     @Test(arguments: Backend.available)
     func memorySetGetDeleteAndListByPrefix(_ backend: Backend) async throws {
-        let fixture = try StoreFixture(backend)
+        let fixture = try await StoreFixture.make(backend)
         defer { fixture.remove() }
         let stores = try await fixture.open()
         let store = stores.memory
@@ -41,7 +41,7 @@ struct StoreContractTests {
 
     @Test(arguments: Backend.available)
     func memoryRefusesInvalidKeysAndWritesNothingOfTheirTransaction(_ backend: Backend) async throws {
-        let fixture = try StoreFixture(backend)
+        let fixture = try await StoreFixture.make(backend)
         defer { fixture.remove() }
         let stores = try await fixture.open()
         let store = stores.memory
@@ -60,7 +60,7 @@ struct StoreContractTests {
 
     @Test(arguments: Backend.available)
     func memoryTransactionsAreWholeAndEveryWriteIsSeenAfterReopening(_ backend: Backend) async throws {
-        let fixture = try StoreFixture(backend)
+        let fixture = try await StoreFixture.make(backend)
         defer { fixture.remove() }
         let value: JSONValue = ["text": "line\nbreak \"quoted\" é 😀 \u{0}", "n": 9_007_199_254_740_993, "d": 0.1,
                                 "z": 1, "a": ["nested": [nil, true]]]
@@ -103,7 +103,7 @@ struct StoreContractTests {
 
     @Test(arguments: Backend.available)
     func memoryConcurrentWritersAreAllDurable(_ backend: Backend) async throws {
-        let fixture = try StoreFixture(backend)
+        let fixture = try await StoreFixture.make(backend)
         defer { fixture.remove() }
         let writers = 32
         let perWriter = 20
@@ -142,7 +142,7 @@ struct StoreContractTests {
 
     @Test(arguments: Backend.available)
     func documentsPutGetDeleteAndList(_ backend: Backend) async throws {
-        let fixture = try StoreFixture(backend)
+        let fixture = try await StoreFixture.make(backend)
         defer { fixture.remove() }
         let stores = try await fixture.open()
         let docs = stores.documents
@@ -169,7 +169,7 @@ struct StoreContractTests {
 
     @Test(arguments: Backend.available)
     func documentTextsDecodeUTF8AndInvalidIDsFindNothing(_ backend: Backend) async throws {
-        let fixture = try StoreFixture(backend)
+        let fixture = try await StoreFixture.make(backend)
         defer { fixture.remove() }
         let stores = try await fixture.open()
         let docs = stores.documents
@@ -187,7 +187,7 @@ struct StoreContractTests {
 
     @Test(arguments: Backend.available)
     func aDocumentReaderSeesTheOldOrTheNewContent(_ backend: Backend) async throws {
-        let fixture = try StoreFixture(backend)
+        let fixture = try await StoreFixture.make(backend)
         defer { fixture.remove() }
         let stores = try await fixture.open()
         let docs = stores.documents
@@ -234,7 +234,7 @@ struct StoreContractTests {
 
     @Test(arguments: Backend.available)
     func runsAreCreatedFinishedAndReadBack(_ backend: Backend) async throws {
-        let fixture = try StoreFixture(backend)
+        let fixture = try await StoreFixture.make(backend)
         defer { fixture.remove() }
         let stores = try await fixture.open()
         let store = stores.runs
@@ -268,7 +268,7 @@ struct StoreContractTests {
 
     @Test(arguments: Backend.available)
     func runRecordsAndEventsSurviveReopeningAndPruningDropsOnlyOldFinishedOnes(_ backend: Backend) async throws {
-        let fixture = try StoreFixture(backend)
+        let fixture = try await StoreFixture.make(backend)
         defer { fixture.remove() }
         let now = Date()
         let cutoff = now.addingTimeInterval(-168 * 3600)
@@ -308,7 +308,7 @@ struct StoreContractTests {
 
     @Test(arguments: Backend.available)
     func concurrentRunFinishesAreAllStored(_ backend: Backend) async throws {
-        let fixture = try StoreFixture(backend)
+        let fixture = try await StoreFixture.make(backend)
         defer { fixture.remove() }
         do {
             let stores = try await fixture.open()
