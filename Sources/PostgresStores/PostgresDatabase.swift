@@ -94,40 +94,95 @@ public final class PostgresDatabase: Sendable {
 
     // MARK: Calls
 
-    /// A query on a pooled connection, its failure as a `StoreError`.
-    @discardableResult
-    func query(_ query: PostgresQuery, _ operation: String) async throws(StoreError) -> PostgresRowSequence {
+    /// How long a call may wait for the database before it fails with `.unavailable`. A
+    /// query caught by a server shutdown was seen never to be answered by the driver; no
+    /// request may wait for it forever (nor hold a drain).
+    public static let answerDeadline = Duration.seconds(10)
+
+    /// A statement on a pooled connection (its rows, if any, read and dropped); its failure
+    /// as a `StoreError`.
+    func query(_ query: PostgresQuery, _ operation: String, deadline: Duration = answerDeadline) async throws(StoreError) {
         try checkAvailable(operation)
-        do {
-            return try await client.query(query, logger: logger)
-        } catch {
-            throw storeError(operation, error)
+        let (client, logger) = (self.client, self.logger)
+        try await bounded(operation, deadline) {
+            for try await _ in try await client.query(query, logger: logger) {}
         }
     }
 
     /// All rows of a query, each read by `decode`; the failure as a `StoreError`.
-    func rows<Row>(_ query: PostgresQuery, _ operation: String,
-                   _ decode: (PostgresRow) throws -> Row) async throws(StoreError) -> [Row] {
+    func rows<Row: Sendable>(_ query: PostgresQuery, _ operation: String, deadline: Duration = answerDeadline,
+                             _ decode: @escaping @Sendable (PostgresRow) throws -> Row) async throws(StoreError) -> [Row] {
         try checkAvailable(operation)
-        do {
+        let (client, logger) = (self.client, self.logger)
+        return try await bounded(operation, deadline) {
             var out: [Row] = []
             for try await row in try await client.query(query, logger: logger) {
                 out.append(try decode(row))
             }
             return out
-        } catch {
-            throw storeError(operation, error)
         }
     }
 
     /// `body` inside one transaction (BEGIN … COMMIT; ROLLBACK when it throws).
     func transaction<R: Sendable>(_ operation: String,
-                                  _ body: @Sendable (PostgresConnection) async throws -> R) async throws(StoreError) -> R {
+                                  _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws(StoreError) -> R {
         try checkAvailable(operation)
+        let (client, logger) = (self.client, self.logger)
+        return try await bounded(operation, PostgresDatabase.answerDeadline) {
+            try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+        }
+    }
+
+    /// `body` in a task of its own, given up (and cancelled) after `deadline`; a cancel of
+    /// the caller cancels it too. Its failure as a `StoreError`.
+    func bounded<R: Sendable>(_ operation: String, _ deadline: Duration,
+                              _ body: @escaping @Sendable () async throws -> R) async throws(StoreError) -> R {
+        let outcome = Locked<CheckedContinuation<R, any Error>?>(nil)
+        let tasks = Locked<[Task<Void, Never>]>([])
+        let finish = { @Sendable (result: Result<R, any Error>) in
+            outcome.withLock { continuation -> CheckedContinuation<R, any Error>? in
+                defer { continuation = nil }
+                return continuation
+            }?.resume(with: result)
+            for task in tasks.withLock({ $0 }) { task.cancel() }
+        }
         do {
-            return try await client.withTransaction(logger: logger) { connection in try await body(connection) }
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    outcome.withLock { $0 = continuation }
+                    let work = Task {
+                        do {
+                            finish(.success(try await body()))
+                        } catch {
+                            finish(.failure(error))
+                        }
+                    }
+                    let timer = Task {
+                        try? await Task.sleep(for: deadline)
+                        guard !Task.isCancelled else { return }
+                        finish(.failure(StoreError(.unavailable, "\(operation): no answer from the database within \(deadline)")))
+                    }
+                    tasks.withLock { $0 = [work, timer] }
+                    if outcome.withLock({ $0 == nil }) { work.cancel(); timer.cancel() }
+                }
+            } onCancel: {
+                for task in tasks.withLock({ $0 }) { task.cancel() }
+            }
         } catch {
             throw storeError(operation, error)
+        }
+    }
+
+    /// Runs a write to its end even when the calling task is cancelled (a cancelled run still
+    /// stores its record): postgres-nio would otherwise abandon the query half way.
+    func uncancellable<R: Sendable>(_ body: @escaping @Sendable () async throws(StoreError) -> R) async throws(StoreError) -> R {
+        let task = Task { () async throws(StoreError) -> R in try await body() }
+        do {
+            return try await task.value
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw StoreError(.io, "\(error)")
         }
     }
 

@@ -78,6 +78,17 @@ public struct PostgresMemoryStore: MemoryStore {
             keys.append(key)
             values.append(value.jsonString)
         }
+        // A commit that started goes to its end: a cancel does not leave its outcome unknown.
+        let (database, operations) = (self.database, transaction.operations)
+        let (single, scopeList, keyList, valueList) = (distinctSets, scopes, keys, values)
+        try await database.uncancellable { () async throws(StoreError) in
+            try await PostgresMemoryStore.write(database, operations, distinctSets: single,
+                                                scopes: scopeList, keys: keyList, values: valueList)
+        }
+    }
+
+    private static func write(_ database: PostgresDatabase, _ operations: [MemoryTransaction.Operation], distinctSets: Bool,
+                              scopes: [String], keys: [String], values: [String]) async throws(StoreError) {
         if distinctSets {
             try await database.query("""
                 INSERT INTO flowd_memory (scope, key, value)
@@ -86,7 +97,6 @@ public struct PostgresMemoryStore: MemoryStore {
                 """, "memory commit")
             return
         }
-        let operations = transaction.operations
         try await database.transaction("memory commit") { connection in
             for operation in operations {
                 switch operation {

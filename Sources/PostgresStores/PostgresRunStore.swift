@@ -22,11 +22,14 @@ public struct PostgresRunStore: RunStore {
 
     public func create(_ record: RunRecord, durable: Bool) async throws(StoreError) {
         guard Identifier.isValidID(record.runID) else { throw StoreError(.invalidID, "invalid run id") }
-        try await database.query("""
-            INSERT INTO flowd_runs (run_id, story_id, flow, status, owner, created_at, record)
-            VALUES (\(record.runID), \(record.storyID), \(record.flow), \(record.status.rawValue), \(owner),
-                    \(record.createdAt), \(record.json.jsonString))
-            """, "run create")
+        let (database, owner) = (self.database, self.owner)
+        try await database.uncancellable { () async throws(StoreError) in
+            try await database.query("""
+                INSERT INTO flowd_runs (run_id, story_id, flow, status, owner, created_at, record)
+                VALUES (\(record.runID), \(record.storyID), \(record.flow), \(record.status.rawValue), \(owner),
+                        \(record.createdAt), \(record.json.jsonString))
+                """, "run create")
+        }
     }
 
     public func finish(_ record: RunRecord, events: [RunEvent]) async throws(StoreError) {
@@ -34,9 +37,9 @@ public struct PostgresRunStore: RunStore {
         guard record.status.isFinished, let finishedAt = record.finishedAt else {
             throw StoreError(.invalidRecord, "finish of a run that is not finished")
         }
-        let owner = self.owner
+        let (database, owner) = (self.database, self.owner)
         let logger = database.logger
-        try await database.transaction("run finish") { connection in
+        try await database.uncancellable { () async throws(StoreError) in try await database.transaction("run finish") { connection in
             let updated = try await connection.query("""
                 INSERT INTO flowd_runs (run_id, story_id, flow, status, owner, created_at, finished_at, record)
                 VALUES (\(record.runID), \(record.storyID), \(record.flow), \(record.status.rawValue), \(owner),
@@ -54,7 +57,7 @@ public struct PostgresRunStore: RunStore {
             try await connection.query(
                 "SELECT pg_notify(\(PostgresDatabase.channel), 's:' || \(record.storyID)), pg_notify(\(PostgresDatabase.channel), 'e:' || \(record.runID))",
                 logger: logger)
-        }
+        } }
     }
 
     /// Events of several runs, as one statement; an event already stored is left as it is.
@@ -63,7 +66,11 @@ public struct PostgresRunStore: RunStore {
         guard !events.isEmpty else { return }
         let runIDs = events.map(\.runID)
         let ids = events.map { Int32($0.event.id) }
-        let bodies = events.map { $0.event.json.jsonString }
+        let bodies = events.map { entry -> String in
+            var bytes: [UInt8] = []
+            entry.event.appendJSON(to: &bytes)
+            return String(decoding: bytes, as: UTF8.self)
+        }
         try await connection.query("""
             INSERT INTO flowd_run_events (run_id, event_id, body)
             SELECT * FROM unnest(\(runIDs)::text[], \(ids)::integer[], \(bodies)::text[])
@@ -110,7 +117,7 @@ public struct PostgresRunStore: RunStore {
     public func prune(finishedBefore cutoff: Date) async throws(StoreError) -> Int {
         let rows = try await database.rows(
             "WITH gone AS (DELETE FROM flowd_runs WHERE finished_at < \(cutoff) RETURNING 1) SELECT count(*) FROM gone",
-            "run prune") { row in try row.decode(Int64.self) }
+            "run prune", deadline: .seconds(600)) { row in try row.decode(Int64.self) }
         return Int(rows.first ?? 0)
     }
 
