@@ -1,4 +1,5 @@
 import FlowEngine
+import FlowdSync
 import Foundation
 
 /// An agent as an engine node: prep renders the prompt, exec runs the kind, post records and routes.
@@ -63,18 +64,31 @@ struct AgentNode: Node {
     }
 
     /// Runs `body` within the agent's `timeout`; cancellation of the run passes through.
+    ///
+    /// The bound is hard: past it the attempt fails at once, and `body` is cancelled and
+    /// left to wind down on its own (a provider call slow to notice its cancellation does
+    /// not hold the run).
     func withTimeout(_ body: @escaping @Sendable () async throws -> String) async throws -> String {
         let agent = definition.id
         let timeout = definition.timeout
-        return try await withThrowingTaskGroup(of: String.self) { group in
-            group.addTask(operation: body)
-            group.addTask {
-                try await Task.sleep(for: .milliseconds(Int64((timeout * 1000).rounded())))
-                throw AgentFailure(agent: agent, message: "timed out after \(Self.format(seconds: timeout))s")
+        let race = AttemptRace()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let work = Task {
+                    do {
+                        race.settle(.success(try await body()))
+                    } catch {
+                        race.settle(.failure(error))
+                    }
+                }
+                let timer = Task {
+                    guard (try? await Task.sleep(for: .milliseconds(Int64((timeout * 1000).rounded())))) != nil else { return }
+                    race.settle(.failure(AgentFailure(agent: agent, message: "timed out after \(Self.format(seconds: timeout))s")))
+                }
+                race.begin(continuation, tasks: [work, timer])
             }
-            defer { group.cancelAll() }
-            guard let output = try await group.next() else { throw CancellationError() }
-            return output
+        } onCancel: {
+            race.settle(.failure(CancellationError()))
         }
     }
 
@@ -85,5 +99,47 @@ struct AgentNode: Node {
     func post(_ shared: RunState, prepResult: Prepared, execResult: String, context: NodeContext) async throws -> Action? {
         shared.record(AgentStep(agent: definition.id, prompt: prepResult.prompt, output: execResult))
         return definition.action(for: execResult)
+    }
+}
+
+/// The first outcome of an attempt (its work, its timer or the run's cancellation) wins:
+/// it resumes the waiting attempt, once, and cancels the attempt's tasks.
+private final class AttemptRace: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<String, any Error>?
+        var tasks: [Task<Void, Never>] = []
+        /// Settled before `begin` (a cancellation that came first).
+        var early: Result<String, any Error>?
+        var settled = false
+    }
+
+    private let state = Locked(State())
+
+    func begin(_ continuation: CheckedContinuation<String, any Error>, tasks: [Task<Void, Never>]) {
+        let early = state.withLock { s -> Result<String, any Error>? in
+            if let early = s.early { return early }
+            s.continuation = continuation
+            s.tasks = tasks
+            return nil
+        }
+        guard let early else { return }
+        for task in tasks { task.cancel() }
+        continuation.resume(with: early)
+    }
+
+    func settle(_ outcome: Result<String, any Error>) {
+        let won = state.withLock { s -> (CheckedContinuation<String, any Error>?, [Task<Void, Never>])? in
+            guard !s.settled else { return nil }
+            s.settled = true
+            guard let continuation = s.continuation else {
+                s.early = outcome
+                return (nil, [])
+            }
+            defer { s.continuation = nil; s.tasks = [] }
+            return (continuation, s.tasks)
+        }
+        guard let (continuation, tasks) = won else { return }
+        for task in tasks { task.cancel() }
+        continuation?.resume(with: outcome)
     }
 }

@@ -33,9 +33,12 @@ public typealias HTTPExchangeObserver = @Sendable (_ head: HTTPRequestHead, _ ro
 
 /// An HTTP/1.1 server on libmicrohttpd whose handlers are Swift `async` functions.
 ///
-/// Each request is read on a libmicrohttpd thread; for the handler its connection is
-/// suspended and a task started; the task stores the response and resumes the
-/// connection, which then queues it. No libmicrohttpd thread ever waits on a handler.
+/// Each request is read on a libmicrohttpd thread, which starts the handler's task
+/// (`Task.immediate`: it runs on that thread until its first suspension, so a handler
+/// that never suspends, such as a probe, answers at once and its connection is queued
+/// without being suspended). Otherwise the connection is suspended; the task stores the
+/// response and resumes the connection, which then queues it. No libmicrohttpd thread
+/// ever waits on a handler: whatever awaits continues on Swift's pool.
 /// Invariant: every suspended connection is resumed exactly once (also when the
 /// handler throws or is cancelled), and the daemon is stopped only once none is.
 public final class HTTPServer: Sendable {
@@ -47,10 +50,13 @@ public final class HTTPServer: Sendable {
 
     private let daemon = Locked<DaemonHandle?>(nil)
     private let boundPort = Atomic<Int>(0)
-    /// Suspended connections (low bits) and, in the top bit, whether new suspensions are
-    /// still admitted. Lock-free: it is touched twice by every request.
+    /// Connections whose handler runs or which are suspended (low bits) and, in the top bit,
+    /// whether new ones are still admitted. Lock-free: it is touched twice by every request.
     private let suspension = Atomic<Int>(0)
     private static let stoppingBit = 1 << 62
+    /// Requests handed to a handler whose exchange has not ended yet (answer sent, or the
+    /// client gone): `stop` lets them finish sending before it closes the connections.
+    private let exchanges = Atomic<Int>(0)
     /// Handler tasks in flight, sharded so that concurrent requests rarely share a lock.
     private let tasks = (0..<HTTPServer.taskShardCount).map { _ in TaskShard() }
     private static let taskShardCount = 64
@@ -127,9 +133,9 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    /// Stops admitting new work, waits (up to `timeout`) until no connection is suspended,
-    /// then quiesces and stops the daemon and closes the listening socket.
-    /// Requests that arrive meanwhile are answered 503 at once.
+    /// Stops admitting new work, waits (up to `timeout`) until no connection is suspended
+    /// and every handled request's answer has gone out, then quiesces and stops the daemon
+    /// and closes the listening socket. Requests that arrive meanwhile are answered 503 at once.
     public func stop(timeout: Duration = .seconds(10)) async {
         suspension.bitwiseOr(HTTPServer.stoppingBit, ordering: .sequentiallyConsistent)
         let deadline = ContinuousClock.now + timeout
@@ -139,6 +145,10 @@ public final class HTTPServer: Sendable {
                 logger.error("connections still suspended at shutdown; leaving the daemon to the process exit")
                 return
             }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        // A resumed connection still has to queue and send its answer.
+        while exchanges.load(ordering: .sequentiallyConsistent) > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(5))
         }
         guard let handle = daemon.withLock({ state -> DaemonHandle? in defer { state = nil }; return state }) else { return }
@@ -166,18 +176,28 @@ public final class HTTPServer: Sendable {
         suspension.subtract(1, ordering: .sequentiallyConsistent)
     }
 
+    fileprivate func beginExchange() { exchanges.add(1, ordering: .sequentiallyConsistent) }
+    fileprivate func endExchange() { exchanges.subtract(1, ordering: .sequentiallyConsistent) }
+
     fileprivate func dispatch(_ request: HTTPRequest, handler: @escaping HTTPHandler, context: RequestContext, connection: ConnectionHandle) {
         let id = nextTaskID.wrappingAdd(1, ordering: .relaxed).newValue
         let shard = tasks[Int(id % UInt64(HTTPServer.taskShardCount))]
         // The task is created outside the lock (it may finish before it is stored: then
         // its slot is already gone); a cancel that comes before it is stored is kept.
         shard.slots.withLock { $0[id] = .starting(cancelled: false) }
-        let task = Task {
+        let task = Task.immediate {
             let response = await self.respond(to: request, with: handler)
-            context.result.withLock { $0 = response }
             shard.slots.withLock { _ = $0.removeValue(forKey: id) }
+            let resume = context.bridge.withLock { state -> Bool in
+                guard case .suspended = state else {
+                    state = .answeredInline(response)  // still inside `dispatch`: it queues this
+                    return false
+                }
+                state = .answered(response)
+                return true
+            }
             self.endSuspension()
-            MHD_resume_connection(connection.pointer)
+            if resume { MHD_resume_connection(connection.pointer) }
         }
         let cancelNow = shard.slots.withLock { slots -> Bool in
             guard case .starting(let cancelled)? = slots[id] else { return false }
@@ -237,7 +257,7 @@ private final class TaskShard: Sendable {
 }
 
 /// Per-request state. Touched by the connection's libmicrohttpd thread only, except
-/// `result`, which the handler task fills before it resumes the connection.
+/// `bridge`, which the handler task fills with its response.
 private final class RequestContext: @unchecked Sendable {
     enum Phase {
         case reading
@@ -253,9 +273,24 @@ private final class RequestContext: @unchecked Sendable {
     var handler: HTTPHandler?
     var body: [UInt8] = []
     var phase = Phase.reading
+    /// Counted in the server's exchanges until `requestCompleted`.
+    var handled = false
     var status = 0
     var responseHeaders = HTTPHeaders()
-    let result = Locked<HTTPResponse?>(nil)
+    let bridge = Locked<Bridge>(.started)
+
+    /// Where the handler stands, between the libmicrohttpd thread and the handler's task.
+    enum Bridge {
+        /// Started; no answer yet, and the connection is not suspended yet.
+        case started
+        /// Answered before the connection was suspended: the libmicrohttpd thread queues it.
+        case answeredInline(HTTPResponse)
+        /// The connection is suspended; the handler's answer resumes it.
+        case suspended
+        /// Answered after the suspension; the connection was resumed to queue it.
+        case answered(HTTPResponse)
+        case taken
+    }
 
     init(head: HTTPRequestHead) { self.head = head }
 }
@@ -339,19 +374,32 @@ private func accessHandler(
         return .YES
 
     case .reading:
-        // The whole request is here: suspend first, so the task's resume cannot come before it.
+        // The whole request is here: start the handler, then queue its answer if it has one
+        // already, else suspend. The bridge's lock orders the suspension before any resume.
         guard let handler = context.handler, let route = context.route else { return .NO }
         guard server.admitSuspension() else {
             context.phase = .answered
             let answer = HTTPResponse.detail(HTTPStatus.unavailable, "Server is shutting down", headers: HTTPHeaders([("Retry-After", "1")]))
             return queue(answer, on: connection, context: context, server: server)
         }
-        MHD_suspend_connection(connection)
         context.phase = .dispatched
+        context.handled = true
+        server.beginExchange()
         let request = HTTPRequest(head: context.head, route: route, parameters: context.parameters, body: context.body)
         context.body = []
         server.dispatch(request, handler: handler, context: context, connection: ConnectionHandle(pointer: connection))
-        return .YES
+        let inline = context.bridge.withLock { state -> HTTPResponse? in
+            if case .answeredInline(let answer) = state {
+                state = .taken
+                return answer
+            }
+            MHD_suspend_connection(connection)
+            state = .suspended
+            return nil
+        }
+        guard let inline else { return .YES }
+        context.phase = .answered
+        return queue(inline, on: connection, context: context, server: server)
 
     case .rejected(let answer):
         if size > 0 {
@@ -363,7 +411,11 @@ private func accessHandler(
 
     case .dispatched:
         // Resumed: the task has stored its response.
-        guard let answer = context.result.withLock({ slot -> HTTPResponse? in defer { slot = nil }; return slot }) else {
+        guard let answer = context.bridge.withLock({ state -> HTTPResponse? in
+            guard case .answered(let answer) = state else { return nil }
+            state = .taken
+            return answer
+        }) else {
             return .NO
         }
         context.phase = .answered
@@ -435,6 +487,7 @@ private func requestCompleted(
     conCls.pointee = nil
     let context = Unmanaged<RequestContext>.fromOpaque(stored).takeRetainedValue()
     let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    if context.handled { server.endExchange() }
     server.observer?(context.head, context.route, context.status, context.responseHeaders, ContinuousClock.now - context.started)
 }
 

@@ -6,18 +6,21 @@ import Glibc
 /// Ids are validated before any file-system call (see `DocumentStore`). `put` writes a
 /// temporary file in the same directory, fsyncs it, renames it over `<id>.md` and fsyncs
 /// the directory; `delete` fsyncs the directory after the unlink. Those run on a dedicated
-/// thread; reads are small and run inline. `list` ignores every name that is not
+/// thread, and reads on another, so that a caller on an event loop never blocks on the
+/// disk (and reads never wait for a write's fsync). `list` ignores every name that is not
 /// `<valid id>.md` (temporary files start with `.`) and anything that is not a regular file.
 public struct FileDocumentStore: DocumentStore {
     public let directory: URL
     private let path: String
     private let io: IOThread
+    private let reader: IOThread
 
     /// Opens the store, creating the directory (and its parents) if missing.
     public init(directory: URL) throws(StoreError) {
         self.directory = directory
         self.path = directory.path
         self.io = IOThread(name: "flowd-docs")
+        self.reader = IOThread(name: "flowd-docs-read")
         try FileIO.makeDirectories(path)
     }
 
@@ -56,7 +59,8 @@ public struct FileDocumentStore: DocumentStore {
 
     public func get(_ id: String) async throws(StoreError) -> [UInt8]? {
         guard Identifier.isValidID(id) else { return nil }
-        return try FileIO.readRegularFile(filePath(id))
+        let file = filePath(id)
+        return try await reader.run { () throws(StoreError) in try FileIO.readRegularFile(file) }
     }
 
     public func delete(_ id: String) async throws(StoreError) -> Bool {
@@ -73,14 +77,28 @@ public struct FileDocumentStore: DocumentStore {
 
     public func exists(_ id: String) async throws(StoreError) -> Bool {
         guard Identifier.isValidID(id) else { return false }
-        guard let st = try FileIO.statIfExists(filePath(id)) else { return false }
-        return FileIO.isRegular(st)
+        let file = filePath(id)
+        return try await reader.run { () throws(StoreError) in
+            guard let st = try FileIO.statIfExists(file) else { return false }
+            return FileIO.isRegular(st)
+        }
     }
 
     public func list() async throws(StoreError) -> [(id: String, bytes: Int)] {
+        let path = self.path
+        let found = try await reader.run { () throws(StoreError) in try Self.scan(path) }
+        return found.map { (id: $0.id, bytes: $0.bytes) }
+    }
+
+    private struct Listed: Sendable {
+        let id: String
+        let bytes: Int
+    }
+
+    private static func scan(_ path: String) throws(StoreError) -> [Listed] {
         guard let dir = opendir(path) else { throw .system("opendir", path: path) }
         defer { closedir(dir) }
-        var found: [(id: String, bytes: Int)] = []
+        var found: [Listed] = []
         while true {
             errno = 0
             guard let entry = readdir(dir) else {
@@ -92,8 +110,8 @@ public struct FileDocumentStore: DocumentStore {
             }
             guard name.hasSuffix(".md") else { continue }
             let id = String(name.dropLast(3))
-            guard Identifier.isValidID(id), let st = try FileIO.statIfExists(filePath(id)), FileIO.isRegular(st) else { continue }
-            found.append((id, Int(st.st_size)))
+            guard Identifier.isValidID(id), let st = try FileIO.statIfExists(path + "/" + name), FileIO.isRegular(st) else { continue }
+            found.append(Listed(id: id, bytes: Int(st.st_size)))
         }
         found.sort { $0.id.utf8.lexicographicallyPrecedes($1.id.utf8) }
         return found

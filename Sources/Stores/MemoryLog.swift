@@ -153,124 +153,37 @@ enum MemoryLog {
         }
     }
 
-    /// Replays the file open on `fd` (positioned at its start) into the live state.
-    ///
-    /// A corrupt line followed by good lines is skipped with a warning (file, line number)
-    /// and left in place; a torn last line — no trailing newline, or unparsable — is
-    /// skipped with a warning and cut off (`ftruncate` + `fsync`) so that new appends
-    /// start on a clean line.
+    /// Replays the file open on `fd` (positioned at its start) into the live state, with
+    /// the rules of `LogReplay` for bad and torn lines.
     static func replay(fd: Int32, path: String, logger: Logger) throws(StoreError) -> Recovered {
         var maps = [ShardedMap<JSONValue>](repeating: ShardedMap(), count: MemoryScope.allCases.count)
-        var records = 0
         var parser = JSONParser()
-
-        var capacity = 4 << 20
-        var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
-        defer { buffer.deallocate() }
-        var filled = 0  // bytes in buffer
-        var base = 0  // file offset of buffer[0]
-        var lineNumber = 0
-        var st = Glibc.stat()
-        let fileBytes = fstat(fd, &st) == 0 ? Int(st.st_size) : 0
         var reserved = false
-        // A bad line is reported once we know whether it was the last one.
-        var pendingBad: (line: Int, offset: Int, reason: String)?
-
-        func reportMiddle(_ bad: (line: Int, offset: Int, reason: String)) {
-            logger.warning(
-                "memory: skipped corrupt line",
-                metadata: ["file": "\(path)", "line": "\(bad.line)", "reason": "\(bad.reason)"])
-        }
-
-        while true {
-            if filled == capacity {
-                let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity * 2, alignment: 16)
-                bigger.copyMemory(from: UnsafeRawBufferPointer(buffer))
-                buffer.deallocate()
-                buffer = bigger
-                capacity *= 2
-            }
-            let n = try FileIO.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]), path: path)
-            if n == 0 { break }
-            let scanFrom = filled
-            filled += n
-
-            let bytes = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            var lineStart = 0
-            var searchFrom = scanFrom
-            while searchFrom < filled,
-                let nl = memchr(bytes + searchFrom, 0x0A, filled - searchFrom)
-            {
-                let end = bytes.distance(to: nl.assumingMemoryBound(to: UInt8.self))
-                lineNumber += 1
-                let line = UnsafeBufferPointer(start: bytes + lineStart, count: end - lineStart)
-                if !isBlank(line) {
-                    if let bad = pendingBad {
-                        reportMiddle(bad)
-                        pendingBad = nil
-                    }
-                    records += 1
-                    if let op = decodeSimpleOperation(line, with: &parser) {
-                        apply(op, to: &maps)
-                    } else {
-                        do throws(JSONParseError) {
-                            let value = try parser.parseDocument(line)
-                            if let ops = decodeLine(value) {
-                                records += ops.count - 1
-                                for op in ops { apply(op, to: &maps) }
-                            } else {
-                                pendingBad = (lineNumber, base + lineStart, "not a memory record")
-                            }
-                        } catch {
-                            pendingBad = (lineNumber, base + lineStart, error.description)
-                        }
-                    }
-                }
-                lineStart = end + 1
-                searchFrom = lineStart
-            }
-            if !reserved, lineNumber > 0 {
+        let outcome = try LogReplay.read(
+            fd: fd, path: path, label: "memory", logger: logger,
+            progress: { lines, bytesRead, fileBytes in
+                guard !reserved, lines > 0 else { return }
                 // Most keys are isolated ones; a compacted file has about one line per key, and
                 // compaction keeps files under four lines per key: reserve for half the lines.
                 reserved = true
-                let estimatedLines = fileBytes / max(1, (base + lineStart) / lineNumber)
+                let estimatedLines = fileBytes / max(1, bytesRead / lines)
                 maps[MemoryScope.isolated.index].reserveCapacity(estimatedLines / 2)
             }
-            if lineStart > 0 {
-                let rest = filled - lineStart
-                if rest > 0 { memmove(buffer.baseAddress!, buffer.baseAddress! + lineStart, rest) }
-                base += lineStart
-                filled = rest
+        ) { line, _ in
+            if let op = decodeSimpleOperation(line, with: &parser) {
+                apply(op, to: &maps)
+                return .accepted(records: 1)
+            }
+            do throws(JSONParseError) {
+                guard let ops = decodeLine(try parser.parseDocument(line)) else {
+                    return .rejected(reason: "not a memory record")
+                }
+                for op in ops { apply(op, to: &maps) }
+                return .accepted(records: ops.count)
+            } catch {
+                return .rejected(reason: error.description)
             }
         }
-
-        var goodSize = base + filled
-        if filled > 0 {
-            // Bytes after the last newline: a write cut short, never acknowledged.
-            if let bad = pendingBad {
-                reportMiddle(bad)
-                pendingBad = nil
-            }
-            logger.warning(
-                "memory: skipped torn last line (no newline); cutting it off",
-                metadata: ["file": "\(path)", "line": "\(lineNumber + 1)", "bytes": "\(filled)"])
-            goodSize = base
-        } else if let bad = pendingBad {
-            logger.warning(
-                "memory: skipped torn last line (unparsable); cutting it off",
-                metadata: ["file": "\(path)", "line": "\(bad.line)", "reason": "\(bad.reason)"])
-            goodSize = bad.offset
-            records -= 1
-        }
-        if goodSize != base + filled {
-            try FileIO.truncate(fd, to: goodSize, path: path)
-            try FileIO.fsync(fd, path: path)
-        }
-        return Recovered(maps: maps, fileSize: goodSize, records: records)
-    }
-
-    private static func isBlank(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
-        for b in line where b != 0x20 && b != 0x09 && b != 0x0D { return false }
-        return true
+        return Recovered(maps: maps, fileSize: outcome.fileSize, records: outcome.records)
     }
 }

@@ -184,96 +184,23 @@ enum RunLog {
         return events
     }
 
-    /// Replays the file open on `fd` (positioned at its start).
-    ///
-    /// A bad line followed by good lines is skipped with a warning (file, line number) and
-    /// left in place; a torn last line (no newline, or unparsable) is skipped with a warning
-    /// and cut off (`ftruncate` + `fsync`) so that new appends start on a clean line.
+    /// Replays the file open on `fd` (positioned at its start), with the rules of
+    /// `LogReplay` for bad and torn lines.
     static func replay(fd: Int32, path: String, logger: Logger) throws(StoreError) -> Recovered {
         var state = Recovered()
         var parser = JSONParser()
-        var capacity = 4 << 20
-        var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
-        defer { buffer.deallocate() }
-        var filled = 0
-        var base = 0
-        var lineNumber = 0
-        var pendingBad: (line: Int, offset: Int, reason: String)?
-
-        func reportMiddle(_ bad: (line: Int, offset: Int, reason: String)) {
-            logger.warning(
-                "runs: skipped corrupt line", metadata: ["file": "\(path)", "line": "\(bad.line)", "reason": "\(bad.reason)"])
-        }
-
-        while true {
-            if filled == capacity {
-                let bigger = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity * 2, alignment: 16)
-                bigger.copyMemory(from: UnsafeRawBufferPointer(buffer))
-                buffer.deallocate()
-                buffer = bigger
-                capacity *= 2
-            }
-            let n = try FileIO.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[filled...]), path: path)
-            if n == 0 { break }
-            let scanFrom = filled
-            filled += n
-            let bytes = buffer.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            var lineStart = 0
-            var searchFrom = scanFrom
-            while searchFrom < filled, let nl = memchr(bytes + searchFrom, 0x0A, filled - searchFrom) {
-                let end = bytes.distance(to: nl.assumingMemoryBound(to: UInt8.self))
-                lineNumber += 1
-                let line = UnsafeBufferPointer(start: bytes + lineStart, count: end - lineStart)
-                if !isBlank(line) {
-                    if let bad = pendingBad {
-                        reportMiddle(bad)
-                        pendingBad = nil
-                    }
-                    state.lines += 1
-                    switch decode(line, at: base + lineStart, with: &parser) {
-                    case .success(let decoded): apply(decoded, to: &state)
-                    case .failure(let error): pendingBad = (lineNumber, base + lineStart, error.reason)
-                    }
-                }
-                lineStart = end + 1
-                searchFrom = lineStart
-            }
-            if lineStart > 0 {
-                let rest = filled - lineStart
-                if rest > 0 { memmove(buffer.baseAddress!, buffer.baseAddress! + lineStart, rest) }
-                base += lineStart
-                filled = rest
+        let outcome = try LogReplay.read(fd: fd, path: path, label: "runs", logger: logger) { line, offset in
+            switch decode(line, at: offset, with: &parser) {
+            case .success(let decoded):
+                apply(decoded, to: &state)
+                return .accepted(records: 1)
+            case .failure(let error):
+                return .rejected(reason: error.reason)
             }
         }
-
-        var goodSize = base + filled
-        if filled > 0 {
-            if let bad = pendingBad {
-                reportMiddle(bad)
-                pendingBad = nil
-            }
-            logger.warning(
-                "runs: skipped torn last line (no newline); cutting it off",
-                metadata: ["file": "\(path)", "line": "\(lineNumber + 1)", "bytes": "\(filled)"])
-            goodSize = base
-        } else if let bad = pendingBad {
-            logger.warning(
-                "runs: skipped torn last line (unparsable); cutting it off",
-                metadata: ["file": "\(path)", "line": "\(bad.line)", "reason": "\(bad.reason)"])
-            goodSize = bad.offset
-            state.lines -= 1
-        }
-        if goodSize != base + filled {
-            try FileIO.truncate(fd, to: goodSize, path: path)
-            try FileIO.fsync(fd, path: path)
-        }
-        state.fileSize = goodSize
+        state.fileSize = outcome.fileSize
+        state.lines = outcome.records
         return state
-    }
-
-    private static func isBlank(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
-        for b in line where b != 0x20 && b != 0x09 && b != 0x0D { return false }
-        return true
     }
 }
 
