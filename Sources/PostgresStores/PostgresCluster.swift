@@ -64,16 +64,18 @@ public final class PostgresCluster: Sendable {
         while !Task.isCancelled {
             let ticket = wakeups.register(key)
             defer { wakeups.unregister(ticket) }
-            let first = try await database.rows("""
-                SELECT run_id FROM flowd_runs WHERE story_id = \(record.storyID) AND finished_at IS NULL ORDER BY seq LIMIT 1
-                """, "run turn") { row in try row.decode(String.self) }.first
-            if first == record.runID {
-                try await database.query("""
+            // One round trip: who is first, and if it is this run, mark it running.
+            let rows = try await database.rows("""
+                WITH first AS (
+                    SELECT run_id FROM flowd_runs WHERE story_id = \(record.storyID) AND finished_at IS NULL ORDER BY seq LIMIT 1),
+                started AS (
                     UPDATE flowd_runs SET status = \(record.status.rawValue), record = \(record.json.jsonString)
-                    WHERE run_id = \(record.runID)
-                    """, "run start")
-                return true
-            }
+                    WHERE run_id = \(record.runID) AND run_id = (SELECT run_id FROM first)
+                    RETURNING 1)
+                SELECT (SELECT run_id FROM first), EXISTS (SELECT 1 FROM started)
+                """, "run turn") { row in try row.decode((String?, Bool).self) }
+            guard let (first, started) = rows.first else { throw StoreError(.io, "run turn: no answer row") }
+            if started { return true }
             if first == nil {
                 throw StoreError(.failed, "run \(record.runID) was finished by another replica (lease expired)")
             }
