@@ -13,7 +13,7 @@ import Logging
 ///   dedicated thread, never on the cooperative pool nor while holding the actor.
 /// - After a failed write or sync the store refuses every write (`.failed`) until it is
 ///   reopened: what reached the disk is then unknown, and replay decides.
-public actor JSONLMemoryStore: MemoryStore {
+public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     public static let fileName = "memory.jsonl"
     static let lockFileName = "memory.lock"
     static let compactionFileName = "memory.jsonl.compact"
@@ -35,31 +35,14 @@ public actor JSONLMemoryStore: MemoryStore {
     private var fileSize: Int
     private var records: Int
 
-    /// Writes accepted but not yet handed to the I/O thread.
-    private var pending = Batch()
-    /// A leader is writing a batch (or compacting); new writes wait in `pending`.
-    private var syncing = false
+    /// Writes accepted but not yet written, and the batch being written.
+    var commit = GroupCommit<MemoryTransaction.Operation>()
     private var failure: StoreError?
     private var isClosed = false
     /// After a failed compaction, the next attempt waits until the file holds this many records.
     private var compactionFloor = 0
     /// Operations of the batch being written, for `delete` to know what the key will be.
     private var inFlight: [MemoryTransaction.Operation] = []
-
-    private struct Batch {
-        var bytes: [UInt8] = []
-        var operations: [MemoryTransaction.Operation] = []
-        var records = 0
-        /// Writers of this batch, except the one that will lead it.
-        var waiters: [CheckedContinuation<Turn, Never>] = []
-    }
-
-    /// What a waiting writer is told: its batch is done (with this error, if any), or it
-    /// must lead the next batch.
-    private enum Turn {
-        case done(StoreError?)
-        case lead
-    }
 
     /// Opens (creating it if missing) the memory store in `directory` and replays its file.
     ///
@@ -172,21 +155,15 @@ public actor JSONLMemoryStore: MemoryStore {
 
     public func flush() async throws(StoreError) {
         if let failure { throw failure }
-        guard syncing else { return }
+        guard commit.syncing else { return }
         // Join the pending batch with no bytes: done when everything before it is durable.
-        let turn = await withCheckedContinuation { pending.waiters.append($0) }
-        switch turn {
-        case .done(let error):
-            if let error { throw error }
-        case .lead:
-            try await lead()
-        }
+        if try await awaitTurn() { try await lead() }
     }
 
     /// Flushes, then closes the file and releases the lock; later calls throw `.closed`.
     public func close() async throws(StoreError) {
         guard !isClosed else { return }
-        while syncing { try await flush() }
+        while commit.syncing { try await flush() }
         isClosed = true
         let fd = self.fd
         let lockFD = self.lockFD
@@ -198,7 +175,7 @@ public actor JSONLMemoryStore: MemoryStore {
 
     /// Whether the key exists once every accepted write has applied.
     private func latestExists(_ scope: MemoryScope, _ key: String) -> Bool {
-        for ops in [pending.operations, inFlight] {
+        for ops in [commit.pending.ops, inFlight] {
             if let last = ops.last(where: { $0.scope == scope && $0.key == key }) {
                 if case .set = last { return true }
                 return false
@@ -214,32 +191,17 @@ public actor JSONLMemoryStore: MemoryStore {
         if isClosed { throw StoreError(.closed, "memory store is closed", path: path) }
         if let failure { throw failure }
 
-        MemoryLog.appendLine(operations, to: &pending.bytes)
-        pending.operations.append(contentsOf: operations)
-        pending.records += operations.count
-
-        if syncing {
-            let turn = await withCheckedContinuation { pending.waiters.append($0) }
-            switch turn {
-            case .done(let error):
-                if let error { throw error }
-                return
-            case .lead:
-                break
-            }
-        } else {
-            syncing = true
-        }
-        try await lead()
+        MemoryLog.appendLine(operations, to: &commit.pending.bytes)
+        commit.pending.ops.append(contentsOf: operations)
+        if try await awaitTurn() { try await lead() }
     }
 
     /// Writes and syncs the pending batch (which holds the caller's own write), wakes its
     /// writers, compacts if due, then hands the lead to a writer of the next batch.
-    /// Called with `syncing == true`.
+    /// Called by the leader.
     private func lead() async throws(StoreError) {
-        let batch = pending
-        pending = Batch()
-        inFlight = batch.operations
+        let batch = commit.takeBatch()
+        inFlight = batch.ops
         defer { inFlight = [] }
         var error = failure
         if error == nil, !batch.bytes.isEmpty {
@@ -259,32 +221,22 @@ public actor JSONLMemoryStore: MemoryStore {
                     }
                 }
                 fileSize += bytes.count
-                records += batch.records
-                for op in batch.operations { MemoryLog.apply(op, to: &maps) }
+                records += batch.ops.count
+                for op in batch.ops { MemoryLog.apply(op, to: &maps) }
             } catch let e {
                 logger.error("memory: write failed; refusing further writes", metadata: ["error": "\(e)"])
                 failure = StoreError(.failed, "an earlier write failed (\(e)); reopen the store", path: path)
                 error = e
             }
         }
-        for waiter in batch.waiters { waiter.resume(returning: .done(error)) }
+        GroupCommit.release(batch, error: error)
 
         if error == nil, records > compactionMinimum, records > compactionFloor, records > Self.compactionRatio * count {
             await compact()
         }
 
-        if failure != nil {
-            // Nobody will write again: fail what queued meanwhile.
-            let queued = pending
-            pending = Batch()
-            for waiter in queued.waiters { waiter.resume(returning: .done(failure)) }
-            syncing = false
-        } else if !pending.waiters.isEmpty {
-            let next = pending.waiters.removeFirst()
-            next.resume(returning: .lead)
-        } else {
-            syncing = false
-        }
+        // After a failure nobody writes again: what queued meanwhile fails too.
+        commit.handOn(failure: failure)
         if let error { throw error }
     }
 

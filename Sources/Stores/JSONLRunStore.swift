@@ -16,7 +16,7 @@ import Logging
 ///   writes it, before the finish of the same run; an idle store writes it within ~20 ms.
 /// - A finished run reads as finished once its line is durable.
 /// - After a failed write or sync the store refuses every write (`.failed`) until reopened.
-public actor JSONLRunStore: RunStore {
+public actor JSONLRunStore: RunStore, GroupCommitting {
     public static let fileName = "runs.jsonl"
     static let lockFileName = "runs.lock"
     static let compactionFileName = "runs.jsonl.compact"
@@ -43,8 +43,8 @@ public actor JSONLRunStore: RunStore {
     /// Finished runs: where their lines are.
     private var finished: [String: RunLog.FinishedEntry]
 
-    private var pending = Batch()
-    private var syncing = false
+    /// Lines accepted but not yet written, and the batch being written.
+    var commit = GroupCommit<Op>()
     private var flushScheduled = false
     private var failure: StoreError?
     private var isClosed = false
@@ -52,22 +52,11 @@ public actor JSONLRunStore: RunStore {
     private var pruneResults: [Int: Int] = [:]
     private var nextPruneToken = 0
 
-    private enum Op {
+    enum Op {
         case start(String)
         /// The entry's `lineOffset` is relative to the batch's first byte.
         case finish(String, RunLog.FinishedEntry)
         case prune(beforeMS: Int64, token: Int)
-    }
-
-    private struct Batch {
-        var bytes: [UInt8] = []
-        var ops: [Op] = []
-        var waiters: [CheckedContinuation<Turn, Never>] = []
-    }
-
-    private enum Turn {
-        case done(StoreError?)
-        case lead
     }
 
     // MARK: Opening
@@ -214,7 +203,7 @@ public actor JSONLRunStore: RunStore {
 
     var statistics: Statistics {
         Statistics(
-            liveRuns: active.count, finishedRuns: finished.count, pendingBytes: pending.bytes.count,
+            liveRuns: active.count, finishedRuns: finished.count, pendingBytes: commit.pending.bytes.count,
             lines: lines, fileSize: fileSize)
     }
 
@@ -226,12 +215,12 @@ public actor JSONLRunStore: RunStore {
             throw StoreError(.invalidRecord, "a new run must be queued or running, not \(record.status.rawValue)")
         }
         try checkWritable()
-        RunLog.appendStart(record, to: &pending.bytes)
-        pending.ops.append(.start(record.runID))
+        RunLog.appendStart(record, to: &commit.pending.bytes)
+        commit.pending.ops.append(.start(record.runID))
         active[record.runID] = record
         if durable {
             try await awaitBatch()
-        } else if !syncing {
+        } else if !commit.syncing {
             scheduleIdleFlush()
         }
     }
@@ -244,8 +233,8 @@ public actor JSONLRunStore: RunStore {
         try checkWritable()
         var record = record
         if record.finishedAt == nil { record.finishedAt = Date() }
-        let entry = RunLog.appendFinish(record, events: events, to: &pending.bytes)
-        pending.ops.append(.finish(record.runID, entry))
+        let entry = RunLog.appendFinish(record, events: events, to: &commit.pending.bytes)
+        commit.pending.ops.append(.finish(record.runID, entry))
         try await awaitBatch()
     }
 
@@ -255,8 +244,8 @@ public actor JSONLRunStore: RunStore {
         try checkWritable()
         let token = nextPruneToken
         nextPruneToken += 1
-        RunLog.appendPrune(beforeMS: before, to: &pending.bytes)
-        pending.ops.append(.prune(beforeMS: before, token: token))
+        RunLog.appendPrune(beforeMS: before, to: &commit.pending.bytes)
+        commit.pending.ops.append(.prune(beforeMS: before, token: token))
         try await awaitBatch()
         let pruned = pruneResults.removeValue(forKey: token) ?? 0
         if pruned > 0 { logger.info("runs: pruned", metadata: ["runs": "\(pruned)", "before": "\(ISOTime.string(milliseconds: before))"]) }
@@ -265,24 +254,14 @@ public actor JSONLRunStore: RunStore {
 
     public func flush() async throws(StoreError) {
         if let failure { throw failure }
-        if syncing {
-            let turn = await withCheckedContinuation { pending.waiters.append($0) }
-            switch turn {
-            case .done(let error):
-                if let error { throw error }
-            case .lead:
-                try await lead()
-            }
-        } else if !pending.bytes.isEmpty {
-            syncing = true
-            try await lead()
-        }
+        guard commit.syncing || !commit.pending.bytes.isEmpty else { return }
+        if try await awaitTurn() { try await lead() }
     }
 
     /// Flushes, then releases the lock; later writes throw `.closed`. Reads keep working.
     public func close() async throws(StoreError) {
         guard !isClosed else { return }
-        while syncing || !pending.bytes.isEmpty { try await flush() }
+        while commit.syncing || !commit.pending.bytes.isEmpty { try await flush() }
         isClosed = true
         let lockFD = self.lockFD
         try await io.run { FileIO.close(lockFD) }
@@ -296,19 +275,7 @@ public actor JSONLRunStore: RunStore {
     /// Waits until the pending batch (which holds the caller's line) is durable, leading it
     /// when no batch is in flight.
     private func awaitBatch() async throws(StoreError) {
-        if syncing {
-            let turn = await withCheckedContinuation { pending.waiters.append($0) }
-            switch turn {
-            case .done(let error):
-                if let error { throw error }
-                return
-            case .lead:
-                break
-            }
-        } else {
-            syncing = true
-        }
-        try await lead()
+        if try await awaitTurn() { try await lead() }
     }
 
     /// An idle store writes non-durable creates shortly, in case no finish comes to carry them.
@@ -323,16 +290,14 @@ public actor JSONLRunStore: RunStore {
 
     private func idleFlush() async {
         flushScheduled = false
-        guard !syncing, !pending.bytes.isEmpty, failure == nil, !isClosed else { return }
-        syncing = true
+        guard !commit.pending.bytes.isEmpty, failure == nil, !isClosed, commit.claimLead() else { return }
         try? await lead()
     }
 
     /// Writes and syncs the pending batch, applies it to the index, wakes its writers,
-    /// compacts if due, then hands the lead on. Called with `syncing == true`.
+    /// compacts if due, then hands the lead on. Called by the leader.
     private func lead() async throws(StoreError) {
-        let batch = pending
-        pending = Batch()
+        let batch = commit.takeBatch()
         var error = failure
         if error == nil, !batch.bytes.isEmpty {
             let file = self.file
@@ -357,7 +322,7 @@ public actor JSONLRunStore: RunStore {
                 error = e
             }
         }
-        for waiter in batch.waiters { waiter.resume(returning: .done(error)) }
+        GroupCommit.release(batch, error: error)
 
         if error == nil, lines > compactionMinimum, lines > compactionFloor,
             lines > Self.compactionRatio * (active.count + finished.count)
@@ -365,17 +330,8 @@ public actor JSONLRunStore: RunStore {
             await compact()
         }
 
-        if failure != nil {
-            let queued = pending
-            pending = Batch()
-            for waiter in queued.waiters { waiter.resume(returning: .done(failure)) }
-            syncing = false
-        } else if !pending.waiters.isEmpty {
-            pending.waiters.removeFirst().resume(returning: .lead)
-        } else {
-            syncing = false
-            if !pending.bytes.isEmpty { scheduleIdleFlush() }
-        }
+        commit.handOn(failure: failure)
+        if !commit.syncing, !commit.pending.bytes.isEmpty { scheduleIdleFlush() }
         if let error { throw error }
     }
 
@@ -407,7 +363,7 @@ public actor JSONLRunStore: RunStore {
     /// as the leader: the finished index does not change meanwhile, and writers queue.
     private func compact() async {
         var queuedStarts = Set<String>()
-        for case .start(let id) in pending.ops { queuedStarts.insert(id) }
+        for case .start(let id) in commit.pending.ops { queuedStarts.insert(id) }
         let live = active.values.filter { !queuedStarts.contains($0.runID) }.sorted { $0.createdAt < $1.createdAt }
         var ids: [String] = []
         var entries: [RunLog.FinishedEntry] = []
