@@ -16,7 +16,8 @@ struct ReplicaTests {
         try directory.write("agents/sleeper.yaml", "kind: mock\ndelay_ms: \(delay)\nprompt: \"{{input}}|{{memory.last_output}}\"\n")
         try directory.write("agents/slow.yaml", "kind: mock\ndelay_ms: 30000\noutput: \"slow done\"\n")
         try directory.write("agents/reader.yaml", "kind: template\nprompt: \"read {{docs.brief}}\"\n")
-        try directory.write("agents/flows.yaml", "default: [sleeper]\nslow: [slow]\nreader: [reader]\n")
+        try directory.write("agents/step.yaml", "kind: mock\ndelay_ms: 300\noutput: \"stepped\"\n")
+        try directory.write("agents/flows.yaml", "default: [sleeper]\nslow: [slow]\nreader: [reader]\nsteps: [step, sleeper]\n")
         return directory
     }
 
@@ -171,6 +172,30 @@ struct ReplicaTests {
         #expect(rest.map { $0.event ?? "" } == ["cancelled"])
         #expect(try await a.client.get("/memory/isolated/slow:c").status == 404)  // memory untouched
         #expect(try await b.client.post("/runs/\(id)/cancel", json: "{}").status == 202)  // again: nothing changes
+        a.signal(SIGTERM)
+        b.signal(SIGTERM)
+        _ = await a.waitForExit()
+        _ = await b.waitForExit()
+    }
+
+    @Test func aRunOfOneReplicaIsStreamedLiveThroughTheOtherEveryEventOnceInOrder() async throws {
+        let directory = try agents(delay: 300)
+        defer { directory.remove() }
+        let url = try await database()
+        let a = try await replica(directory, url)
+        let b = try await replica(directory, url)
+        let started = try await a.client.post("/runs", json: #"{"flow": "steps", "input": "x", "story_id": "live"}"#)
+        let id = try #require(started.object["run_id"] as? String)
+        let stream = try await SSEConnection.open(port: b.port, "GET", "/runs/\(id)/events")
+        #expect(stream.head.status == 200)
+        #expect(stream.head.header("Transfer-Encoding") == "chunked")  // followed live, not a replay
+        let events = try await stream.all()
+        #expect(events.map { $0.event ?? "" } == ["progress", "progress", "result", "progress", "progress", "result", "done"])
+        #expect(events.map { $0.id ?? "" } == (1...7).map(String.init))
+        #expect(events.last?.object["result"] as? String == "x|")
+        // Resuming after event 3 on the other replica gives the rest once.
+        let resumed = try await b.client.get("/runs/\(id)/events", headers: [("Last-Event-ID", "3")])
+        #expect(resumed.text.components(separatedBy: "\nid: ").count == 4)
         a.signal(SIGTERM)
         b.signal(SIGTERM)
         _ = await a.waitForExit()
