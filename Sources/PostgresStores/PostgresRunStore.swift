@@ -15,6 +15,9 @@ public struct PostgresRunStore: RunStore {
     /// The replica whose runs these are (`flowd_runs.owner`).
     public let owner: String
 
+    /// First key of the stories' advisory locks (the second is the story id's hash).
+    static let storyLockClass: Int32 = 0x666C6F77
+
     public init(database: PostgresDatabase, owner: String) {
         self.database = database
         self.owner = owner
@@ -24,10 +27,14 @@ public struct PostgresRunStore: RunStore {
         guard Identifier.isValidID(record.runID) else { throw StoreError(.invalidID, "invalid run id") }
         let (database, owner) = (self.database, self.owner)
         try await database.uncancellable { () async throws(StoreError) in
+            // The story's advisory lock (held to the commit) makes `seq` order commit order
+            // within a story: a run never sees a later one committed before an earlier one,
+            // which would let both think they are first.
             try await database.query("""
+                WITH story AS (SELECT pg_advisory_xact_lock(\(PostgresRunStore.storyLockClass), hashtext(\(record.storyID))))
                 INSERT INTO flowd_runs (run_id, story_id, flow, status, owner, created_at, record)
-                VALUES (\(record.runID), \(record.storyID), \(record.flow), \(record.status.rawValue), \(owner),
-                        \(record.createdAt), \(record.json.jsonString))
+                SELECT \(record.runID), \(record.storyID), \(record.flow), \(record.status.rawValue), \(owner),
+                       \(record.createdAt), \(record.json.jsonString) FROM story
                 """, "run create")
         }
     }

@@ -127,6 +127,34 @@ struct ReplicaTests {
         #expect(await b.waitForExit() == 0)
     }
 
+    @Test func aStorysRunsSentAtOnceToTwoReplicasStillRunOneAtATime() async throws {
+        let directory = try agents(delay: 20)
+        defer { directory.remove() }
+        let url = try await database()
+        let a = try await replica(directory, url)
+        let b = try await replica(directory, url)
+        let clients = [a.client, b.client]
+        let results = try await withThrowingTaskGroup(of: String.self) { group in
+            for k in 0..<16 {
+                group.addTask {
+                    let response = try await clients[k % 2].post("/run", json: #"{"input": "r\#(k)", "story_id": "burst"}"#)
+                    return response.object["result"] as? String ?? "status \(response.status)"
+                }
+            }
+            return try await group.reduce(into: [String]()) { $0.append($1) }
+        }
+        // Each run saw the output of exactly one other (or none, the first): one chain, no two
+        // runs interleaved (two overlapping runs would have seen the same output).
+        let suffixes = results.map { String($0.drop(while: { $0 != "|" }).dropFirst()) }
+        #expect(Set(results).count == 16, "\(results)")
+        #expect(suffixes.filter(\.isEmpty).count == 1, "\(results)")
+        #expect(Set(suffixes.filter { !$0.isEmpty }) == Set(results).subtracting([results.max { $0.count < $1.count }!]), "\(results)")
+        a.signal(SIGTERM)
+        b.signal(SIGTERM)
+        _ = await a.waitForExit()
+        _ = await b.waitForExit()
+    }
+
     @Test func memoryAndDocumentsWrittenThroughOneReplicaAreReadThroughTheOther() async throws {
         let directory = try agents(delay: 10)
         defer { directory.remove() }
