@@ -146,7 +146,9 @@ struct RunEndpointTests {
             #expect(ContinuousClock.now - probeStarted < scaled(.milliseconds(100)))
             let statuses = try await runs.value
             #expect(statuses == Array(repeating: 200, count: 200))
-            #expect(ContinuousClock.now - started < scaled(.milliseconds(2500)))
+            // About 1.2 s alone; the bound leaves room for the rest of the suite running
+            // beside it (one after another they would take 200 s).
+            #expect(ContinuousClock.now - started < scaled(.milliseconds(3000)))
         }
     }
 
