@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         // libmicrohttpd, through pkg-config; only HTTPServer imports it.
@@ -61,11 +62,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The same store protocols on PostgreSQL, for several replicas on one database.
+        .target(
+            name: "PostgresStores",
+            dependencies: [
+                "Stores", "FlowdSync",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         // Routes, request validation, JSON shapes, the executor actor.
         .target(
             name: "FlowdAPI",
             dependencies: [
-                "FlowdHTTP", "FlowEngine", "Agents", "Stores", "FlowdSync",
+                "FlowdHTTP", "FlowEngine", "Agents", "Stores", "PostgresStores", "FlowdSync",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -91,7 +102,7 @@ let package = Package(
         .testTarget(name: "FlowdHTTPTests", dependencies: ["FlowdHTTP", "FlowdTesting"]),
         .testTarget(name: "FlowEngineTests", dependencies: ["FlowEngine"]),
         .testTarget(name: "AgentsTests", dependencies: ["Agents", "FlowEngine"]),
-        .testTarget(name: "StoresTests", dependencies: ["Stores"]),
+        .testTarget(name: "StoresTests", dependencies: ["Stores", "PostgresStores", "FlowdTesting"]),
         .testTarget(name: "FlowdAPITests", dependencies: ["FlowdAPI", "FlowdHTTP", "FlowdTesting", "Stores", "Agents"]),
     ],
     swiftLanguageModes: [.v6]

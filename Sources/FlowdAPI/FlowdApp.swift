@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import FlowdHTTP
 import Foundation
 import Logging
+import PostgresStores
 import Stores
 
 /// The flowd application: loaded agents, the stores, the executor and the routes over them.
@@ -17,10 +18,14 @@ public final class FlowdApp: Sendable {
     public let executor: RunExecutor
     public let runs: RunService
     public let metrics = FlowdMetrics()
+    /// With `--store postgres`: this replica among the others on the database.
+    public let cluster: PostgresCluster?
+    private let clusterTask: Task<Void, Never>?
     let logger: Logger
 
     public init(configuration: FlowdConfiguration, catalog: AgentCatalog, memory: any MemoryStore,
-                documents: any DocumentStore, runStore: any RunStore, httpClient: HTTPClient, logger: Logger) {
+                documents: any DocumentStore, runStore: any RunStore, cluster: PostgresCluster? = nil,
+                httpClient: HTTPClient, logger: Logger) {
         self.configuration = configuration
         self.runStore = runStore
         self.catalog = catalog
@@ -33,13 +38,27 @@ public final class FlowdApp: Sendable {
                                metrics: metrics, logger: logger)
         runs = RunService(executor: executor, store: runStore, maxRuns: configuration.maxRuns,
                           heartbeat: .milliseconds(Int64(configuration.heartbeatSeconds * 1000)),
-                          metrics: metrics, logger: logger)
+                          cluster: cluster, metrics: metrics, logger: logger)
+        self.cluster = cluster
+        let runs = self.runs
+        clusterTask = cluster.map { cluster in Task { await cluster.run(cancel: { runs.liveRun($0)?.cancel() }) } }
     }
 
     /// Loads the agents and opens the stores the configuration names (creating the docs
     /// and data directories). Agent problems throw `CatalogError` with every problem.
     public static func open(configuration: FlowdConfiguration, logger: Logger) async throws -> FlowdApp {
         let catalog = try AgentCatalog.load(directory: configuration.agentsDirectory, logger: logger)
+        if configuration.store == .postgres {
+            let database = try await PostgresDatabase.open(url: configuration.databaseURL ?? "", poolSize: configuration.databasePoolSize,
+                                                           logger: logger)
+            let cluster = PostgresCluster(database: database, replicaID: RunIDs.make(),
+                                          leaseTTL: .milliseconds(Int64(configuration.leaseTTLSeconds * 1000)), logger: logger)
+            try await cluster.register()
+            logger.info("store: postgres", metadata: ["database": "\(database.url)", "replica": "\(cluster.replicaID)"])
+            return FlowdApp(configuration: configuration, catalog: catalog, memory: PostgresMemoryStore(database: database),
+                            documents: PostgresDocumentStore(database: database), runStore: cluster.runs, cluster: cluster,
+                            httpClient: HTTPClient.shared, logger: logger)
+        }
         let documents = try FileDocumentStore(directory: configuration.docsDirectory)
         let memory = try await JSONLMemoryStore.open(directory: configuration.dataDirectory, logger: logger)
         let runStore = try await JSONLRunStore.open(directory: configuration.dataDirectory, logger: logger)
@@ -97,11 +116,22 @@ public final class FlowdApp: Sendable {
         } catch {
             logger.error("flush at shutdown failed: \(error)")
         }
+        if let cluster, let clusterTask {
+            clusterTask.cancel()
+            await clusterTask.value
+            await cluster.database.close()
+        }
     }
 
     private func readiness() -> HTTPResponse {
         if lifecycle.isDraining {
             return .detail(HTTPStatus.unavailable, "Draining", headers: Responses.retryAfter)
+        }
+        if let cluster {
+            guard cluster.database.isAvailable else {
+                return .detail(HTTPStatus.unavailable, "Database unreachable", headers: Responses.retryAfter)
+            }
+            return Responses.ready
         }
         guard access(configuration.dataDirectory.path, W_OK) == 0 else {
             return .detail(HTTPStatus.unavailable, "Data directory is not writable", headers: Responses.retryAfter)

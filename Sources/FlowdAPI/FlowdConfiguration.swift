@@ -28,5 +28,21 @@ public struct FlowdConfiguration: Sendable {
     /// the same throughput as two with a third of the p99 latency (scripts/bench trivial).
     public var httpThreads = max(1, ProcessInfo.processInfo.activeProcessorCount / 2)
 
+    /// Where memory, documents and run records live.
+    public enum StoreKind: String, Sendable {
+        /// The JSONL files of the data dir and the docs dir: embedded, one process.
+        case jsonl
+        /// A PostgreSQL database, shared by any number of replicas.
+        case postgres
+    }
+
+    public var store = StoreKind.jsonl
+    /// `postgres://…`, with `store == .postgres`.
+    public var databaseURL: String?
+    /// Seconds a replica's lease lasts without renewal; its runs are failed after that.
+    public var leaseTTLSeconds = 15.0
+    /// Most connections to the database of this process.
+    public var databasePoolSize = 16
+
     public init() {}
 }

@@ -33,11 +33,14 @@ final class LiveRun: FlowRunObserver, Sendable {
 
     private let state: Locked<State>
     private let metrics: FlowdMetrics?
+    /// Gets each progress event as it is numbered (the replicas' shared event table).
+    private let onEvent: (@Sendable (RunEvent) -> Void)?
 
-    init(record: RunRecord, metrics: FlowdMetrics? = nil) {
+    init(record: RunRecord, metrics: FlowdMetrics? = nil, onEvent: (@Sendable (RunEvent) -> Void)? = nil) {
         runID = record.runID
         state = Locked(State(record: record))
         self.metrics = metrics
+        self.onEvent = onEvent
     }
 
     var record: RunRecord { state.withLock { $0.record } }
@@ -104,6 +107,7 @@ final class LiveRun: FlowRunObserver, Sendable {
             let event = make(s.events.count + 1)
             s.events.append(event)
             s.published = s.events.count
+            onEvent?(event)
             for follower in s.followers.values { follower.send(event) }
         }
     }

@@ -362,7 +362,7 @@ public enum OpenAPIDocument {
                             "415": unsupportedMediaType,
                             "422": validation("A field is missing or not a string, `story_id` does not match its pattern, or `input` is too long."),
                             "500": detail("An agent failed after its retries or timed out, a loop ran past `max_steps`, or storage failed."),
-                            "503": unavailable("Too many runs in flight (`--max-runs`), the server is draining, or the drain timeout cut the run off."),
+                            "503": unavailable("Too many runs in flight (`--max-runs`), the server is draining, the drain timeout cut the run off, or (`--store postgres`) the database is unreachable."),
                         ]),
                 ],
                 "/runs": [
@@ -383,7 +383,7 @@ public enum OpenAPIDocument {
                             "415": unsupportedMediaType,
                             "422": validation("A field is missing or not a string, `story_id` does not match its pattern, or `input` is too long."),
                             "500": storageFailed,
-                            "503": unavailable("Too many runs in flight (`--max-runs`), or the server is draining."),
+                            "503": unavailable("Too many runs in flight (`--max-runs`), the server is draining, or (`--store postgres`) the database is unreachable."),
                         ]),
                 ],
                 "/runs/{id}": [
@@ -559,7 +559,7 @@ public enum OpenAPIDocument {
                         public: true,
                         responses: [
                             "200": ["description": "Ready.", "content": json("Status")],
-                            "503": unavailable("Draining, or the data directory is not writable."),
+                            "503": unavailable("Draining, the data directory is not writable, or (`--store postgres`) the database is unreachable."),
                         ]),
                 ],
                 "/metrics": [

@@ -1,6 +1,7 @@
 import Agents
 import FlowdHTTP
 import Foundation
+import PostgresStores
 import Stores
 
 /// `POST /run`, the background runs under `/runs`, and `GET /flows`.
@@ -75,11 +76,32 @@ struct RunRoutes: Sendable {
             follower.finish()
             return HTTPResponse(status: HTTPStatus.noContent)
         }
+        if let cluster = runs.cluster {
+            return try await followElsewhere(id, after: after, cluster)
+        }
         guard let events = try await runs.store.events(id, after: after) else {
             throw HTTPError.notFound("Run '\(id)' not found")
         }
         if events.isEmpty { return HTTPResponse(status: HTTPStatus.noContent) }
         return HTTPResponse(status: HTTPStatus.ok, headers: ServerSentEvents.headers, body: .bytes(ServerSentEvents.encode(events)))
+    }
+
+    /// A run of another replica (or finished): its stored events, then live ones as its
+    /// owner writes them.
+    private func followElsewhere(_ id: String, after: Int, _ cluster: PostgresCluster) async throws -> HTTPResponse {
+        guard let (events, finished) = try await cluster.runs.eventsSoFar(id, after: after) else {
+            throw HTTPError.notFound("Run '\(id)' not found")
+        }
+        if finished {
+            if events.isEmpty { return HTTPResponse(status: HTTPStatus.noContent) }
+            return HTTPResponse(status: HTTPStatus.ok, headers: ServerSentEvents.headers, body: .bytes(ServerSentEvents.encode(events)))
+        }
+        let follower = EventSubscriber(heartbeat: runs.heartbeat)
+        Task {
+            await cluster.follow(id, after: after, send: { follower.send($0) }, isClosed: { follower.stream.isClosed })
+            follower.finish()
+        }
+        return follower.response
     }
 
     /// 202 for a live run (it stops at its next await) or one already cancelled; 409 for a
@@ -90,6 +112,10 @@ struct RunRoutes: Sendable {
         if let run = runs.liveRun(id), !run.record.status.isFinished {
             run.cancel()
             return .json(HTTPStatus.accepted, ["run_id": .string(id), "status": .string(run.record.status.rawValue)])
+        }
+        // Another replica's: it sees the request within a second (NOTIFY, or its poll).
+        if let cluster = runs.cluster, let record = try await cluster.requestCancel(id) {
+            return .json(HTTPStatus.accepted, ["run_id": .string(id), "status": .string(record.status.rawValue)])
         }
         guard let record = try await runs.record(id) else { throw HTTPError.notFound("Run '\(id)' not found") }
         guard record.status == .cancelled else {
@@ -110,6 +136,7 @@ struct RunRoutes: Sendable {
             throw HTTPError.unavailable("Run cancelled: the server is shutting down")
         case .failed, .cancelled, .storeFailed:
             let (status, detail) = RunService.statusAndDetail(outcome)
+            if status == HTTPStatus.unavailable { throw HTTPError.unavailable(detail ?? "") }
             throw HTTPError(status, detail ?? "")
         }
     }

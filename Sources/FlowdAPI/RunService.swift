@@ -1,6 +1,7 @@
 import FlowdHTTP
 import Foundation
 import Logging
+import PostgresStores
 import Stores
 import FlowdSync
 
@@ -17,9 +18,13 @@ public final class RunService: Sendable {
     let heartbeat: Duration
     let logger: Logger
     let metrics: FlowdMetrics
+    /// With `--store postgres`: story order, events and cancels across replicas.
+    let cluster: PostgresCluster?
     private let live = Locked<[String: LiveRun]>([:])
 
-    init(executor: RunExecutor, store: any RunStore, maxRuns: Int, heartbeat: Duration, metrics: FlowdMetrics, logger: Logger) {
+    init(executor: RunExecutor, store: any RunStore, maxRuns: Int, heartbeat: Duration, cluster: PostgresCluster? = nil,
+         metrics: FlowdMetrics, logger: Logger) {
+        self.cluster = cluster
         self.metrics = metrics
         self.executor = executor
         self.store = store
@@ -39,7 +44,7 @@ public final class RunService: Sendable {
             try await store.create(run.record, durable: true)
         } catch {
             live.withLock { _ = $0.removeValue(forKey: run.runID) }
-            throw HTTPError(HTTPStatus.internalError, "Storage failed: \(error)")
+            throw RunService.storageError(error)
         }
         run.attach(Task { await self.execute(run, request) })
         return run
@@ -49,13 +54,33 @@ public final class RunService: Sendable {
     /// its id before its end, so its record is stored when it ends).
     func runInline(_ request: RunRequest) async throws(HTTPError) -> (LiveRun, RunOutcome) {
         let run = try admit(request)
+        if cluster != nil {
+            // Across replicas a run arrives when its row is written: its place in the story's queue.
+            do {
+                try await store.create(run.record, durable: true)
+            } catch {
+                live.withLock { _ = $0.removeValue(forKey: run.runID) }
+                throw RunService.storageError(error)
+            }
+        }
         let outcome = await run.runInline { await self.execute(run, request) }
         return (run, outcome)
     }
 
+    /// 503 when the database is unreachable (nothing was stored), 500 for other failures.
+    static func storageError(_ error: StoreError) -> HTTPError {
+        error.kind == .unavailable
+            ? HTTPError.unavailable("Storage unavailable: \(error)")
+            : HTTPError(HTTPStatus.internalError, "Storage failed: \(error)")
+    }
+
     private func admit(_ request: RunRequest) throws(HTTPError) -> LiveRun {
-        let run = LiveRun(record: RunRecord(runID: RunIDs.make(), flow: request.flow, storyID: request.storyID,
-                                           status: .queued, createdAt: Date()), metrics: metrics)
+        if let cluster, !cluster.database.isAvailable { throw HTTPError.unavailable("Database unreachable") }
+        let runID = RunIDs.make()
+        var onEvent: (@Sendable (RunEvent) -> Void)?
+        if let cluster { onEvent = { event in cluster.publish(runID, event) } }
+        let run = LiveRun(record: RunRecord(runID: runID, flow: request.flow, storyID: request.storyID,
+                                           status: .queued, createdAt: Date()), metrics: metrics, onEvent: onEvent)
         let admitted = live.withLock { runs -> Bool in
             guard runs.count < maxRuns else { return false }
             runs[run.runID] = run
@@ -68,7 +93,12 @@ public final class RunService: Sendable {
     @discardableResult
     private func execute(_ run: LiveRun, _ request: RunRequest) async -> RunOutcome {
         let started = ContinuousClock.now
-        let outcome = await executor.execute(request, observer: run, onStart: { run.markRunning() })
+        let outcome: RunOutcome
+        if let cluster, let refused = await waitForTurn(run, cluster) {
+            outcome = refused
+        } else {
+            outcome = await executor.execute(request, observer: run, onStart: { run.markRunning() })
+        }
         let (status, detail) = RunService.statusAndDetail(outcome)
         let (record, events) = run.conclude(outcome, detail: detail, status: status)
         // Followers get the terminal event at once (the memory commit is durable already);
@@ -78,6 +108,8 @@ public final class RunService: Sendable {
             try await store.finish(record, events: events)
         } catch {
             logger.error("run record not stored", metadata: ["run_id": "\(run.runID)", "error": "\(error)"])
+            // On a shared database an unfinished row holds its story's queue: store it once the database is back.
+            if cluster != nil { await storeFinishLater(record, events) }
         }
         live.withLock { _ = $0.removeValue(forKey: run.runID) }
         let duration = ContinuousClock.now - started
@@ -87,12 +119,40 @@ public final class RunService: Sendable {
         return outcome
     }
 
+    /// Across replicas: waits for the run's turn in its story; nil when it came (the record
+    /// now says `running`), else how the run ends without running.
+    private func waitForTurn(_ run: LiveRun, _ cluster: PostgresCluster) async -> RunOutcome? {
+        var running = run.record
+        running.status = .running
+        do {
+            guard try await cluster.waitForTurn(running) else { return .cancelled }
+            return nil
+        } catch {
+            return .storeFailed(detail: "\(error)")
+        }
+    }
+
+    /// Retries a run's finish until the database takes it (or the task is cancelled at exit).
+    private func storeFinishLater(_ record: RunRecord, _ events: [RunEvent]) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(500))
+            do {
+                try await store.finish(record, events: events)
+                logger.info("run record stored after a retry", metadata: ["run_id": "\(record.runID)"])
+                return
+            } catch {
+                continue
+            }
+        }
+    }
+
     /// The status and detail a `/run` JSON answer gives an outcome (200 has no detail).
     static func statusAndDetail(_ outcome: RunOutcome) -> (Int, String?) {
         switch outcome {
         case .succeeded, .pendingDocuments: (HTTPStatus.ok, nil)
         case .failed(let detail): (HTTPStatus.internalError, "Flow execution failed: \(detail)")
         case .cancelled: (HTTPStatus.conflict, "Run cancelled")
+        case .storeFailed(let detail) where detail.hasSuffix("(unavailable)"): (HTTPStatus.unavailable, "Storage unavailable: \(detail)")
         case .storeFailed(let detail): (HTTPStatus.internalError, "Storage failed: \(detail)")
         }
     }

@@ -5,10 +5,11 @@ import Glibc
 /// `kind` tells the caller what to do: `.invalidKey`/`.invalidID`/`.invalidRecord` are the caller's
 /// fault (nothing touched the file system), `.io` and `.corrupt` are the machine's,
 /// `.closed` means the store was closed, `.failed` that an earlier write failed and
-/// the store refuses writes until it is reopened (its file state is unknown).
+/// the store refuses writes until it is reopened (its file state is unknown), `.unavailable`
+/// that the database cannot be reached now (try again later).
 public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable {
-        case io, invalidKey, invalidID, invalidRecord, corrupt, closed, failed, locked
+        case io, invalidKey, invalidID, invalidRecord, corrupt, closed, failed, locked, unavailable
     }
 
     public let kind: Kind

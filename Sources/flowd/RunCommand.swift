@@ -20,7 +20,7 @@ struct Run: AsyncParsableCommand {
     func run() async throws {
         let environment = Environment.current
         var configuration = FlowdConfiguration()
-        storage.apply(to: &configuration, environment: environment)
+        try storage.apply(to: &configuration, environment: environment)
         configuration.llmBaseURL = environment.variables["FLOWD_LLM_BASE_URL"]
         configuration.llmAPIKey = environment.variables["FLOWD_LLM_API_KEY"]
         configuration.llmModel = environment.variables["FLOWD_LLM_MODEL"]

@@ -16,7 +16,7 @@ struct Serve: AsyncParsableCommand {
         TerminationSignals.install()
         let environment = Environment.current
         var configuration = FlowdConfiguration()
-        storage.apply(to: &configuration, environment: environment)
+        try storage.apply(to: &configuration, environment: environment)
         try options.apply(to: &configuration, environment: environment)
         let logger = makeLogger(environment: environment)
 

@@ -1,0 +1,291 @@
+import Foundation
+import FlowdSync
+import Logging
+import PostgresNIO
+import Stores
+
+/// This replica among the others on one database: its lease, the stories' queues, the live
+/// events other replicas follow, and cancels that cross replicas. See docs/architecture.md.
+///
+/// - Order: a run has arrived when its row is inserted (`seq`, a sequence); its turn comes
+///   when it is the lowest-`seq` unfinished run of its story. Waiting is a LISTEN for
+///   `s:<story>` (sent by every finish) with a 250 ms poll behind it.
+/// - Leases: the replica renews `flowd_replicas.lease_expires` several times per TTL; every
+///   replica fails, once a second, the unfinished runs whose owner's lease expired.
+/// - Reachability: a renewal that fails or times out marks the database unavailable (the
+///   stores then fail at once, `/readyz` and new runs say 503); one that works marks it back.
+public final class PostgresCluster: Sendable {
+    public let database: PostgresDatabase
+    public let runs: PostgresRunStore
+    public let replicaID: String
+    let leaseTTL: Duration
+    let logger: Logger
+    let wakeups = Wakeups()
+    private let pendingEvents = Locked<[(runID: String, event: RunEvent)]>([])
+    private let eventsReady = Wakeups()
+
+    static let turnPoll = Duration.milliseconds(250)
+    static let cancelPoll = Duration.milliseconds(400)
+    static let followPoll = Duration.milliseconds(500)
+
+    public init(database: PostgresDatabase, replicaID: String, leaseTTL: Duration, logger: Logger) {
+        self.database = database
+        self.replicaID = replicaID
+        self.leaseTTL = leaseTTL
+        self.logger = logger
+        runs = PostgresRunStore(database: database, owner: replicaID)
+    }
+
+    /// Takes this replica's lease; throws when the database does not answer.
+    public func register() async throws(StoreError) {
+        try await renewLease()
+    }
+
+    /// The background work of the replica, until cancelled: lease renewal, the listener,
+    /// expired leases, cancel requests (`cancel` is called with the id of a run of this
+    /// replica that someone asked to cancel), live events.
+    public func run(cancel: @escaping @Sendable (String) -> Void) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.heartbeat() }
+            group.addTask { await self.listen(cancel: cancel) }
+            group.addTask { await self.reapExpiredLeases() }
+            group.addTask { await self.pollCancels(cancel) }
+            group.addTask { await self.writeEvents() }
+            await group.waitForAll()
+        }
+    }
+
+    // MARK: Story order
+
+    /// Waits until `record`'s run is the first unfinished run of its story, then stores it as
+    /// `record` (status `running`). False when the task was cancelled while waiting.
+    public func waitForTurn(_ record: RunRecord) async throws(StoreError) -> Bool {
+        let key = "s:" + record.storyID
+        while !Task.isCancelled {
+            let ticket = wakeups.register(key)
+            defer { wakeups.unregister(ticket) }
+            // One round trip: who is first, and if it is this run, mark it running.
+            let rows = try await database.rows("""
+                WITH first AS (
+                    SELECT run_id FROM flowd_runs WHERE story_id = \(record.storyID) AND finished_at IS NULL ORDER BY seq LIMIT 1),
+                started AS (
+                    UPDATE flowd_runs SET status = \(record.status.rawValue), record = \(record.json.jsonString)
+                    WHERE run_id = \(record.runID) AND run_id = (SELECT run_id FROM first)
+                    RETURNING 1)
+                SELECT (SELECT run_id FROM first), EXISTS (SELECT 1 FROM started)
+                """, "run turn") { row in try row.decode((String?, Bool).self) }
+            guard let (first, started) = rows.first else { throw StoreError(.io, "run turn: no answer row") }
+            if started { return true }
+            if first == nil {
+                throw StoreError(.failed, "run \(record.runID) was finished by another replica (lease expired)")
+            }
+            await ticket.wait(timeout: PostgresCluster.turnPoll)
+        }
+        return false
+    }
+
+    // MARK: Live events
+
+    /// Queues a live run's event for the table (written in order, in batches, by `run`).
+    public func publish(_ runID: String, _ event: RunEvent) {
+        pendingEvents.withLock { $0.append((runID, event)) }
+        eventsReady.notify("events")
+    }
+
+    private func writeEvents() async {
+        while !Task.isCancelled {
+            let ticket = eventsReady.register("events")
+            let batch = pendingEvents.withLock { pending -> [(runID: String, event: RunEvent)] in
+                defer { pending = [] }
+                return pending
+            }
+            if batch.isEmpty {
+                await ticket.wait(timeout: .seconds(1))
+                eventsReady.unregister(ticket)
+                continue
+            }
+            eventsReady.unregister(ticket)
+            let runIDs = Array(Set(batch.map(\.runID)))
+            do {
+                try await database.transaction("run events") { [logger] connection in
+                    try await PostgresRunStore.insertEvents(batch, on: connection, logger: logger)
+                    try await connection.query("""
+                        SELECT pg_notify(\(PostgresDatabase.channel), 'e:' || id) FROM unnest(\(runIDs)::text[]) AS id
+                        """, logger: logger)
+                }
+            } catch {
+                // Put them back in front, in order; the run's finish writes them all anyway.
+                pendingEvents.withLock { $0.insert(contentsOf: batch, at: 0) }
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+
+    /// Sends `runID`'s events after `after` to `send` as they are stored, until its terminal
+    /// event, its end, or `isClosed` says the follower left.
+    public func follow(_ runID: String, after: Int, send: @Sendable (RunEvent) -> Void,
+                       isClosed: @Sendable () -> Bool) async {
+        var last = after
+        while !Task.isCancelled, !isClosed() {
+            let ticket = wakeups.register("e:" + runID)
+            defer { wakeups.unregister(ticket) }
+            guard let (events, finished) = try? await runs.eventsSoFar(runID, after: last) else {
+                let known = database.isAvailable ? (try? await runs.record(runID)) != nil : true
+                if known {
+                    await ticket.wait(timeout: PostgresCluster.followPoll)
+                    continue
+                }
+                return
+            }
+            for event in events where event.id == last + 1 {
+                send(event)
+                last = event.id
+                if ["done", "error", "cancelled"].contains(event.name) { return }
+            }
+            if finished, events.isEmpty { return }
+            await ticket.wait(timeout: PostgresCluster.followPoll)
+        }
+    }
+
+    // MARK: Cancel
+
+    /// Asks the owner of a queued or running run to cancel it; the run's record, or nil when
+    /// the run is unknown or already finished.
+    public func requestCancel(_ runID: String) async throws(StoreError) -> RunRecord? {
+        guard Identifier.isValidID(runID) else { return nil }
+        let rows = try await database.rows("""
+            WITH asked AS (
+                UPDATE flowd_runs SET cancel_requested = true WHERE run_id = \(runID) AND finished_at IS NULL
+                RETURNING record)
+            SELECT record, pg_notify(\(PostgresDatabase.channel), 'c:' || \(runID))::text FROM asked
+            """, "run cancel") { row in try row.decode((String, String).self) }
+        guard let text = rows.first?.0 else { return nil }
+        return try PostgresRunStore.parseRecord(text, runID)
+    }
+
+    private func pollCancels(_ cancel: @Sendable (String) -> Void) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: PostgresCluster.cancelPoll)
+            guard database.isAvailable else { continue }
+            let asked = (try? await database.rows("""
+                SELECT run_id FROM flowd_runs WHERE owner = \(replicaID) AND finished_at IS NULL AND cancel_requested
+                """, "cancel poll") { row in try row.decode(String.self) }) ?? []
+            for runID in asked { cancel(runID) }
+        }
+    }
+
+    // MARK: Notifications
+
+    private func listen(cancel: @escaping @Sendable (String) -> Void) async {
+        while !Task.isCancelled {
+            do {
+                try await database.client.withConnection { connection in
+                    try await connection.listen(on: PostgresDatabase.channel) { notifications in
+                        // Anything sent while no one listened is found by the waiters' polls; wake them now.
+                        self.wakeups.notifyAll()
+                        for try await notification in notifications {
+                            let payload = notification.payload
+                            if payload.hasPrefix("c:") {
+                                cancel(String(payload.dropFirst(2)))
+                            } else {
+                                self.wakeups.notify(payload)
+                            }
+                        }
+                    }
+                }
+            } catch {
+                if !Task.isCancelled {
+                    logger.debug("listener lost, reconnecting", metadata: ["error": "\(PostgresDatabase.describe(error))"])
+                }
+            }
+            wakeups.notifyAll()
+            try? await Task.sleep(for: .milliseconds(250))
+        }
+    }
+
+    // MARK: Leases
+
+    /// Has a 2 s deadline: a renewal that takes longer counts as failed.
+    private func renewLease() async throws(StoreError) {
+        let seconds = Double(leaseTTL.components.seconds) + Double(leaseTTL.components.attoseconds) / 1e18
+        let (client, logger, replicaID) = (database.client, self.logger, self.replicaID)
+        try await database.bounded("lease renewal", .seconds(2)) {
+            for try await _ in try await client.query("""
+                INSERT INTO flowd_replicas (replica_id, lease_expires) VALUES (\(replicaID), now() + make_interval(secs => \(seconds)))
+                ON CONFLICT (replica_id) DO UPDATE SET lease_expires = excluded.lease_expires
+                """, logger: logger) {}
+        }
+    }
+
+    /// Renews the lease every third of the TTL, and at least once a second, which is also how
+    /// soon a lost database is noticed.
+    private func heartbeat() async {
+        let interval = min(leaseTTL / 3, .seconds(1))
+        while !Task.isCancelled {
+            let renewed = (try? await renewLease()) != nil
+            if database.setAvailable(renewed) {
+                if renewed {
+                    logger.notice("database reachable again")
+                    wakeups.notifyAll()
+                } else {
+                    logger.error("database unreachable: new runs are refused until it is back")
+                }
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// Once a second: the unfinished runs of replicas whose lease expired become `failed`,
+    /// with an `error` event, and their stories move on.
+    private func reapExpiredLeases() async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            guard database.isAvailable else { continue }
+            do {
+                try await reapOnce()
+            } catch {
+                logger.warning("expired leases not checked", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    func reapOnce() async throws(StoreError) {
+        let me = replicaID
+        let logger = self.logger
+        let reaped = try await database.transaction("lease expiry") { connection -> [String] in
+            let rows = try await connection.query("""
+                SELECT r.run_id, r.owner, r.record, (SELECT coalesce(max(e.event_id), 0) FROM flowd_run_events e WHERE e.run_id = r.run_id)
+                FROM flowd_runs r
+                WHERE r.finished_at IS NULL AND r.owner <> \(me)
+                  AND NOT EXISTS (SELECT 1 FROM flowd_replicas p WHERE p.replica_id = r.owner AND p.lease_expires > now())
+                ORDER BY r.seq
+                FOR UPDATE OF r SKIP LOCKED
+                """, logger: logger)
+            var found: [(String, String, String, Int32)] = []
+            for try await row in rows.decode((String, String, String, Int32).self) { found.append(row) }
+            var failed: [String] = []
+            for (runID, owner, text, lastEvent) in found {
+                guard var record = try? PostgresRunStore.parseRecord(text, runID) else { continue }
+                let detail = "flowd stopped while the run was \(record.status.rawValue) (replica \(owner) lost its lease)"
+                record.status = .failed
+                record.error = detail
+                record.finishedAt = Date()
+                let event = RunEvent(id: Int(lastEvent) + 1, name: "error",
+                                     data: ["run_id": .string(runID), "status": 500, "detail": .string(detail)])
+                try await connection.query("""
+                    UPDATE flowd_runs SET status = 'failed', finished_at = now(), record = \(record.json.jsonString)
+                    WHERE run_id = \(runID)
+                    """, logger: logger)
+                try await PostgresRunStore.insertEvents([(runID, event)], on: connection, logger: logger)
+                try await connection.query(
+                    "SELECT pg_notify(\(PostgresDatabase.channel), 's:' || \(record.storyID)), pg_notify(\(PostgresDatabase.channel), 'e:' || \(runID))",
+                    logger: logger)
+                failed.append(runID)
+            }
+            return failed
+        }
+        for runID in reaped {
+            logger.warning("run failed: its replica's lease expired", metadata: ["run_id": "\(runID)"])
+        }
+    }
+}
