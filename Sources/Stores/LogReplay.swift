@@ -23,14 +23,11 @@ enum LogReplay {
         var records: Int
     }
 
-    /// Calls `take` with each non-blank line and its file offset, in order.
-    ///
-    /// `label` names the log in warnings (`memory`, `runs`). `progress` is told
-    /// after each chunk read how many lines and bytes were read so far and the file's size.
-    static func read(
-        fd: Int32, path: String, label: String, logger: Logger,
-        progress: (_ lines: Int, _ bytesRead: Int, _ fileBytes: Int) -> Void = { _, _, _ in },
-        _ take: (_ line: UnsafeBufferPointer<UInt8>, _ offset: Int) -> Verdict
+    /// Hands each non-blank line and its file offset to `reader`, in order. `label` names
+    /// the log in warnings (`memory`, `runs`). Generic so that the reader's code is
+    /// specialised into the loop (a million lines are read at start-up).
+    static func read<Reader: LineReader>(
+        fd: Int32, path: String, label: String, logger: Logger, into reader: inout Reader
     ) throws(StoreError) -> Outcome {
         var capacity = 4 << 20
         var buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: 16)
@@ -75,7 +72,7 @@ enum LogReplay {
                         reportMiddle(bad)
                         pendingBad = nil
                     }
-                    switch take(line, base + lineStart) {
+                    switch reader.take(line, offset: base + lineStart) {
                     case .accepted(let count):
                         records += count
                     case .rejected(let reason):
@@ -86,7 +83,7 @@ enum LogReplay {
                 lineStart = end + 1
                 searchFrom = lineStart
             }
-            progress(lineNumber, base + lineStart, fileBytes)
+            reader.progress(lines: lineNumber, bytesRead: base + lineStart, fileBytes: fileBytes)
             if lineStart > 0 {
                 let rest = filled - lineStart
                 if rest > 0 { memmove(buffer.baseAddress!, buffer.baseAddress! + lineStart, rest) }
@@ -124,4 +121,15 @@ enum LogReplay {
         for b in line where b != 0x20 && b != 0x09 && b != 0x0D { return false }
         return true
     }
+}
+
+/// What a log's replay makes of its lines (`LogReplay.read`).
+protocol LineReader {
+    mutating func take(_ line: UnsafeBufferPointer<UInt8>, offset: Int) -> LogReplay.Verdict
+    /// After each chunk read: lines and bytes read so far, and the file's size.
+    mutating func progress(lines: Int, bytesRead: Int, fileBytes: Int)
+}
+
+extension LineReader {
+    mutating func progress(lines: Int, bytesRead: Int, fileBytes: Int) {}
 }

@@ -156,20 +156,17 @@ enum MemoryLog {
     /// Replays the file open on `fd` (positioned at its start) into the live state, with
     /// the rules of `LogReplay` for bad and torn lines.
     static func replay(fd: Int32, path: String, logger: Logger) throws(StoreError) -> Recovered {
+        var reader = Replay()
+        let outcome = try LogReplay.read(fd: fd, path: path, label: "memory", logger: logger, into: &reader)
+        return Recovered(maps: reader.maps, fileSize: outcome.fileSize, records: outcome.records)
+    }
+
+    private struct Replay: LineReader {
         var maps = [ShardedMap<JSONValue>](repeating: ShardedMap(), count: MemoryScope.allCases.count)
         var parser = JSONParser()
         var reserved = false
-        let outcome = try LogReplay.read(
-            fd: fd, path: path, label: "memory", logger: logger,
-            progress: { lines, bytesRead, fileBytes in
-                guard !reserved, lines > 0 else { return }
-                // Most keys are isolated ones; a compacted file has about one line per key, and
-                // compaction keeps files under four lines per key: reserve for half the lines.
-                reserved = true
-                let estimatedLines = fileBytes / max(1, bytesRead / lines)
-                maps[MemoryScope.isolated.index].reserveCapacity(estimatedLines / 2)
-            }
-        ) { line, _ in
+
+        mutating func take(_ line: UnsafeBufferPointer<UInt8>, offset: Int) -> LogReplay.Verdict {
             if let op = decodeSimpleOperation(line, with: &parser) {
                 apply(op, to: &maps)
                 return .accepted(records: 1)
@@ -184,6 +181,14 @@ enum MemoryLog {
                 return .rejected(reason: error.description)
             }
         }
-        return Recovered(maps: maps, fileSize: outcome.fileSize, records: outcome.records)
+
+        mutating func progress(lines: Int, bytesRead: Int, fileBytes: Int) {
+            guard !reserved, lines > 0 else { return }
+            // Most keys are isolated ones; a compacted file has about one line per key, and
+            // compaction keeps files under four lines per key: reserve for half the lines.
+            reserved = true
+            let estimatedLines = fileBytes / max(1, bytesRead / lines)
+            maps[MemoryScope.isolated.index].reserveCapacity(estimatedLines / 2)
+        }
     }
 }

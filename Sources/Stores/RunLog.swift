@@ -187,9 +187,18 @@ enum RunLog {
     /// Replays the file open on `fd` (positioned at its start), with the rules of
     /// `LogReplay` for bad and torn lines.
     static func replay(fd: Int32, path: String, logger: Logger) throws(StoreError) -> Recovered {
+        var reader = Replay()
+        let outcome = try LogReplay.read(fd: fd, path: path, label: "runs", logger: logger, into: &reader)
+        reader.state.fileSize = outcome.fileSize
+        reader.state.lines = outcome.records
+        return reader.state
+    }
+
+    private struct Replay: LineReader {
         var state = Recovered()
         var parser = JSONParser()
-        let outcome = try LogReplay.read(fd: fd, path: path, label: "runs", logger: logger) { line, offset in
+
+        mutating func take(_ line: UnsafeBufferPointer<UInt8>, offset: Int) -> LogReplay.Verdict {
             switch decode(line, at: offset, with: &parser) {
             case .success(let decoded):
                 apply(decoded, to: &state)
@@ -198,9 +207,6 @@ enum RunLog {
                 return .rejected(reason: error.reason)
             }
         }
-        state.fileSize = outcome.fileSize
-        state.lines = outcome.records
-        return state
     }
 }
 
