@@ -44,12 +44,14 @@ static inline struct MHD_Daemon *flowd_mhd_start(
     return MHD_start_daemon(flags, 0, NULL, NULL, handler, handler_cls,
         MHD_OPTION_EXTERNAL_LOGGER, flowd_mhd_logger_trampoline, (void *)logger,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
         MHD_OPTION_CONNECTION_LIMIT, connection_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
         MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
         MHD_OPTION_UNESCAPE_CALLBACK, flowd_mhd_no_unescape, (void *)NULL,
+        /* A pool only for two threads or more: the daemon warns about a size of 0 or 1.
+           Otherwise the list ends here and the size after it is never read. */
+        thread_pool_size > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, thread_pool_size,
         MHD_OPTION_END);
 }
 
