@@ -30,9 +30,13 @@ struct ProcessTests {
     }
 
     @Test func sigtermDrainsRunsInFlightWhileProbesAndNewRunsAreAnswered() async throws {
-        let directory = try slowAgents(delayMilliseconds: 2500)
+        // The probes below must all land while the runs are still going: under a sanitizer
+        // (FLOWD_TIME_SCALE) each request is slow enough that 2.5 s was not always enough.
+        let runTime = scaled(.milliseconds(2500))
+        let directory = try slowAgents(delayMilliseconds: Int(runTime.components.seconds * 1000 + runTime.components.attoseconds / 1_000_000_000_000_000))
         defer { directory.remove() }
-        let flowd = try await FlowdProcess.start(serve: arguments(directory, ["--drain-timeout", "20"]))
+        let drainTimeout = Int(runTime.components.seconds) * 4 + 10
+        let flowd = try await FlowdProcess.start(serve: arguments(directory, ["--drain-timeout", String(drainTimeout)]))
         let client = flowd.client
         let runs = (0..<3).map { index in
             Task { try await client.post("/run", json: #"{"input": "x", "story_id": "drain-\#(index)"}"#) }
