@@ -342,7 +342,9 @@ extension ReplicaTests {
         print("database restart: recovered in \(recovery); \(acknowledged.all.count) writes and \(runsAcknowledged.all.count) runs acknowledged, \(refusals.all.count) refused with 503")
         a.signal(SIGTERM)
         b.signal(SIGTERM)
-        #expect(await a.waitForExit() == 0)
-        #expect(await b.waitForExit() == 0)
+        let exitA = await a.waitForExit()
+        let exitB = await b.waitForExit()
+        #expect(exitA == 0, "replica a's log:\n\(a.log)")
+        #expect(exitB == 0, "replica b's log:\n\(b.log)")
     }
 }
