@@ -18,35 +18,6 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     try handle.close()
 }
 
-@Test func setGetDeleteAndListByPrefix() async throws {
-    let dir = TempDirectory()
-    defer { dir.remove() }
-    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
-    try await store.set(.isolated, "analyst:s1", ["status": "initialized"])
-    try await store.set(.isolated, "writer:s1", ["status": "completed", "last_output": "hi"])
-    try await store.set(.isolated, "analyst:s2", 1)
-    try await store.set(.shared, "s1", "shared value")
-    try await store.set(.global, "g", [1, 2, 3])
-
-    #expect(try await store.get(.isolated, "writer:s1")?["last_output"] == "hi")
-    #expect(try await store.get(.shared, "s1") == "shared value")
-    #expect(try await store.get(.shared, "writer:s1") == nil)
-    #expect(try await store.getMany(.isolated, ["analyst:s1", "nope", "writer:s1"]).keys.sorted() == ["analyst:s1", "writer:s1"])
-
-    let a = try await store.list(.isolated, prefix: "analyst:")
-    #expect(a.map(\.key) == ["analyst:s1", "analyst:s2"])
-    #expect(try await store.list(.isolated, prefix: "").map(\.key) == ["analyst:s1", "analyst:s2", "writer:s1"])
-    #expect(try await store.list(.global, prefix: "zz").isEmpty)
-
-    try await store.set(.isolated, "analyst:s2", 2)
-    #expect(try await store.get(.isolated, "analyst:s2") == 2)
-    #expect(try await store.delete(.isolated, "analyst:s2"))
-    #expect(try await !store.delete(.isolated, "analyst:s2"))
-    #expect(try await store.get(.isolated, "analyst:s2") == nil)
-    #expect(try await !store.delete(.global, "never"))
-    try await store.close()
-}
-
 @Test func invalidKeysAreRefusedAndNeverWritten() async throws {
     let dir = TempDirectory()
     defer { dir.remove() }
