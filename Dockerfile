@@ -1,5 +1,5 @@
 # flowd: a release binary with the Swift runtime linked in, built on the Swift toolchain image,
-# run on slim Debian with libmicrohttpd's runtime package and CA certificates only.
+# run on slim Debian with the runtime packages of libmicrohttpd and mimalloc, and CA certificates.
 # scripts/check-dockerfile lints this file (hadolint) and checks the binary's libraries (ldd).
 #
 #   docker build -t flowd .
@@ -11,7 +11,7 @@
 FROM swift:6.3-bookworm AS build
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libmicrohttpd-dev pkg-config \
+    && apt-get install -y --no-install-recommends libmicrohttpd-dev libmimalloc-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Tests/ too: the manifest names the test targets, and SwiftPM wants their folders.
@@ -23,11 +23,12 @@ RUN swift build -c release --static-swift-stdlib --product flowd \
 
 FROM debian:bookworm-slim
 # libmicrohttpd12 brings what it links (GnuTLS and its libraries); the binary links zlib itself
-# (HTTP compression; zlib1g is in the base image already, named here to say so); ca-certificates
+# (HTTP compression; zlib1g is in the base image already, named here to say so) and mimalloc
+# (libmimalloc2.0, its malloc: see docs/architecture.md); ca-certificates
 # is for the LLM endpoint's TLS. No HTTP client: the health check speaks HTTP via bash's /dev/tcp.
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libmicrohttpd12 zlib1g ca-certificates \
+    && apt-get install -y --no-install-recommends libmicrohttpd12 libmimalloc2.0 zlib1g ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 flowd \
     && useradd --system --uid 10001 --gid flowd --home-dir /app --no-create-home --shell /usr/sbin/nologin flowd \

@@ -97,7 +97,11 @@ let package = Package(
                 "FlowdAPI", "FlowdHTTP", "Agents", "Stores", "FlowdSync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // mimalloc replaces glibc's malloc in the whole process (Debian libmimalloc-dev): memory
+            // allocated on one thread and freed on another, the pattern of every request here,
+            // costs glibc's allocator about a fifth of the server's CPU (docs/architecture.md).
+            linkerSettings: [.linkedLibrary("mimalloc")]
         ),
         .testTarget(name: "FlowdHTTPTests", dependencies: ["FlowdHTTP", "FlowdTesting"]),
         .testTarget(name: "FlowEngineTests", dependencies: ["FlowEngine"]),
