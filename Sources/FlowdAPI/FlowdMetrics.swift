@@ -17,10 +17,20 @@ public final class FlowdMetrics: Sendable {
     /// Per-request handles, by a key that costs no string building on the hot path.
     private let requestHandles = Locked<[RequestKey: (counter: CoreMetrics.Counter, timer: CoreMetrics.Timer)]>([:])
 
+    private let runHandles = Locked<[PairKey: (counter: CoreMetrics.Counter, timer: CoreMetrics.Timer)]>([:])
+    private let agentTimers = Locked<[PairKey: CoreMetrics.Timer]>([:])
+    private let memoryCommitTimer: CoreMetrics.Timer
+
     private struct RequestKey: Hashable {
         let method: String
         let route: String
         let status: Int
+    }
+
+    /// Two label values (flow and outcome, agent and outcome).
+    private struct PairKey: Hashable {
+        let first: String
+        let second: String
     }
 
     public init() {
@@ -33,6 +43,7 @@ public final class FlowdMetrics: Sendable {
         factory.defaultDurationHistogramBuckets = buckets
         self.factory = factory
         inFlight = CoreMetrics.Gauge(label: "flowd_runs_in_flight", dimensions: [], factory: factory)
+        memoryCommitTimer = CoreMetrics.Timer(label: "flowd_memory_commit_duration_seconds", dimensions: [], factory: factory)
     }
 
     /// One HTTP exchange: `flowd_http_requests_total{route,status}` and the latency histogram.
@@ -51,17 +62,32 @@ public final class FlowdMetrics: Sendable {
 
     /// One finished run: `flowd_runs_total{flow,outcome}` and `flowd_run_duration_seconds{flow}`.
     func run(flow: String, outcome: String, duration: Duration) {
-        counter("flowd_runs_total", [("flow", flow), ("outcome", outcome)]).increment()
-        timer("flowd_run_duration_seconds", [("flow", flow)]).recordNanoseconds(duration.nanoseconds)
+        let handles = runHandles.withLock { cache in
+            let key = PairKey(first: flow, second: outcome)
+            if let handles = cache[key] { return handles }
+            let handles = (counter("flowd_runs_total", [("flow", flow), ("outcome", outcome)]),
+                           timer("flowd_run_duration_seconds", [("flow", flow)]))
+            cache[key] = handles
+            return handles
+        }
+        handles.counter.increment()
+        handles.timer.recordNanoseconds(duration.nanoseconds)
     }
 
     /// One agent execution, completed or failed.
     func agent(_ agent: String, outcome: String, duration: Duration) {
-        timer("flowd_agent_duration_seconds", [("agent", agent), ("outcome", outcome)]).recordNanoseconds(duration.nanoseconds)
+        let handle = agentTimers.withLock { cache in
+            let key = PairKey(first: agent, second: outcome)
+            if let handle = cache[key] { return handle }
+            let handle = timer("flowd_agent_duration_seconds", [("agent", agent), ("outcome", outcome)])
+            cache[key] = handle
+            return handle
+        }
+        handle.recordNanoseconds(duration.nanoseconds)
     }
 
     func memoryCommit(duration: Duration) {
-        timer("flowd_memory_commit_duration_seconds", []).recordNanoseconds(duration.nanoseconds)
+        memoryCommitTimer.recordNanoseconds(duration.nanoseconds)
     }
 
     /// The Prometheus text exposition, with `flowd_runs_in_flight` as of now.
