@@ -1,4 +1,5 @@
 import Agents
+import FlowdHTTP
 import Foundation
 import Stores
 import FlowdSync
@@ -19,6 +20,10 @@ final class LiveRun: FlowRunObserver, Sendable {
         var published = 0
         var followers: [ObjectIdentifier: EventSubscriber] = [:]
         var concluded = false
+        /// Events before the terminal one, once `conclude` ran (a later `conclude` replaces it).
+        var eventsBeforeConclusion: Int?
+        /// The success conclusion went into a `CarriedFinish` for the memory commit.
+        var carried = false
         var task: Task<Void, Never>?
         var inlineTask: InlineTask?
         var cancelRequested = false
@@ -115,9 +120,18 @@ final class LiveRun: FlowRunObserver, Sendable {
     // MARK: The end
 
     /// Records how the run ended and appends its terminal event (not yet published).
-    /// Returns the final record and every event, for the run store.
+    /// Returns the final record and every event, for the run store. Called again (the
+    /// memory commit that carried a success failed), it replaces the earlier conclusion.
     func conclude(_ outcome: RunOutcome, detail: String?, status: Int) -> (RunRecord, [RunEvent]) {
         state.withLock { s in
+            s.carried = false
+            if let before = s.eventsBeforeConclusion {
+                s.events.removeSubrange(before...)
+                s.record.result = nil
+                s.record.pendingDocs = nil
+                s.record.error = nil
+            }
+            s.eventsBeforeConclusion = s.events.count
             s.record.finishedAt = Date()
             let id = JSONValue.string(runID)
             let name: String
@@ -148,6 +162,17 @@ final class LiveRun: FlowRunObserver, Sendable {
             return (s.record, s.events)
         }
     }
+
+    /// Concludes the run as succeeded and returns its finish, for the memory commit to carry.
+    func concludeCarried(result: String) -> CarriedFinish? {
+        let (record, events) = conclude(.succeeded(result: result), detail: nil, status: HTTPStatus.ok)
+        guard let finish = try? CarriedFinish(record: record, events: events) else { return nil }
+        state.withLock { $0.carried = true }
+        return finish
+    }
+
+    /// Whether the success conclusion was carried by the memory commit.
+    var wasCarried: Bool { state.withLock { $0.carried } }
 
     /// Sends the terminal event and ends every follower's stream.
     func publishConclusion() {

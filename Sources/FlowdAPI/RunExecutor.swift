@@ -50,13 +50,15 @@ public actor RunExecutor {
     }
 
     /// Runs `request` to its end, after the story's earlier runs; `onStart` is called when
-    /// its turn comes. The flow must exist (the API checked it).
+    /// its turn comes. The flow must exist (the API checked it). `finish`, given the result
+    /// of a run that succeeded, makes the run's finish for its memory transaction to carry.
     public func execute(_ request: RunRequest, observer: (any FlowRunObserver)? = nil,
-                        onStart: @Sendable () -> Void = {}) async -> RunOutcome {
+                        onStart: @Sendable () -> Void = {},
+                        finish: (@Sendable (String) -> CarriedFinish?)? = nil) async -> RunOutcome {
         guard await enterStory(request.storyID) else { return .cancelled }
         defer { leaveStory(request.storyID) }
         onStart()
-        return await perform(request, observer: observer)
+        return await perform(request, observer: observer, finish: finish)
     }
 
     /// Waits for the story's earlier runs; false when cancelled while waiting.
@@ -98,7 +100,8 @@ public actor RunExecutor {
     }
 
     /// Documents, contexts, the flow, the commit. Runs on the caller's task, outside the actor.
-    private nonisolated func perform(_ request: RunRequest, observer: (any FlowRunObserver)?) async -> RunOutcome {
+    private nonisolated func perform(_ request: RunRequest, observer: (any FlowRunObserver)?,
+                                     finish: (@Sendable (String) -> CarriedFinish?)?) async -> RunOutcome {
         guard let flow = catalog.flow(named: request.flow) else { return .failed(detail: "unknown flow '\(request.flow)'") }
         let keys = flow.agentIDs.map { "\($0):\(request.storyID)" }
         let documentTexts: [String: String]
@@ -137,7 +140,8 @@ public actor RunExecutor {
         }
         if Task.isCancelled { return .cancelled }
 
-        let transaction = commitTransaction(flow: flow, storyID: request.storyID, keys: keys, contexts: contexts, steps: outcome.steps)
+        var transaction = commitTransaction(flow: flow, storyID: request.storyID, keys: keys, contexts: contexts, steps: outcome.steps)
+        transaction.carried = finish?(outcome.result)
         do {
             let started = ContinuousClock.now
             try await memory.commit(transaction)

@@ -20,11 +20,15 @@ public final class RunService: Sendable {
     let metrics: FlowdMetrics
     /// With `--store postgres`: story order, events and cancels across replicas.
     let cluster: PostgresCluster?
+    /// The memory store carries a succeeded run's finish to the run store (JSONL): one
+    /// durable write for both, and no separate `finish`.
+    let carriesFinishes: Bool
     private let live = Locked<[String: LiveRun]>([:])
 
     init(executor: RunExecutor, store: any RunStore, maxRuns: Int, heartbeat: Duration, cluster: PostgresCluster? = nil,
-         metrics: FlowdMetrics, logger: Logger) {
+         carriesFinishes: Bool = false, metrics: FlowdMetrics, logger: Logger) {
         self.cluster = cluster
+        self.carriesFinishes = carriesFinishes
         self.metrics = metrics
         self.executor = executor
         self.store = store
@@ -97,15 +101,28 @@ public final class RunService: Sendable {
         if let cluster, let refused = await waitForTurn(run, cluster) {
             outcome = refused
         } else {
-            outcome = await executor.execute(request, observer: run, onStart: { run.markRunning() })
+            // A success's finish is made just before the memory commit, which carries it.
+            var finish: (@Sendable (String) -> CarriedFinish?)?
+            if carriesFinishes { finish = { @Sendable result in run.concludeCarried(result: result) } }
+            outcome = await executor.execute(request, observer: run, onStart: { run.markRunning() }, finish: finish)
         }
-        let (status, detail) = RunService.statusAndDetail(outcome)
-        let (record, events) = run.conclude(outcome, detail: detail, status: status)
+        let carried: Bool
+        let record: RunRecord
+        let events: [RunEvent]
+        if case .succeeded = outcome, run.wasCarried {
+            // Committed with its memory: the run store has it (readable) already.
+            carried = true
+            (record, events) = (run.record, [])
+        } else {
+            let (status, detail) = RunService.statusAndDetail(outcome)
+            carried = false
+            (record, events) = run.conclude(outcome, detail: detail, status: status)
+        }
         // Followers get the terminal event at once (the memory commit is durable already);
         // the run stays live, and so readable here, until its record is stored.
         run.publishConclusion()
         do {
-            try await store.finish(record, events: events)
+            if !carried { try await store.finish(record, events: events) }
         } catch {
             logger.error("run record not stored", metadata: ["run_id": "\(run.runID)", "error": "\(error)"])
             // On a shared database an unfinished row holds its story's queue: store it once the database is back.

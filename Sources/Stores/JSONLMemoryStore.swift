@@ -13,6 +13,9 @@ import Logging
 ///   dedicated thread, never on the cooperative pool nor while holding the actor.
 /// - After a failed write or sync the store refuses every write (`.failed`) until it is
 ///   reopened: what reached the disk is then unknown, and replay decides.
+/// - A transaction's `CarriedFinish` is written in its line and handed to the attached
+///   sink (the run store) once the line is durable, before the transaction's writers are
+///   told; compaction drops carried finishes only after the sink has synced them.
 public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     public static let fileName = "memory.jsonl"
     static let lockFileName = "memory.lock"
@@ -43,13 +46,23 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     private var compactionFloor = 0
     /// Operations of the batch being written, for `delete` to know what the key will be.
     private var inFlight: [MemoryTransaction.Operation] = []
+    /// Where durable carried finishes go; nil until `attach`.
+    private var sink: (any CarriedFinishSink)?
+    /// Finishes carried by the pending batch's lines.
+    private var pendingCarried: [CarriedFinish] = []
+    /// Carried finishes found at open whose run the run store lacked, until taken.
+    private var unstoredFinishes: [CarriedFinish]
 
     /// Opens (creating it if missing) the memory store in `directory` and replays its file.
     ///
     /// Takes an exclusive `flock` on `memory.lock` so that two processes never append to one
     /// file; throws `.locked` if another process holds it.
+    ///
+    /// With `isStoredRun` (`JSONLStores.open`), the finishes carried by its lines whose run
+    /// that function does not know are kept for `takeUnstoredFinishes`.
     public static func open(
-        directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum
+        directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum,
+        isStoredRun: (@Sendable (String) -> Bool)? = nil
     ) async throws(StoreError) -> JSONLMemoryStore {
         let dir = directory.path
         let io = IOThread(name: "flowd-memory")
@@ -61,7 +74,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
                 let fd = try FileIO.openLog(dir, fileName, compactionName: compactionFileName)
                 do throws(StoreError) {
                     let start = Date()
-                    let recovered = try MemoryLog.replay(fd: fd, path: path, logger: logger)
+                    let recovered = try MemoryLog.replay(fd: fd, path: path, logger: logger, isStoredRun: isStoredRun)
                     logger.info(
                         "memory: loaded",
                         metadata: [
@@ -98,6 +111,20 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         self.lockFD = lockFD
         self.fileSize = recovered.fileSize
         self.records = recovered.records
+        self.unstoredFinishes = recovered.unstoredFinishes
+    }
+
+    // MARK: Carried run finishes
+
+    /// From now on, durable carried finishes go to `sink`.
+    public func attach(_ sink: any CarriedFinishSink) {
+        self.sink = sink
+    }
+
+    /// The carried finishes found at open whose run was not stored, in file order (once).
+    public func takeUnstoredFinishes() -> [CarriedFinish] {
+        defer { unstoredFinishes = [] }
+        return unstoredFinishes
     }
 
     deinit {
@@ -148,9 +175,13 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         return true
     }
 
+    /// With a carried finish, the run store must be attached (`attach`).
     public func commit(_ transaction: MemoryTransaction) async throws(StoreError) {
+        if transaction.carried != nil, sink == nil {
+            throw StoreError(.invalidRecord, "a carried run finish needs a run store attached", path: path)
+        }
         guard !transaction.isEmpty else { return }
-        try await write(transaction.operations)
+        try await write(transaction.operations, carrying: transaction.carried)
     }
 
     public func flush() async throws(StoreError) {
@@ -184,15 +215,16 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         return maps[scope.index][key] != nil
     }
 
-    private func write(_ operations: [MemoryTransaction.Operation]) async throws(StoreError) {
+    private func write(_ operations: [MemoryTransaction.Operation], carrying carried: CarriedFinish? = nil) async throws(StoreError) {
         for op in operations where !Identifier.isValidMemoryKey(op.key) {
             throw StoreError(.invalidKey, "invalid memory key \"\(op.key)\"")
         }
         if isClosed { throw StoreError(.closed, "memory store is closed", path: path) }
         if let failure { throw failure }
 
-        MemoryLog.appendLine(operations, to: &commit.pending.bytes)
+        MemoryLog.appendLine(operations, carrying: carried, to: &commit.pending.bytes)
         commit.pending.ops.append(contentsOf: operations)
+        if let carried { pendingCarried.append(carried) }
         if try await awaitTurn() { try await lead() }
     }
 
@@ -201,6 +233,8 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     /// Called by the leader.
     private func lead() async throws(StoreError) {
         let batch = commit.takeBatch()
+        let carried = pendingCarried
+        pendingCarried = []
         inFlight = batch.ops
         defer { inFlight = [] }
         var error = failure
@@ -223,6 +257,8 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
                 fileSize += bytes.count
                 records += batch.ops.count
                 for op in batch.ops { MemoryLog.apply(op, to: &maps) }
+                // Before the writers hear of it: a run's record is readable when its answer goes out.
+                if !carried.isEmpty, let sink { await sink.accept(carried) }
             } catch let e {
                 logger.error("memory: write failed; refusing further writes", metadata: ["error": "\(e)"])
                 failure = StoreError(.failed, "an earlier write failed (\(e)); reopen the store", path: path)
@@ -252,6 +288,16 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     /// over the old one, then the directory fsync'd. Runs as the leader, so writers queue in
     /// `pending` meanwhile and land in the new file; readers keep reading the cache.
     private func compact() async {
+        // The snapshot keeps no carried finish: the run store must have them durably first.
+        if let sink {
+            do {
+                try await sink.syncCarried()
+            } catch {
+                compactionFloor = records + compactionMinimum
+                logger.error("memory: compaction put off: the run store could not sync", metadata: ["error": "\(error)"])
+                return
+            }
+        }
         let snapshot = maps
         let dir = directory
         let path = self.path

@@ -16,7 +16,9 @@ import Logging
 ///   writes it, before the finish of the same run; an idle store writes it within ~20 ms.
 /// - A finished run reads as finished once its line is durable.
 /// - After a failed write or sync the store refuses every write (`.failed`) until reopened.
-public actor JSONLRunStore: RunStore, GroupCommitting {
+/// - As a `CarriedFinishSink`, it takes finishes already durable in `memory.jsonl`: they are
+///   readable at once (from RAM) and written with the next batch, which nobody waits for.
+public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     public static let fileName = "runs.jsonl"
     static let lockFileName = "runs.lock"
     static let compactionFileName = "runs.jsonl.compact"
@@ -42,6 +44,8 @@ public actor JSONLRunStore: RunStore, GroupCommitting {
     private var active: [String: RunRecord]
     /// Finished runs: where their lines are.
     private var finished: [String: RunLog.FinishedEntry]
+    /// Carried finishes accepted but not yet written: read from RAM meanwhile.
+    private var carried: [String: CarriedFinish] = [:]
 
     /// Lines accepted but not yet written, and the batch being written.
     var commit = GroupCommit<Op>()
@@ -70,24 +74,30 @@ public actor JSONLRunStore: RunStore, GroupCommitting {
     public static func open(
         directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum
     ) async throws(StoreError) -> JSONLRunStore {
+        try await open(directory: directory, logger: logger, compactionMinimum: compactionMinimum) { _ throws(StoreError) in
+            ((), [])
+        }.store
+    }
+
+    /// Opens the run store as `open` does, but before it finishes the interrupted runs it
+    /// asks `adopt` (given the finished runs it has) for carried finishes to store, and
+    /// stores, durably, those of runs it has not finished.
+    static func open<Extra: Sendable>(
+        directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum,
+        adopt: (_ finished: [String: RunLog.FinishedEntry]) async throws(StoreError) -> (Extra, [CarriedFinish])
+    ) async throws(StoreError) -> (store: JSONLRunStore, extra: Extra) {
         let dir = directory.path
         let io = IOThread(name: "flowd-runs")
         let now = Date()
-        let opened = try await io.run { () throws(StoreError) -> (RunLog.Recovered, SharedFile, Int32) in
+        let path = dir + "/" + fileName
+        let replayed = try await io.run { () throws(StoreError) -> (RunLog.Recovered, SharedFile, Int32) in
             try FileIO.makeDirectories(dir)
             let lockFD = try FileIO.lockExclusively(dir, lockFileName, what: "run records are")
             do throws(StoreError) {
-                let path = dir + "/" + fileName
                 let fd = try FileIO.openLog(dir, fileName, compactionName: compactionFileName)
                 let file = SharedFile(fd: fd, path: path)
                 let start = Date()
-                var recovered = try RunLog.replay(fd: fd, path: path, logger: logger)
-                let interrupted = recovered.active.count
-                if interrupted > 0 {
-                    try finishInterrupted(&recovered, file: file, now: now)
-                    logger.warning(
-                        "runs: runs interrupted by a stop marked failed", metadata: ["file": "\(path)", "runs": "\(interrupted)"])
-                }
+                let recovered = try RunLog.replay(fd: fd, path: path, logger: logger)
                 logger.info(
                     "runs: loaded",
                     metadata: [
@@ -100,9 +110,66 @@ public actor JSONLRunStore: RunStore, GroupCommitting {
                 throw error
             }
         }
-        return JSONLRunStore(
+        let (recovered, file, lockFD) = replayed
+        let extra: Extra
+        let adopted: [CarriedFinish]
+        do throws(StoreError) {
+            (extra, adopted) = try await adopt(recovered.finished)
+        } catch {
+            _ = try? await io.run { FileIO.close(lockFD) }
+            throw error
+        }
+        let opened = try await io.run { () throws(StoreError) -> RunLog.Recovered in
+            var state = recovered
+            do throws(StoreError) {
+                let stored = try storeAdopted(adopted, in: &state, file: file)
+                if stored > 0 {
+                    logger.warning("runs: run finishes found only in memory.jsonl stored", metadata: ["file": "\(path)", "runs": "\(stored)"])
+                }
+                let interrupted = state.active.count
+                if interrupted > 0 {
+                    try finishInterrupted(&state, file: file, now: now)
+                    logger.warning(
+                        "runs: runs interrupted by a stop marked failed", metadata: ["file": "\(path)", "runs": "\(interrupted)"])
+                }
+                return state
+            } catch {
+                FileIO.close(lockFD)
+                throw error
+            }
+        }
+        let store = JSONLRunStore(
             directory: dir, logger: logger, io: io, compactionMinimum: compactionMinimum,
-            recovered: opened.0, file: opened.1, lockFD: opened.2)
+            recovered: opened, file: file, lockFD: lockFD)
+        return (store, extra)
+    }
+
+    /// Appends (and syncs) the finish line of each carried finish whose run is not finished.
+    private static func storeAdopted(_ finishes: [CarriedFinish], in state: inout RunLog.Recovered, file: SharedFile) throws(StoreError) -> Int {
+        var bytes: [UInt8] = []
+        var entries: [(String, RunLog.FinishedEntry)] = []
+        for finish in finishes where state.finished[finish.runID] == nil && !entries.contains(where: { $0.0 == finish.runID }) {
+            var entry = finish.entry
+            entry.lineOffset = bytes.count
+            bytes.append(contentsOf: finish.bytes)
+            bytes.append(UInt8(ascii: "\n"))
+            entries.append((finish.runID, entry))
+        }
+        guard !entries.isEmpty else { return 0 }
+        do throws(StoreError) {
+            try FileIO.writeAll(file.fd, bytes, path: file.path)
+            try FileIO.fdatasync(file.fd, path: file.path)
+        } catch {
+            try? FileIO.truncate(file.fd, to: state.fileSize, path: file.path)
+            throw error
+        }
+        for (id, var entry) in entries {
+            entry.lineOffset += state.fileSize
+            RunLog.apply(.finish(id, entry), to: &state)
+        }
+        state.fileSize += bytes.count
+        state.lines += entries.count
+        return entries.count
     }
 
     /// The detail of a run that the process's stop interrupted.
@@ -165,9 +232,11 @@ public actor JSONLRunStore: RunStore, GroupCommitting {
     private enum Found {
         case active(RunRecord)
         case finished(SharedFile, RunLog.FinishedEntry)
+        case carried(CarriedFinish)
     }
 
     private func find(_ runID: String) -> Found? {
+        if let finish = carried[runID] { return .carried(finish) }
         if let record = active[runID] { return .active(record) }
         if let entry = finished[runID] { return .finished(file, entry) }
         return nil
@@ -180,6 +249,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting {
         case nil: return nil
         case .active(let record): return record
         case .finished(let file, let entry): return try RunLog.readRecord(file, entry)
+        case .carried(let finish): return try RunLog.record(in: finish.bytes, finish.entry, path: path)
         }
     }
 
@@ -188,6 +258,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting {
         switch await find(runID) {
         case nil, .active: return nil
         case .finished(let file, let entry): return try RunLog.readEvents(file, entry, after: after)
+        case .carried(let finish): return try RunLog.events(in: finish.bytes, finish.entry, after: after, path: path)
         }
     }
 
@@ -236,6 +307,32 @@ public actor JSONLRunStore: RunStore, GroupCommitting {
         let entry = RunLog.appendFinish(record, events: events, to: &commit.pending.bytes)
         commit.pending.ops.append(.finish(record.runID, entry))
         try await awaitBatch()
+    }
+
+    // MARK: Carried finishes
+
+    /// Takes finishes already durable in `memory.jsonl`: readable now, written with the next
+    /// batch (an idle store writes within ~20 ms). Runs it has finished are skipped. After a
+    /// failure nothing is written: the copies in `memory.jsonl` are adopted at the next open.
+    public func accept(_ finishes: [CarriedFinish]) {
+        guard !isClosed, failure == nil else {
+            logger.error("runs: carried finishes not written (the store is closed or failed)", metadata: ["runs": "\(finishes.count)"])
+            return
+        }
+        for finish in finishes where finished[finish.runID] == nil && carried[finish.runID] == nil {
+            var entry = finish.entry
+            entry.lineOffset = commit.pending.bytes.count
+            commit.pending.bytes.append(contentsOf: finish.bytes)
+            commit.pending.bytes.append(UInt8(ascii: "\n"))
+            commit.pending.ops.append(.finish(finish.runID, entry))
+            carried[finish.runID] = finish
+        }
+        if !commit.syncing { scheduleIdleFlush() }
+    }
+
+    /// Returns once every accepted finish is written and synced.
+    public func syncCarried() async throws(StoreError) {
+        try await flush()
     }
 
     public func prune(finishedBefore cutoff: Date) async throws(StoreError) -> Int {
@@ -342,6 +439,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting {
         case .finish(let id, var entry):
             entry.lineOffset += base
             active[id] = nil
+            carried[id] = nil
             finished[id] = entry
         case .prune(let before, let token):
             let count = finished.count

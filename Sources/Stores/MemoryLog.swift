@@ -6,7 +6,9 @@ import Logging
 /// One JSON object per line, `\n`-terminated:
 /// - `{"op":"set","scope":"isolated","key":"k","value":…}`
 /// - `{"op":"del","scope":"isolated","key":"k"}`
-/// - `{"tx":[<op>,<op>,…]}` — a committed transaction, applied whole or (torn, corrupt) not at all.
+/// - `{"tx":[<op>,<op>,…]}` — a committed transaction, applied whole or (torn, corrupt) not at all;
+/// - `{"tx":[…],"run":{"op":"finish",…}}` — a run's transaction carrying its finish line
+///   (`CarriedFinish`): the memory store does not apply it, it hands it to the run store.
 enum MemoryLog {
     /// The live state a replay ends with, and what the file holds.
     struct Recovered: Sendable {
@@ -15,6 +17,8 @@ enum MemoryLog {
         var fileSize: Int
         /// Operations (and corrupt lines) in the file: the compaction trigger compares this with live keys.
         var records: Int
+        /// Carried finishes whose run the run store did not have (only when asked to look).
+        var unstoredFinishes: [CarriedFinish]
     }
 
     // MARK: Writing
@@ -38,9 +42,19 @@ enum MemoryLog {
         }
     }
 
-    /// One line: a bare operation when there is one, a `{"tx":[…]}` line otherwise.
-    static func appendLine(_ ops: [MemoryTransaction.Operation], to out: inout [UInt8]) {
-        if ops.count == 1 {
+    /// One line: a bare operation when there is one and nothing is carried, a `{"tx":[…]}`
+    /// line otherwise (with the carried finish as its `run` member).
+    static func appendLine(_ ops: [MemoryTransaction.Operation], carrying carried: CarriedFinish? = nil, to out: inout [UInt8]) {
+        if let carried {
+            out.append(contentsOf: #"{"tx":["#.utf8)
+            for (k, op) in ops.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                appendOperation(op, to: &out)
+            }
+            out.append(contentsOf: #"],"run":"#.utf8)
+            out.append(contentsOf: carried.bytes)
+            out.append(UInt8(ascii: "}"))
+        } else if ops.count == 1 {
             appendOperation(ops[0], to: &out)
         } else {
             out.append(contentsOf: #"{"tx":["#.utf8)
@@ -76,16 +90,24 @@ enum MemoryLog {
 
     /// The operations of one line, or nil when the line is not a valid record.
     static func decodeLine(_ value: JSONValue) -> [MemoryTransaction.Operation]? {
-        if case .object(let o) = value, o.count == 1, case .array(let elements)? = o["tx"] {
+        decodeRecord(value)?.ops
+    }
+
+    /// The operations of one line and the finish it carries (a `run` member), or nil when
+    /// the line is not a valid record.
+    static func decodeRecord(_ value: JSONValue) -> (ops: [MemoryTransaction.Operation], carried: JSONValue?)? {
+        if case .object(let o) = value, case .array(let elements)? = o["tx"],
+            o.count == 1 || (o.count == 2 && o["run"]?.objectValue != nil)
+        {
             var ops: [MemoryTransaction.Operation] = []
             ops.reserveCapacity(elements.count)
             for e in elements {
                 guard let op = decodeOperation(e) else { return nil }
                 ops.append(op)
             }
-            return ops
+            return (ops, o["run"])
         }
-        return decodeOperation(value).map { [$0] }
+        return decodeOperation(value).map { ([$0], nil) }
     }
 
     /// Fast path for the common line, a single `set`/`del` whose member names are plain:
@@ -154,17 +176,44 @@ enum MemoryLog {
     }
 
     /// Replays the file open on `fd` (positioned at its start) into the live state, with
-    /// the rules of `LogReplay` for bad and torn lines.
-    static func replay(fd: Int32, path: String, logger: Logger) throws(StoreError) -> Recovered {
-        var reader = Replay()
+    /// the rules of `LogReplay` for bad and torn lines. With `isStoredRun`, the carried
+    /// finishes of runs it does not know are collected, in file order.
+    static func replay(fd: Int32, path: String, logger: Logger, isStoredRun: (@Sendable (String) -> Bool)? = nil) throws(StoreError) -> Recovered {
+        var reader = Replay(isStoredRun: isStoredRun)
         let outcome = try LogReplay.read(fd: fd, path: path, label: "memory", logger: logger, into: &reader)
-        return Recovered(maps: reader.maps, fileSize: outcome.fileSize, records: outcome.records)
+        if reader.unreadableFinishes > 0 {
+            logger.warning("memory: carried run finishes that do not decode were skipped",
+                           metadata: ["file": "\(path)", "count": "\(reader.unreadableFinishes)"])
+        }
+        return Recovered(maps: reader.maps, fileSize: outcome.fileSize, records: outcome.records, unstoredFinishes: reader.unstored)
     }
 
     private struct Replay: LineReader {
         var maps = [ShardedMap<JSONValue>](repeating: ShardedMap(), count: MemoryScope.allCases.count)
         var parser = JSONParser()
         var reserved = false
+        let isStoredRun: (@Sendable (String) -> Bool)?
+        var unstored: [CarriedFinish] = []
+        var unreadableFinishes = 0
+
+        init(isStoredRun: (@Sendable (String) -> Bool)?) {
+            self.isStoredRun = isStoredRun
+        }
+
+        /// Keeps a carried finish whose run the run store lacks.
+        mutating func collect(_ carried: JSONValue) {
+            guard let isStoredRun else { return }
+            guard let id = carried["run"]?["run_id"]?.stringValue else {
+                unreadableFinishes += 1
+                return
+            }
+            if isStoredRun(id) { return }
+            guard let finish = CarriedFinish(decoding: carried.serialized()) else {
+                unreadableFinishes += 1
+                return
+            }
+            unstored.append(finish)
+        }
 
         mutating func take(_ line: UnsafeBufferPointer<UInt8>, offset: Int) -> LogReplay.Verdict {
             if let op = decodeSimpleOperation(line, with: &parser) {
@@ -172,10 +221,11 @@ enum MemoryLog {
                 return .accepted(records: 1)
             }
             do throws(JSONParseError) {
-                guard let ops = decodeLine(try parser.parseDocument(line)) else {
+                guard let (ops, carried) = decodeRecord(try parser.parseDocument(line)) else {
                     return .rejected(reason: "not a memory record")
                 }
                 for op in ops { apply(op, to: &maps) }
+                if let carried { collect(carried) }
                 return .accepted(records: ops.count)
             } catch {
                 return .rejected(reason: error.description)

@@ -57,6 +57,8 @@ public struct MemoryTransaction: Sendable, Hashable {
     }
 
     public private(set) var operations: [Operation] = []
+    /// The run's finish, written in the same line (JSONL memory with a run store attached).
+    public var carried: CarriedFinish?
 
     public init() {}
 
@@ -68,5 +70,5 @@ public struct MemoryTransaction: Sendable, Hashable {
         operations.append(.delete(scope, key: key))
     }
 
-    public var isEmpty: Bool { operations.isEmpty }
+    public var isEmpty: Bool { operations.isEmpty && carried == nil }
 }

@@ -161,23 +161,43 @@ enum RunLog {
     static func readRecord(_ file: SharedFile, _ entry: FinishedEntry) throws(StoreError) -> RunRecord {
         let bytes = try FileIO.pread(
             file.fd, count: Int(entry.recordLength), at: entry.lineOffset + Int(entry.recordStart), path: file.path)
-        guard let value = try? JSONValue.parse(bytes), let record = RunRecord(json: value) else {
-            throw StoreError(.corrupt, "unreadable run record at offset \(entry.lineOffset)", path: file.path)
-        }
-        return record
+        return try decodeRecord(bytes[...], at: entry.lineOffset, path: file.path)
     }
 
     /// The events of a finished run with id > `after`, read from its line.
     static func readEvents(_ file: SharedFile, _ entry: FinishedEntry, after: Int) throws(StoreError) -> [RunEvent] {
         let bytes = try FileIO.pread(
             file.fd, count: Int(entry.eventsLength), at: entry.lineOffset + Int(entry.eventsStart), path: file.path)
+        return try decodeEvents(bytes[...], after: after, at: entry.lineOffset, path: file.path)
+    }
+
+    /// The record of a finish line held in RAM (a carried finish not yet written).
+    static func record(in line: [UInt8], _ entry: FinishedEntry, path: String) throws(StoreError) -> RunRecord {
+        let start = Int(entry.recordStart)
+        return try decodeRecord(line[start..<(start + Int(entry.recordLength))], at: -1, path: path)
+    }
+
+    /// The events with id > `after` of a finish line held in RAM.
+    static func events(in line: [UInt8], _ entry: FinishedEntry, after: Int, path: String) throws(StoreError) -> [RunEvent] {
+        let start = Int(entry.eventsStart)
+        return try decodeEvents(line[start..<(start + Int(entry.eventsLength))], after: after, at: -1, path: path)
+    }
+
+    private static func decodeRecord(_ bytes: ArraySlice<UInt8>, at offset: Int, path: String) throws(StoreError) -> RunRecord {
+        guard let value = try? JSONValue.parse(bytes), let record = RunRecord(json: value) else {
+            throw StoreError(.corrupt, "unreadable run record at offset \(offset)", path: path)
+        }
+        return record
+    }
+
+    private static func decodeEvents(_ bytes: ArraySlice<UInt8>, after: Int, at offset: Int, path: String) throws(StoreError) -> [RunEvent] {
         guard case .array(let values)? = try? JSONValue.parse(bytes) else {
-            throw StoreError(.corrupt, "unreadable run events at offset \(entry.lineOffset)", path: file.path)
+            throw StoreError(.corrupt, "unreadable run events at offset \(offset)", path: path)
         }
         var events: [RunEvent] = []
         for value in values {
             guard let event = RunEvent(json: value) else {
-                throw StoreError(.corrupt, "unreadable run event at offset \(entry.lineOffset)", path: file.path)
+                throw StoreError(.corrupt, "unreadable run event at offset \(offset)", path: path)
             }
             if event.id > after { events.append(event) }
         }

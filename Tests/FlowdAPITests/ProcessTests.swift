@@ -145,6 +145,38 @@ extension ProcessTests {
         restarted.signal(SIGTERM)
         #expect(await restarted.waitForExit() == 0)
     }
+
+    /// A `/run`'s record rides in its memory line; the run store writes its own copy ~20 ms
+    /// later. Killed right after the answers, a restart adopts the copies it lacks.
+    @Test func aKillRightAfterTheAnswersLosesNoRunRecord() async throws {
+        let directory = try slowAgents(delayMilliseconds: 10)
+        defer { directory.remove() }
+        try directory.write("agents/quick.yaml", "kind: template\nprompt: \"quick {{input}}\"\n")
+        try directory.write("agents/flows.yaml", "default: [sleeper]\nquick: [quick]\n")
+        let flowd = try await FlowdProcess.start(serve: arguments(directory))
+        var ids: [String: String] = [:]
+        for k in 0..<20 {
+            let answer = try await flowd.client.post("/run", json: #"{"flow": "quick", "input": "n\#(k)", "story_id": "s\#(k)"}"#)
+            #expect(answer.status == 200)
+            ids[try #require(answer.object["run_id"] as? String)] = "quick n\(k)"
+        }
+        flowd.signal(SIGKILL)
+        _ = await flowd.waitForExit()
+
+        let restarted = try await FlowdProcess.start(serve: arguments(directory))
+        for (id, result) in ids {
+            let record = try await restarted.client.get("/runs/\(id)")
+            #expect(record.status == 200)
+            #expect(record.object["status"] as? String == "succeeded")
+            #expect(record.object["result"] as? String == result)
+            let events = try await restarted.client.get("/runs/\(id)/events")
+            #expect(events.text.contains("event: done"))
+        }
+        let memory = try await restarted.client.get("/memory/isolated/quick:s19")
+        #expect((memory.object["value"] as? [String: Any])?["status"] as? String == "completed")
+        restarted.signal(SIGTERM)
+        #expect(await restarted.waitForExit() == 0)
+    }
 }
 
 /// Keys whose write was answered 200, from many tasks.
