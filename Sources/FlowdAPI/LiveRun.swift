@@ -20,10 +20,8 @@ final class LiveRun: FlowRunObserver, Sendable {
         var published = 0
         var followers: [ObjectIdentifier: EventSubscriber] = [:]
         var concluded = false
-        /// Events before the terminal one, once `conclude` ran (a later `conclude` replaces it).
-        var eventsBeforeConclusion: Int?
-        /// The success conclusion went into a `CarriedFinish` for the memory commit.
-        var carried = false
+        /// The success conclusion a `CarriedFinish` holds, until `conclude` adopts it.
+        var carried: (record: RunRecord, terminal: RunEvent)?
         var task: Task<Void, Never>?
         var inlineTask: InlineTask?
         var cancelRequested = false
@@ -120,59 +118,69 @@ final class LiveRun: FlowRunObserver, Sendable {
     // MARK: The end
 
     /// Records how the run ended and appends its terminal event (not yet published).
-    /// Returns the final record and every event, for the run store. Called again (the
-    /// memory commit that carried a success failed), it replaces the earlier conclusion.
+    /// Returns the final record and every event, for the run store. A success whose finish
+    /// the memory commit carried (`concludeCarried`) is concluded exactly as carried.
     func conclude(_ outcome: RunOutcome, detail: String?, status: Int) -> (RunRecord, [RunEvent]) {
         state.withLock { s in
-            s.carried = false
-            if let before = s.eventsBeforeConclusion {
-                s.events.removeSubrange(before...)
-                s.record.result = nil
-                s.record.pendingDocs = nil
-                s.record.error = nil
+            let carried = s.carried.take()
+            let (record, terminal): (RunRecord, RunEvent)
+            if case .succeeded = outcome, let carried {
+                (record, terminal) = carried
+            } else {
+                (record, terminal) = LiveRun.conclusion(of: s, outcome, detail: detail, status: status)
             }
-            s.eventsBeforeConclusion = s.events.count
-            s.record.finishedAt = Date()
-            let id = JSONValue.string(runID)
-            let name: String
-            let data: JSONValue
-            switch outcome {
-            case .succeeded(let result):
-                s.record.status = .succeeded
-                s.record.result = result
-                name = "done"
-                data = ["result": .string(result), "pending_docs": .null, "run_id": id]
-            case .pendingDocuments(let ids):
-                s.record.status = .pendingDocs
-                s.record.pendingDocs = ids
-                name = "done"
-                data = ["result": .null, "pending_docs": .array(ids.map(JSONValue.string)), "run_id": id]
-            case .cancelled:
-                s.record.status = .cancelled
-                s.record.error = detail
-                name = "cancelled"
-                data = ["run_id": id]
-            case .failed, .storeFailed:
-                s.record.status = .failed
-                s.record.error = detail
-                name = "error"
-                data = ["run_id": id, "status": .int(Int64(status)), "detail": .string(detail ?? "")]
-            }
-            s.events.append(RunEvent(id: s.events.count + 1, name: name, data: data))
+            s.record = record
+            s.events.append(terminal)
             return (s.record, s.events)
         }
     }
 
-    /// Concludes the run as succeeded and returns its finish, for the memory commit to carry.
-    func concludeCarried(result: String) -> CarriedFinish? {
-        let (record, events) = conclude(.succeeded(result: result), detail: nil, status: HTTPStatus.ok)
-        guard let finish = try? CarriedFinish(record: record, events: events) else { return nil }
-        state.withLock { $0.carried = true }
-        return finish
+    /// The final record and the terminal event an outcome gives, from the state as it is.
+    private static func conclusion(of s: State, _ outcome: RunOutcome, detail: String?, status: Int) -> (RunRecord, RunEvent) {
+        var record = s.record
+        record.finishedAt = Date()
+        let id = JSONValue.string(s.record.runID)
+        let name: String
+        let data: JSONValue
+        switch outcome {
+        case .succeeded(let result):
+            record.status = .succeeded
+            record.result = result
+            name = "done"
+            data = ["result": .string(result), "pending_docs": .null, "run_id": id]
+        case .pendingDocuments(let ids):
+            record.status = .pendingDocs
+            record.pendingDocs = ids
+            name = "done"
+            data = ["result": .null, "pending_docs": .array(ids.map(JSONValue.string)), "run_id": id]
+        case .cancelled:
+            record.status = .cancelled
+            record.error = detail
+            name = "cancelled"
+            data = ["run_id": id]
+        case .failed, .storeFailed:
+            record.status = .failed
+            record.error = detail
+            name = "error"
+            data = ["run_id": id, "status": .int(Int64(status)), "detail": .string(detail ?? "")]
+        }
+        return (record, RunEvent(id: s.events.count + 1, name: name, data: data))
     }
 
-    /// Whether the success conclusion was carried by the memory commit.
-    var wasCarried: Bool { state.withLock { $0.carried } }
+    /// The run's finish as a success with `result`, for the memory commit to carry. The live
+    /// record does not change yet: readers see the success only once it is durable, when
+    /// `conclude(.succeeded)` adopts exactly this (same `finished_at`, same events).
+    func concludeCarried(result: String) -> CarriedFinish? {
+        state.withLock { s in
+            let (record, terminal) = LiveRun.conclusion(of: s, .succeeded(result: result), detail: nil, status: HTTPStatus.ok)
+            guard let finish = try? CarriedFinish(record: record, events: s.events + [terminal]) else { return nil }
+            s.carried = (record, terminal)
+            return finish
+        }
+    }
+
+    /// Whether a success conclusion was made for the memory commit to carry.
+    var hasCarriedConclusion: Bool { state.withLock { $0.carried != nil } }
 
     /// Sends the terminal event and ends every follower's stream.
     func publishConclusion() {

@@ -106,18 +106,11 @@ public final class RunService: Sendable {
             if carriesFinishes { finish = { @Sendable result in run.concludeCarried(result: result) } }
             outcome = await executor.execute(request, observer: run, onStart: { run.markRunning() }, finish: finish)
         }
+        // A success whose finish the memory commit carried: the run store has it already.
         let carried: Bool
-        let record: RunRecord
-        let events: [RunEvent]
-        if case .succeeded = outcome, run.wasCarried {
-            // Committed with its memory: the run store has it (readable) already.
-            carried = true
-            (record, events) = (run.record, [])
-        } else {
-            let (status, detail) = RunService.statusAndDetail(outcome)
-            carried = false
-            (record, events) = run.conclude(outcome, detail: detail, status: status)
-        }
+        if case .succeeded = outcome { carried = run.hasCarriedConclusion } else { carried = false }
+        let (status, detail) = RunService.statusAndDetail(outcome)
+        let (record, events) = run.conclude(outcome, detail: detail, status: status)
         // Followers get the terminal event at once (the memory commit is durable already);
         // the run stays live, and so readable here, until its record is stored.
         run.publishConclusion()

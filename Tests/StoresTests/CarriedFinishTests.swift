@@ -119,22 +119,26 @@ private actor ForgetfulSink: CarriedFinishSink {
     let dir = TempDirectory()
     defer { dir.remove() }
     let ids = (1...60).map { "r\($0)" }
-    do {
-        let (memory, runs) = try await JSONLStores.open(directory: dir.url, logger: Logger(label: "test"), memoryCompactionMinimum: 10)
-        // One key rewritten by every run: the file soon holds more than 4 lines per key.
-        for id in ids { try await memory.commit(try transaction(id, key: "analyst:story")) }
-        let memoryLines = try lines(dir, JSONLMemoryStore.fileName)
-        #expect(memoryLines.count < ids.count)  // compacted at least once
-        #expect(memoryLines.contains { $0.hasPrefix(#"{"op":"set","scope":"isolated","key":"analyst:story""#) })
-        try await memory.close()
-        // The run store is not closed (no final flush): what compaction dropped must be durable already.
-        _ = runs
-    }
-    let (memory, runs) = try await JSONLStores.open(directory: dir.url, logger: Logger(label: "test"))
-    for id in ids { #expect(try await runs.record(id) == finished(id)) }
-    #expect(try await memory.get(.isolated, "analyst:story")?["last_output"] == "out r60")
+    let (memory, runs) = try await JSONLStores.open(directory: dir.url, logger: Logger(label: "test"), memoryCompactionMinimum: 10)
+    // One key rewritten by every run: the file soon holds more than 4 lines per key.
+    for id in ids { try await memory.commit(try transaction(id, key: "analyst:story")) }
+    let memoryLines = try lines(dir, JSONLMemoryStore.fileName)
+    #expect(memoryLines.count < ids.count)  // compacted at least once
+    #expect(memoryLines.contains { $0.hasPrefix(#"{"op":"set","scope":"isolated","key":"analyst:story""#) })
+    // Every finish no longer carried by memory.jsonl is in runs.jsonl already, as read from
+    // the file now (before any close could flush the run store).
+    let stillCarried = Set(ids.filter { id in memoryLines.contains { $0.contains(#""run":{"op":"finish","run":{"run_id":"\#(id)""#) } })
+    let inRunsFile = Set(ids.filter { id in try! lines(dir, JSONLRunStore.fileName).contains { $0.hasPrefix(#"{"op":"finish","run":{"run_id":"\#(id)""#) } })
+    #expect(stillCarried.count < ids.count)
+    #expect(stillCarried.union(inRunsFile) == Set(ids))
     try await memory.close()
     try await runs.close()
+
+    let (reopenedMemory, reopenedRuns) = try await JSONLStores.open(directory: dir.url, logger: Logger(label: "test"))
+    for id in ids { #expect(try await reopenedRuns.record(id) == finished(id)) }
+    #expect(try await reopenedMemory.get(.isolated, "analyst:story")?["last_output"] == "out r60")
+    try await reopenedMemory.close()
+    try await reopenedRuns.close()
 }
 
 @Test func aCarriedFinishNeedsARunStoreAttached() async throws {
