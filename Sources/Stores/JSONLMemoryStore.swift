@@ -25,18 +25,24 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     /// operations and more than `compactionMinimum` of them.
     public static let defaultCompactionMinimum = 10_000
     public static let compactionRatio = 4
+    /// Compaction also starts when lines carrying run finishes (`CarriedFinish`), which the
+    /// run store keeps too, exceed this many bytes and half the file.
+    public static let defaultCarriedCompactionMinimum = 256 << 20
 
     private let directory: String
     private let path: String
     private let logger: Logger
     private let io: IOThread
     private let compactionMinimum: Int
+    private let carriedCompactionMinimum: Int
 
     private var maps: [ShardedMap<JSONValue>]
     private var fd: Int32
     private var lockFD: Int32
     private var fileSize: Int
     private var records: Int
+    /// Bytes of lines that carry a run finish, in the file.
+    private var carriedBytes: Int
 
     /// Writes accepted but not yet written, and the batch being written.
     var commit = GroupCommit<MemoryTransaction.Operation>()
@@ -48,8 +54,9 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     private var inFlight: [MemoryTransaction.Operation] = []
     /// Where durable carried finishes go; nil until `attach`.
     private var sink: (any CarriedFinishSink)?
-    /// Finishes carried by the pending batch's lines.
+    /// Finishes carried by the pending batch's lines, and those lines' bytes.
     private var pendingCarried: [CarriedFinish] = []
+    private var pendingCarriedBytes = 0
     /// Carried finishes found at open whose run the run store lacked, until taken.
     private var unstoredFinishes: [CarriedFinish]
 
@@ -62,6 +69,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     /// that function does not know are kept for `takeUnstoredFinishes`.
     public static func open(
         directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum,
+        carriedCompactionMinimum: Int = defaultCarriedCompactionMinimum,
         isStoredRun: (@Sendable (String) -> Bool)? = nil
     ) async throws(StoreError) -> JSONLMemoryStore {
         let dir = directory.path
@@ -94,13 +102,15 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         }
         return JSONLMemoryStore(
             directory: dir, logger: logger, io: io, compactionMinimum: compactionMinimum,
-            recovered: opened.0, fd: opened.1, lockFD: opened.2)
+            carriedCompactionMinimum: carriedCompactionMinimum, recovered: opened.0, fd: opened.1, lockFD: opened.2)
     }
 
     private init(
-        directory: String, logger: Logger, io: IOThread, compactionMinimum: Int,
+        directory: String, logger: Logger, io: IOThread, compactionMinimum: Int, carriedCompactionMinimum: Int,
         recovered: MemoryLog.Recovered, fd: Int32, lockFD: Int32
     ) {
+        self.carriedCompactionMinimum = carriedCompactionMinimum
+        self.carriedBytes = recovered.carriedBytes
         self.directory = directory
         self.path = directory + "/" + Self.fileName
         self.logger = logger
@@ -222,8 +232,10 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         if isClosed { throw StoreError(.closed, "memory store is closed", path: path) }
         if let failure { throw failure }
 
+        let start = commit.pending.bytes.count
         MemoryLog.appendLine(operations, carrying: carried, to: &commit.pending.bytes)
         commit.pending.ops.append(contentsOf: operations)
+        if carried != nil { pendingCarriedBytes += commit.pending.bytes.count - start }
         if let carried { pendingCarried.append(carried) }
         if try await awaitTurn() { try await lead() }
     }
@@ -234,7 +246,9 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     private func lead() async throws(StoreError) {
         let batch = commit.takeBatch()
         let carried = pendingCarried
+        let batchCarriedBytes = pendingCarriedBytes
         pendingCarried = []
+        pendingCarriedBytes = 0
         inFlight = batch.ops
         defer { inFlight = [] }
         var error = failure
@@ -256,6 +270,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
                 }
                 fileSize += bytes.count
                 records += batch.ops.count
+                carriedBytes += batchCarriedBytes
                 for op in batch.ops { MemoryLog.apply(op, to: &maps) }
                 // Before the writers hear of it: a run's record is readable when its answer goes out.
                 if !carried.isEmpty, let sink { await sink.accept(carried) }
@@ -267,9 +282,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         }
         GroupCommit.release(batch, error: error)
 
-        if error == nil, records > compactionMinimum, records > compactionFloor, records > Self.compactionRatio * count {
-            await compact()
-        }
+        if error == nil, compactionDue { await compact() }
 
         // After a failure nobody writes again: what queued meanwhile fails too.
         commit.handOn(failure: failure)
@@ -277,6 +290,12 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     }
 
     // MARK: Compaction
+
+    /// Many more operations than live keys, or carried run finishes filling the file.
+    private var compactionDue: Bool {
+        if records > compactionMinimum, records > compactionFloor, records > Self.compactionRatio * count { return true }
+        return records > compactionFloor && carriedBytes > carriedCompactionMinimum && carriedBytes * 2 > fileSize
+    }
 
     private enum CompactionOutcome: Sendable {
         case compacted(fd: Int32, size: Int, records: Int)
@@ -353,6 +372,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
                 fd = newFD
                 fileSize = size
                 records = count
+                carriedBytes = 0
                 compactionFloor = 0
                 logger.info(
                     "memory: compacted",

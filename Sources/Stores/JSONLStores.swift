@@ -13,6 +13,7 @@ public enum JSONLStores {
     public static func open(
         directory: URL, logger: Logger,
         memoryCompactionMinimum: Int = JSONLMemoryStore.defaultCompactionMinimum,
+        carriedCompactionMinimum: Int = JSONLMemoryStore.defaultCarriedCompactionMinimum,
         runCompactionMinimum: Int = JSONLRunStore.defaultCompactionMinimum
     ) async throws(StoreError) -> (memory: JSONLMemoryStore, runs: JSONLRunStore) {
         let (runs, memory) = try await JSONLRunStore.open(
@@ -20,7 +21,7 @@ public enum JSONLStores {
         ) { finished throws(StoreError) in
             let memory = try await JSONLMemoryStore.open(
                 directory: directory, logger: logger, compactionMinimum: memoryCompactionMinimum,
-                isStoredRun: { finished[$0] != nil })
+                carriedCompactionMinimum: carriedCompactionMinimum, isStoredRun: { finished[$0] != nil })
             return (memory, await memory.takeUnstoredFinishes())
         }
         await memory.attach(runs)

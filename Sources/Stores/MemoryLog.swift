@@ -19,6 +19,8 @@ enum MemoryLog {
         var records: Int
         /// Carried finishes whose run the run store did not have (only when asked to look).
         var unstoredFinishes: [CarriedFinish]
+        /// Bytes of the lines that carry a run finish.
+        var carriedBytes: Int
     }
 
     // MARK: Writing
@@ -185,7 +187,8 @@ enum MemoryLog {
             logger.warning("memory: carried run finishes that do not decode were skipped",
                            metadata: ["file": "\(path)", "count": "\(reader.unreadableFinishes)"])
         }
-        return Recovered(maps: reader.maps, fileSize: outcome.fileSize, records: outcome.records, unstoredFinishes: reader.unstored)
+        return Recovered(maps: reader.maps, fileSize: outcome.fileSize, records: outcome.records,
+                         unstoredFinishes: reader.unstored, carriedBytes: reader.carriedBytes)
     }
 
     private struct Replay: LineReader {
@@ -195,6 +198,7 @@ enum MemoryLog {
         let isStoredRun: (@Sendable (String) -> Bool)?
         var unstored: [CarriedFinish] = []
         var unreadableFinishes = 0
+        var carriedBytes = 0
 
         init(isStoredRun: (@Sendable (String) -> Bool)?) {
             self.isStoredRun = isStoredRun
@@ -225,7 +229,10 @@ enum MemoryLog {
                     return .rejected(reason: "not a memory record")
                 }
                 for op in ops { apply(op, to: &maps) }
-                if let carried { collect(carried) }
+                if let carried {
+                    carriedBytes += line.count + 1
+                    collect(carried)
+                }
                 return .accepted(records: ops.count)
             } catch {
                 return .rejected(reason: error.description)

@@ -141,6 +141,26 @@ private actor ForgetfulSink: CarriedFinishSink {
     try await reopenedRuns.close()
 }
 
+@Test func carriedFinishesFillingTheFileTriggerACompaction() async throws {
+    let dir = TempDirectory()
+    defer { dir.remove() }
+    let ids = (1...30).map { "r\($0)" }
+    let (memory, runs) = try await JSONLStores.open(directory: dir.url, logger: Logger(label: "test"), carriedCompactionMinimum: 4096)
+    // A new key per run: never 4 lines per key, so only the carried bytes can trigger it.
+    for id in ids { try await memory.commit(try transaction(id)) }
+    let carriedLines = try lines(dir, JSONLMemoryStore.fileName).filter { $0.contains(#""run":{"op":"finish""#) }
+    #expect(carriedLines.count < 10)
+    try await memory.close()
+    try await runs.close()
+    let (reopenedMemory, reopenedRuns) = try await JSONLStores.open(directory: dir.url, logger: Logger(label: "test"))
+    for id in ids {
+        #expect(try await reopenedRuns.record(id) == finished(id))
+        #expect(try await reopenedMemory.get(.isolated, "analyst:\(id)")?["last_output"] == .string("out \(id)"))
+    }
+    try await reopenedMemory.close()
+    try await reopenedRuns.close()
+}
+
 @Test func aCarriedFinishNeedsARunStoreAttached() async throws {
     let dir = TempDirectory()
     defer { dir.remove() }
