@@ -129,7 +129,15 @@ struct RunRoutes: Sendable {
     static func answer(_ outcome: RunOutcome, runID: String, draining: Bool) throws(HTTPError) -> HTTPResponse {
         switch outcome {
         case .succeeded(let result):
-            return .json(HTTPStatus.ok, ["result": .string(result), "pending_docs": .null, "run_id": .string(runID)])
+            // Every successful /run answers this: its bytes are written directly.
+            var body: [UInt8] = []
+            body.reserveCapacity(result.utf8.count + runID.utf8.count + 48)
+            body.append(contentsOf: #"{"result":"#.utf8)
+            JSONValue.appendString(result, to: &body)
+            body.append(contentsOf: #","pending_docs":null,"run_id":"#.utf8)
+            JSONValue.appendString(runID, to: &body)
+            body.append(UInt8(ascii: "}"))
+            return .json(HTTPStatus.ok, body)
         case .pendingDocuments(let ids):
             return .json(HTTPStatus.ok, ["result": .null, "pending_docs": .array(ids.map(JSONValue.string)), "run_id": .string(runID)])
         case .cancelled where draining:

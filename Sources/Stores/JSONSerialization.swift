@@ -77,7 +77,7 @@ extension JSONValue {
 
     /// Appends `s` as a JSON string literal: `"` and `\` escaped, control characters
     /// as short escapes or `\u00XX`, everything else as UTF-8.
-    static func appendString(_ s: String, to out: inout [UInt8]) {
+    public static func appendString(_ s: String, to out: inout [UInt8]) {
         var s = s
         s.withUTF8 { bytes in
             out.append(UInt8(ascii: "\""))
