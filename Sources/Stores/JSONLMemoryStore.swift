@@ -27,7 +27,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     public static let compactionRatio = 4
     /// Compaction also starts when lines carrying run finishes (`CarriedFinish`), which the
     /// run store keeps too, exceed this many bytes and half the file.
-    public static let defaultCarriedCompactionMinimum = 256 << 20
+    public static let defaultCarriedCompactionMinimum = 1 << 30
 
     private let directory: String
     private let path: String
@@ -50,6 +50,8 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     private var isClosed = false
     /// After a failed compaction, the next attempt waits until the file holds this many records.
     private var compactionFloor = 0
+    /// The compaction writing its snapshot in the background, if one is.
+    private var compaction: Compaction?
     /// Operations of the batch being written, for `delete` to know what the key will be.
     private var inFlight: [MemoryTransaction.Operation] = []
     /// Where durable carried finishes go; nil until `attach`.
@@ -204,6 +206,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     /// Flushes, then closes the file and releases the lock; later calls throw `.closed`.
     public func close() async throws(StoreError) {
         guard !isClosed else { return }
+        if let task = compaction?.task { await task.value }
         while commit.syncing { try await flush() }
         isClosed = true
         let fd = self.fd
@@ -271,6 +274,10 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
                 fileSize += bytes.count
                 records += batch.ops.count
                 carriedBytes += batchCarriedBytes
+                if compaction != nil {
+                    compaction?.recordsAfter += batch.ops.count
+                    compaction?.carriedBytesAfter += batchCarriedBytes
+                }
                 for op in batch.ops { MemoryLog.apply(op, to: &maps) }
                 // Before the writers hear of it: a run's record is readable when its answer goes out.
                 if !carried.isEmpty, let sink { await sink.accept(carried) }
@@ -282,7 +289,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         }
         GroupCommit.release(batch, error: error)
 
-        if error == nil, compactionDue { await compact() }
+        if error == nil, compaction == nil, compactionDue { startCompaction() }
 
         // After a failure nobody writes again: what queued meanwhile fails too.
         commit.handOn(failure: failure)
@@ -297,62 +304,151 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         return records > compactionFloor && carriedBytes > carriedCompactionMinimum && carriedBytes * 2 > fileSize
     }
 
-    private enum CompactionOutcome: Sendable {
-        case compacted(fd: Int32, size: Int, records: Int)
+    /// A compaction in progress: the snapshot covers the file up to `offset`; what is
+    /// appended after it is copied over at the switch.
+    private struct Compaction {
+        let offset: Int
+        var recordsAfter = 0
+        var carriedBytesAfter = 0
+        var task: Task<Void, Never>?
+    }
+
+    private enum SwitchOutcome: Sendable {
+        case compacted(fd: Int32, size: Int)
         /// The new file is in place but its name may not be durable, or it could not be reopened.
         case failedAfterRename(StoreError)
     }
 
-    /// Rewrites the file as one `set` line per live key: a temporary file, fsync'd, renamed
-    /// over the old one, then the directory fsync'd. Runs as the leader, so writers queue in
-    /// `pending` meanwhile and land in the new file; readers keep reading the cache.
-    private func compact() async {
-        // The snapshot keeps no carried finish: the run store must have them durably first.
-        if let sink {
+    /// Starts a compaction without holding up writers: on a thread of its own, one `set`
+    /// line per live key of a snapshot of the cache is written to `memory.jsonl.compact` and
+    /// fsync'd while batches keep going to the old file. Then, holding the lead only for
+    /// that, the lines appended since the snapshot are copied over, the file is fsync'd,
+    /// renamed over the old one and the directory fsync'd. Called by the leader.
+    private func startCompaction() {
+        let snapshot = maps
+        let offset = fileSize
+        var job = Compaction(offset: offset)
+        let count = snapshot.reduce(0) { $0 + $1.count }
+        let tmp = directory + "/" + Self.compactionFileName
+        let logger = self.logger
+        // Isolated to the actor, like its caller; only its waits let writers in.
+        job.task = Task {
+            // The snapshot keeps no carried finish: the run store must have them durably first.
+            if let sink = self.sink {
+                do {
+                    try await sink.syncCarried()
+                } catch {
+                    logger.error("memory: compaction put off: the run store could not sync", metadata: ["error": "\(error)"])
+                    self.compactionFailed()
+                    return
+                }
+            }
+            let written: Int
+            var copied = offset
             do {
-                try await sink.syncCarried()
+                let thread = IOThread(name: "flowd-memory-compaction")
+                written = try await thread.run { () throws(StoreError) -> Int in
+                    try JSONLMemoryStore.writeSnapshot(snapshot, to: tmp)
+                }
+                // Catch up with what the old file got meanwhile, so that the switch copies little.
+                let (oldFD, path) = (self.fd, self.path)
+                while self.fileSize - copied > 1 << 20 {
+                    let (from, to) = (copied, self.fileSize)
+                    try await thread.run { () throws(StoreError) in
+                        try JSONLMemoryStore.copy(oldFD, path, from: from, to: to, into: tmp, sync: true)
+                    }
+                    copied = to
+                }
             } catch {
-                compactionFloor = records + compactionMinimum
-                logger.error("memory: compaction put off: the run store could not sync", metadata: ["error": "\(error)"])
+                logger.error("memory: compaction failed; continuing with the old file", metadata: ["error": "\(error)"])
+                _ = try? FileIO.unlink(tmp)
+                self.compactionFailed()
                 return
             }
+            await self.finishCompaction(snapshotSize: written, snapshotRecords: count, copied: copied)
         }
-        let snapshot = maps
+        compaction = job
+    }
+
+    /// Writes one `set` line per key of `snapshot` to a new file at `path`, fsync'd; its size.
+    private static func writeSnapshot(_ snapshot: [ShardedMap<JSONValue>], to path: String) throws(StoreError) -> Int {
+        let out = try FileIO.open(path, O_WRONLY | O_CREAT | O_TRUNC)
+        defer { FileIO.close(out) }
+        var size = 0
+        var buffer: [UInt8] = []
+        buffer.reserveCapacity(1 << 20)
+        for scope in MemoryScope.allCases {
+            for (key, value) in snapshot[scope.index] {
+                MemoryLog.appendLine([.set(scope, key: key, value: value)], to: &buffer)
+                if buffer.count >= 1 << 20 {
+                    try FileIO.writeAll(out, buffer, path: path)
+                    size += buffer.count
+                    buffer.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        try FileIO.writeAll(out, buffer, path: path)
+        size += buffer.count
+        try FileIO.fsync(out, path: path)
+        return size
+    }
+
+    /// Returns once no compaction is in progress (for tests).
+    func waitForCompaction() async {
+        while let task = compaction?.task { await task.value }
+    }
+
+    /// Appends the bytes `from..<to` of the file open on `fd` to the file at `tmp`, then
+    /// fsyncs it when `sync`.
+    private static func copy(_ fd: Int32, _ path: String, from: Int, to: Int, into tmp: String, sync: Bool) throws(StoreError) {
+        let out = try FileIO.open(tmp, O_WRONLY | O_APPEND)
+        defer { FileIO.close(out) }
+        defer { if sync { try? FileIO.fsync(out, path: tmp) } }
+        var offset = from
+        while offset < to {
+            let chunk = try FileIO.pread(fd, count: min(4 << 20, to - offset), at: offset, path: path)
+            if chunk.isEmpty { throw StoreError(.io, "memory.jsonl is shorter than written", path: path) }
+            try FileIO.writeAll(out, chunk, path: tmp)
+            offset += chunk.count
+        }
+    }
+
+    private func compactionFailed() {
+        compactionFloor = records + compactionMinimum
+        compaction = nil
+    }
+
+    /// Takes the lead, copies what was appended since the snapshot, switches files, then
+    /// writes the batch that waited meanwhile (to the new file) and hands the lead on.
+    private func finishCompaction(snapshotSize: Int, snapshotRecords: Int, copied: Int) async {
+        let tmp = directory + "/" + Self.compactionFileName
+        // The lead: batches in flight finish first; new writers wait in the pending batch.
+        do {
+            while !(try await awaitTurn()) {}
+        } catch {
+            // The store failed meanwhile (it refuses writes until reopened): drop the new file.
+            _ = try? FileIO.unlink(tmp)
+            compaction = nil
+            return
+        }
+        guard let job = compaction, failure == nil, !isClosed else {
+            _ = try? FileIO.unlink(tmp)
+            compaction = nil
+            try? await lead()
+            return
+        }
+        let before = records
+        let oldFD = fd
+        let oldSize = fileSize
         let dir = directory
         let path = self.path
-        let oldFD = fd
-        let before = records
-        let tmp = dir + "/" + Self.compactionFileName
         do throws(StoreError) {
-            let outcome = try await io.run { () throws(StoreError) -> CompactionOutcome in
-                let out = try FileIO.open(tmp, O_WRONLY | O_CREAT | O_TRUNC)
-                var size = 0
-                var count = 0
+            let outcome = try await io.run { () throws(StoreError) -> SwitchOutcome in
                 do throws(StoreError) {
-                    var buffer: [UInt8] = []
-                    buffer.reserveCapacity(1 << 20)
-                    for scope in MemoryScope.allCases {
-                        for (key, value) in snapshot[scope.index] {
-                            MemoryLog.appendLine([.set(scope, key: key, value: value)], to: &buffer)
-                            count += 1
-                            if buffer.count >= 1 << 20 {
-                                try FileIO.writeAll(out, buffer, path: tmp)
-                                size += buffer.count
-                                buffer.removeAll(keepingCapacity: true)
-                            }
-                        }
-                    }
-                    try FileIO.writeAll(out, buffer, path: tmp)
-                    size += buffer.count
+                    try JSONLMemoryStore.copy(oldFD, path, from: copied, to: oldSize, into: tmp, sync: false)
+                    let out = try FileIO.open(tmp, O_WRONLY | O_APPEND)
+                    defer { FileIO.close(out) }
                     try FileIO.fsync(out, path: tmp)
-                } catch {
-                    FileIO.close(out)
-                    _ = try? FileIO.unlink(tmp)
-                    throw error
-                }
-                // Closed exactly once: a second close could hit a descriptor reused meanwhile.
-                FileIO.close(out)
-                do throws(StoreError) {
                     try FileIO.rename(tmp, path)
                 } catch {
                     _ = try? FileIO.unlink(tmp)
@@ -362,21 +458,21 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
                     try FileIO.fsyncDirectory(dir)
                     let newFD = try FileIO.open(path, O_RDWR | O_APPEND)
                     FileIO.close(oldFD)
-                    return .compacted(fd: newFD, size: size, records: count)
+                    return .compacted(fd: newFD, size: snapshotSize + (oldSize - job.offset))
                 } catch {
                     return .failedAfterRename(error)
                 }
             }
             switch outcome {
-            case .compacted(let newFD, let size, let count):
+            case .compacted(let newFD, let size):
                 fd = newFD
                 fileSize = size
-                records = count
-                carriedBytes = 0
+                records = snapshotRecords + job.recordsAfter
+                carriedBytes = job.carriedBytesAfter
                 compactionFloor = 0
                 logger.info(
                     "memory: compacted",
-                    metadata: ["file": "\(path)", "records_before": "\(before)", "records_after": "\(count)"])
+                    metadata: ["file": "\(path)", "records_before": "\(before)", "records_after": "\(records)"])
             case .failedAfterRename(let error):
                 failure = StoreError(.failed, "compaction failed after its rename (\(error)); reopen the store", path: path)
                 logger.error("memory: compaction failed after rename; refusing further writes", metadata: ["error": "\(error)"])
@@ -386,5 +482,8 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
             compactionFloor = records + compactionMinimum
             logger.error("memory: compaction failed; continuing with the old file", metadata: ["error": "\(error)"])
         }
+        compaction = nil
+        // The batch that waited for the switch goes to the new file; then the lead moves on.
+        try? await lead()
     }
 }

@@ -122,6 +122,7 @@ private actor ForgetfulSink: CarriedFinishSink {
     let (memory, runs) = try await JSONLStores.open(directory: dir.url, logger: Logger(label: "test"), memoryCompactionMinimum: 10)
     // One key rewritten by every run: the file soon holds more than 4 lines per key.
     for id in ids { try await memory.commit(try transaction(id, key: "analyst:story")) }
+    await memory.waitForCompaction()
     let memoryLines = try lines(dir, JSONLMemoryStore.fileName)
     #expect(memoryLines.count < ids.count)  // compacted at least once
     #expect(memoryLines.contains { $0.hasPrefix(#"{"op":"set","scope":"isolated","key":"analyst:story""#) })
@@ -148,6 +149,7 @@ private actor ForgetfulSink: CarriedFinishSink {
     let (memory, runs) = try await JSONLStores.open(directory: dir.url, logger: Logger(label: "test"), carriedCompactionMinimum: 4096)
     // A new key per run: never 4 lines per key, so only the carried bytes can trigger it.
     for id in ids { try await memory.commit(try transaction(id)) }
+    await memory.waitForCompaction()
     let carriedLines = try lines(dir, JSONLMemoryStore.fileName).filter { $0.contains(#""run":{"op":"finish""#) }
     #expect(carriedLines.count < 10)
     try await memory.close()
