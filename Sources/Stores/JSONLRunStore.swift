@@ -18,6 +18,9 @@ import Logging
 /// - After a failed write or sync the store refuses every write (`.failed`) until reopened.
 /// - As a `CarriedFinishSink`, it takes finishes already durable in `memory.jsonl`: they are
 ///   readable at once (from RAM) and written with the next batch, which nobody waits for.
+///   A batch nobody waits on (the idle flush) is written without `fdatasync`: the next
+///   synced batch, `flush`, `syncCarried` or `close` syncs it. So the device is asked to
+///   flush its cache for this log only when a durability promise needs it.
 public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     public static let fileName = "runs.jsonl"
     static let lockFileName = "runs.lock"
@@ -46,6 +49,9 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     private var finished: [String: RunLog.FinishedEntry]
     /// Carried finishes accepted but not yet written: read from RAM meanwhile.
     private var carried: [String: CarriedFinish] = [:]
+    /// Lines written without a sync (batches of carried finishes and non-durable creates
+    /// only): the next synced batch, `flush` or `syncCarried` syncs them.
+    private var unsynced = false
 
     /// Lines accepted but not yet written, and the batch being written.
     var commit = GroupCommit<Op>()
@@ -351,14 +357,16 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
 
     public func flush() async throws(StoreError) {
         if let failure { throw failure }
-        guard commit.syncing || !commit.pending.bytes.isEmpty else { return }
+        guard commit.syncing || !commit.pending.bytes.isEmpty || unsynced else { return }
         if try await awaitTurn() { try await lead() }
+        // Joined a batch that was led without a sync: sync now.
+        if unsynced, try await awaitTurn() { try await lead() }
     }
 
     /// Flushes, then releases the lock; later writes throw `.closed`. Reads keep working.
     public func close() async throws(StoreError) {
         guard !isClosed else { return }
-        while commit.syncing || !commit.pending.bytes.isEmpty { try await flush() }
+        while commit.syncing || !commit.pending.bytes.isEmpty || unsynced { try await flush() }
         isClosed = true
         let lockFD = self.lockFD
         try await io.run { FileIO.close(lockFD) }
@@ -388,15 +396,18 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     private func idleFlush() async {
         flushScheduled = false
         guard !commit.pending.bytes.isEmpty, failure == nil, !isClosed, commit.claimLead() else { return }
-        try? await lead()
+        try? await lead(sync: false)
     }
 
     /// Writes and syncs the pending batch, applies it to the index, wakes its writers,
     /// compacts if due, then hands the lead on. Called by the leader.
-    private func lead() async throws(StoreError) {
+    /// Without `sync` (the idle flush), a batch nobody waits on is only written: its lines
+    /// are carried finishes (durable in memory.jsonl already) and non-durable creates.
+    private func lead(sync leaderNeedsSync: Bool = true) async throws(StoreError) {
         let batch = commit.takeBatch()
         var error = failure
-        if error == nil, !batch.bytes.isEmpty {
+        let sync = leaderNeedsSync || !batch.waiters.isEmpty
+        if error == nil, !batch.bytes.isEmpty || (sync && unsynced) {
             let file = self.file
             let size = fileSize
             let bytes = batch.bytes
@@ -404,12 +415,13 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
                 try await io.run { () throws(StoreError) in
                     do throws(StoreError) {
                         try FileIO.writeAll(file.fd, bytes, path: file.path)
-                        try FileIO.fdatasync(file.fd, path: file.path)
+                        if sync { try FileIO.fdatasync(file.fd, path: file.path) }
                     } catch {
                         try? FileIO.truncate(file.fd, to: size, path: file.path)
                         throw error
                     }
                 }
+                unsynced = !sync
                 fileSize += bytes.count
                 lines += batch.ops.count
                 for op in batch.ops { apply(op, base: size) }
