@@ -238,14 +238,16 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         let start = commit.pending.bytes.count
         MemoryLog.appendLine(operations, carrying: carried, to: &commit.pending.bytes)
         commit.pending.ops.append(contentsOf: operations)
-        if carried != nil { pendingCarriedBytes += commit.pending.bytes.count - start }
-        if let carried { pendingCarried.append(carried) }
+        if let carried {
+            pendingCarried.append(carried)
+            pendingCarriedBytes += commit.pending.bytes.count - start
+        }
         if try await awaitTurn() { try await lead() }
     }
 
-    /// Writes and syncs the pending batch (which holds the caller's own write), wakes its
-    /// writers, compacts if due, then hands the lead to a writer of the next batch.
-    /// Called by the leader.
+    /// Writes and syncs the pending batch (which holds the caller's own write), hands its
+    /// carried finishes to the sink, wakes its writers, starts a compaction if one is due,
+    /// then hands the lead to a writer of the next batch. Called by the leader.
     private func lead() async throws(StoreError) {
         let batch = commit.takeBatch()
         let carried = pendingCarried
