@@ -154,14 +154,22 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     private static func storeAdopted(_ finishes: [CarriedFinish], in state: inout RunLog.Recovered, file: SharedFile) throws(StoreError) -> Int {
         var bytes: [UInt8] = []
         var entries: [(String, RunLog.FinishedEntry)] = []
-        for finish in finishes where state.finished[finish.runID] == nil && !entries.contains(where: { $0.0 == finish.runID }) {
+        var taken = Set<String>()
+        for finish in finishes where state.finished[finish.runID] == nil && taken.insert(finish.runID).inserted {
             var entry = finish.entry
             entry.lineOffset = bytes.count
             bytes.append(contentsOf: finish.bytes)
             bytes.append(UInt8(ascii: "\n"))
             entries.append((finish.runID, entry))
         }
-        guard !entries.isEmpty else { return 0 }
+        if !entries.isEmpty { try appendFinishes(bytes, entries, to: &state, file: file) }
+        return entries.count
+    }
+
+    /// Writes and syncs finish lines at open, then indexes them; `entries`' offsets are
+    /// relative to `bytes`. On failure the file is cut back and nothing is indexed.
+    private static func appendFinishes(_ bytes: [UInt8], _ entries: [(String, RunLog.FinishedEntry)],
+                                       to state: inout RunLog.Recovered, file: SharedFile) throws(StoreError) {
         do throws(StoreError) {
             try FileIO.writeAll(file.fd, bytes, path: file.path)
             try FileIO.fdatasync(file.fd, path: file.path)
@@ -175,7 +183,6 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         }
         state.fileSize += bytes.count
         state.lines += entries.count
-        return entries.count
     }
 
     /// The detail of a run that the process's stop interrupted.
@@ -197,19 +204,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
             let event = RunEvent(id: 1, name: "error", data: ["run_id": .string(id), "status": 500, "detail": .string(detail)])
             entries.append((id, RunLog.appendFinish(record, events: [event], to: &bytes)))
         }
-        do throws(StoreError) {
-            try FileIO.writeAll(file.fd, bytes, path: file.path)
-            try FileIO.fdatasync(file.fd, path: file.path)
-        } catch {
-            try? FileIO.truncate(file.fd, to: state.fileSize, path: file.path)
-            throw error
-        }
-        for (id, var entry) in entries {
-            entry.lineOffset += state.fileSize
-            RunLog.apply(.finish(id, entry), to: &state)
-        }
-        state.fileSize += bytes.count
-        state.lines += entries.count
+        try appendFinishes(bytes, entries, to: &state, file: file)
     }
 
     private init(
