@@ -69,14 +69,15 @@ public final class PostgresDatabase: Sendable {
         return database
     }
 
-    /// Stops the pool; queries fail from then on.
-    public func close() async {
-        let task = runTask.withLock { task -> Task<Void, Never>? in
+    /// Stops the pool; queries fail from then on. Waits for the pool's connections to close
+    /// for at most `timeout` (the process may be about to exit).
+    public func close(timeout: Duration = .seconds(5)) async {
+        guard let task = runTask.withLock({ task -> Task<Void, Never>? in
             defer { task = nil }
             return task
-        }
-        task?.cancel()
-        await task?.value
+        }) else { return }
+        task.cancel()
+        try? await bounded("closing the connection pool", timeout) { await task.value }
     }
 
     // MARK: Reachability
@@ -133,8 +134,10 @@ public final class PostgresDatabase: Sendable {
         }
     }
 
-    /// `body` in a task of its own, given up (and cancelled) after `deadline`; a cancel of
-    /// the caller cancels it too. Its failure as a `StoreError`.
+    /// `body` in a task of its own, given up (and cancelled) after `deadline` or as soon as
+    /// the caller is cancelled: the caller returns then whether or not the driver ever
+    /// answers the abandoned query (after a database restart one was seen not to, which
+    /// held a replica's shutdown forever). Its failure as a `StoreError`.
     func bounded<R: Sendable>(_ operation: String, _ deadline: Duration,
                               _ body: @escaping @Sendable () async throws -> R) async throws(StoreError) -> R {
         let outcome = Locked<CheckedContinuation<R, any Error>?>(nil)
@@ -163,10 +166,15 @@ public final class PostgresDatabase: Sendable {
                         finish(.failure(StoreError(.unavailable, "\(operation): no answer from the database within \(deadline)")))
                     }
                     tasks.withLock { $0 = [work, timer] }
-                    if outcome.withLock({ $0 == nil }) { work.cancel(); timer.cancel() }
+                    if outcome.withLock({ $0 == nil }) {
+                        work.cancel()
+                        timer.cancel()
+                    } else if Task.isCancelled {  // before the handler below could see a continuation
+                        finish(.failure(CancellationError()))
+                    }
                 }
             } onCancel: {
-                for task in tasks.withLock({ $0 }) { task.cancel() }
+                finish(.failure(CancellationError()))
             }
         } catch {
             throw storeError(operation, error)

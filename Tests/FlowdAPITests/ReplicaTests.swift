@@ -325,7 +325,9 @@ extension ReplicaTests {
         for writer in writers { await writer.value }
         #expect(acknowledged.all.count > before, "writes resumed after the restart")
         #expect(before > 10)
-        #expect(!refusals.all.isEmpty)
+        // Writers that met the outage were refused with Retry-After (whether any did depends on
+        // timing: a request waiting for a connection when the database came back succeeds).
+        #expect(refusals.all.allSatisfy { !$0.hasPrefix("none-") }, "\(refusals.all)")
 
         // Every acknowledged write and run is there, read through either replica.
         let listed = try await b.client.get("/memory/shared?prefix=w")
