@@ -84,6 +84,14 @@ public final class TestConnection: @unchecked Sendable {
         return recv(fd, &byte, 1, 0) == 0
     }
 
+    /// Whether the peer has not closed the connection, checked now without waiting (data
+    /// already waiting counts as open).
+    public var isOpen: Bool {
+        var byte: UInt8 = 0
+        let count = recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT))
+        return count > 0 || (count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    }
+
     /// Appends what the socket has to `data`; false when the peer closed it.
     private func receive(into data: inout [UInt8]) throws -> Bool {
         var buffer = [UInt8](repeating: 0, count: 65536)

@@ -207,7 +207,7 @@ struct HTTPServerTests {
     }
 
     @Test func garbageHalfSentRequestsAndIdleSocketsDoNotHurtOthers() async throws {
-        try await withTestServer(configure: { $0.idleTimeoutSeconds = 1 }, router: testRouter()) { _, client in
+        try await withTestServer(configure: { $0.idleTimeoutSeconds = 5 }, router: testRouter()) { _, client in
             let port = client.port
             let idle = try await TestHTTPClient.blocking { try TestConnection(port: port) }
             let half = try await TestHTTPClient.blocking { () -> TestConnection in
@@ -221,12 +221,14 @@ struct HTTPServerTests {
                 return try? connection.readResponse()
             }
             #expect(garbage.map { $0.status >= 400 } ?? true)
-            let started = ContinuousClock.now
             let r7 = try await client.get("/fast")
             #expect(r7.status == 200)
-            #expect(ContinuousClock.now - started < scaled(.milliseconds(500)))
+            // Answered while the idle and the half-sent connection were still open, so they held
+            // nothing up (an order, not a time bound, which a loaded machine could miss: with the
+            // suite on 2 busy cores, the steps up to here took up to 1.7 s).
+            #expect(idle.isOpen && half.isOpen)
             // The idle and the half-sent connection are closed by the idle timeout.
-            let closed = try await TestHTTPClient.blocking { idle.isClosedByPeer(within: 5) && half.isClosedByPeer(within: 5) }
+            let closed = try await TestHTTPClient.blocking { idle.isClosedByPeer(within: 10) && half.isClosedByPeer(within: 10) }
             #expect(closed)
             let r8 = try await client.get("/fast")
             #expect(r8.status == 200)
