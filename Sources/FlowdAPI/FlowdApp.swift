@@ -25,7 +25,7 @@ public final class FlowdApp: Sendable {
 
     public init(configuration: FlowdConfiguration, catalog: AgentCatalog, memory: any MemoryStore,
                 documents: any DocumentStore, runStore: any RunStore, cluster: PostgresCluster? = nil,
-                carriesFinishes: Bool = false, httpClient: HTTPClient, logger: Logger) {
+                httpClient: HTTPClient, logger: Logger) {
         self.configuration = configuration
         self.runStore = runStore
         self.catalog = catalog
@@ -38,7 +38,7 @@ public final class FlowdApp: Sendable {
                                metrics: metrics, logger: logger)
         runs = RunService(executor: executor, store: runStore, maxRuns: configuration.maxRuns,
                           heartbeat: .milliseconds(Int64(configuration.heartbeatSeconds * 1000)),
-                          cluster: cluster, carriesFinishes: carriesFinishes, metrics: metrics, logger: logger)
+                          cluster: cluster, metrics: metrics, logger: logger)
         self.cluster = cluster
         let runs = self.runs
         clusterTask = cluster.map { cluster in Task { await cluster.run(cancel: { runs.liveRun($0)?.cancel() }) } }
@@ -63,7 +63,7 @@ public final class FlowdApp: Sendable {
         // Opened together: a run's memory commit carries its finish to the run store.
         let (memory, runStore) = try await JSONLStores.open(directory: configuration.dataDirectory, logger: logger)
         return FlowdApp(configuration: configuration, catalog: catalog, memory: memory, documents: documents,
-                        runStore: runStore, carriesFinishes: true, httpClient: HTTPClient.shared, logger: logger)
+                        runStore: runStore, httpClient: HTTPClient.shared, logger: logger)
     }
 
     /// Every route of the API.

@@ -19,12 +19,26 @@ final class LiveRun: FlowRunObserver, Sendable {
         /// Events sent to followers (the terminal one waits for the store).
         var published = 0
         var followers: [ObjectIdentifier: EventSubscriber] = [:]
+        /// The terminal event went out to the followers.
         var concluded = false
-        /// The success conclusion a `CarriedFinish` holds, until `conclude` adopts it.
-        var carried: (record: RunRecord, terminal: RunEvent)?
+        /// The success whose finish the memory commit carries, until `conclude` adopts it.
+        var committing: (record: RunRecord, terminal: RunEvent)?
+        /// How the run ends is decided (`conclude`): a cancel comes too late.
+        var settled = false
         var task: Task<Void, Never>?
         var inlineTask: InlineTask?
+        /// A cancel was accepted: the run ends `cancelled`, whatever it was doing.
         var cancelRequested = false
+        /// Waiting for the terminal event (`waitForConclusion`).
+        var concludedWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    /// What a cancel request got.
+    enum CancelAnswer: Equatable {
+        /// The run will end `cancelled`; its status when asked.
+        case accepted(RunStatus)
+        /// The run committed its success, or its end was decided, first.
+        case tooLate
     }
 
     /// The task of a `/run` request that runs its flow inline (no task of its own).
@@ -71,12 +85,43 @@ final class LiveRun: FlowRunObserver, Sendable {
         return result
     }
 
-    /// Stops the run at its next await. Idempotent.
-    func cancel() {
+    /// Stops the run at its next await, unless its success is being committed or its end was
+    /// decided: decided under the same lock as `claimCommit` and `conclude`, so an accepted
+    /// cancel always ends the run `cancelled` with nothing written. Idempotent.
+    @discardableResult
+    func cancel() -> CancelAnswer {
         state.withLock { s in
+            if s.cancelRequested { return .accepted(s.record.status) }
+            guard s.committing == nil, !s.settled else { return .tooLate }
             s.cancelRequested = true
             s.task?.cancel()
             s.inlineTask?.task.cancel()
+            return .accepted(s.record.status)
+        }
+    }
+
+    /// Claims the commit of the run's success with `result`, unless a cancel came first: the
+    /// finish its memory commit carries. The live record does not change yet: readers see the
+    /// success only once it is durable, when `conclude(.succeeded)` adopts exactly this (same
+    /// `finished_at`, same events).
+    func claimCommit(result: String) -> CommitClaim {
+        state.withLock { s in
+            if s.cancelRequested { return .cancelled }
+            let (record, terminal) = LiveRun.conclusion(of: s, .succeeded(result: result))
+            s.committing = (record, terminal)
+            return .commit(RunFinish(record: record, events: s.events + [terminal]))
+        }
+    }
+
+    /// Returns once the run's terminal event went out.
+    func waitForConclusion() async {
+        await withCheckedContinuation { continuation in
+            let done = state.withLock { s -> Bool in
+                if s.concluded { return true }
+                s.concludedWaiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
         }
     }
 
@@ -117,26 +162,43 @@ final class LiveRun: FlowRunObserver, Sendable {
 
     // MARK: The end
 
-    /// Records how the run ended and appends its terminal event (not yet published).
-    /// Returns the final record and every event, for the run store. A success whose finish
-    /// the memory commit carried (`concludeCarried`) is concluded exactly as carried.
-    func conclude(_ outcome: RunOutcome, detail: String?, status: Int) -> (RunRecord, [RunEvent]) {
+    /// Decides how the run ended, records it and appends its terminal event (not yet
+    /// published). A run whose cancel was accepted ends `cancelled` whatever `outcome` says
+    /// (it cannot have committed); a success is concluded exactly as `claimCommit` made it.
+    /// Returns that outcome, the final record and every event, for the run store.
+    func conclude(_ outcome: RunOutcome) -> (outcome: RunOutcome, record: RunRecord, events: [RunEvent]) {
         state.withLock { s in
-            let carried = s.carried.take()
+            s.settled = true
+            var outcome = outcome
+            if s.cancelRequested, outcome != .cancelled { outcome = .cancelled }
+            let committed = s.committing.take()
             let (record, terminal): (RunRecord, RunEvent)
-            if case .succeeded = outcome, let carried {
-                (record, terminal) = carried
+            if case .succeeded = outcome, let committed {
+                (record, terminal) = committed
             } else {
-                (record, terminal) = LiveRun.conclusion(of: s, outcome, detail: detail, status: status)
+                (record, terminal) = LiveRun.conclusion(of: s, outcome)
             }
             s.record = record
             s.events.append(terminal)
-            return (s.record, s.events)
+            return (outcome, s.record, s.events)
+        }
+    }
+
+    /// Replaces a conclusion not yet published by `cancelled` (another replica's cancel came
+    /// first, as the shared store found); returns the new record and events.
+    func reconcludeCancelled() -> (record: RunRecord, events: [RunEvent]) {
+        state.withLock { s in
+            if s.events.count > s.published { s.events.removeLast() }
+            let (record, terminal) = LiveRun.conclusion(of: s, .cancelled)
+            s.record = record
+            s.events.append(terminal)
+            return (record, s.events)
         }
     }
 
     /// The final record and the terminal event an outcome gives, from the state as it is.
-    private static func conclusion(of s: State, _ outcome: RunOutcome, detail: String?, status: Int) -> (RunRecord, RunEvent) {
+    private static func conclusion(of s: State, _ outcome: RunOutcome) -> (RunRecord, RunEvent) {
+        let (status, detail) = outcome.answer
         var record = s.record
         record.finishedAt = Date()
         let id = JSONValue.string(s.record.runID)
@@ -167,21 +229,6 @@ final class LiveRun: FlowRunObserver, Sendable {
         return (record, RunEvent(id: s.events.count + 1, name: name, data: data))
     }
 
-    /// The run's finish as a success with `result`, for the memory commit to carry. The live
-    /// record does not change yet: readers see the success only once it is durable, when
-    /// `conclude(.succeeded)` adopts exactly this (same `finished_at`, same events).
-    func concludeCarried(result: String) -> CarriedFinish? {
-        state.withLock { s in
-            let (record, terminal) = LiveRun.conclusion(of: s, .succeeded(result: result), detail: nil, status: HTTPStatus.ok)
-            guard let finish = try? CarriedFinish(record: record, events: s.events + [terminal]) else { return nil }
-            s.carried = (record, terminal)
-            return finish
-        }
-    }
-
-    /// Whether a success conclusion was made for the memory commit to carry.
-    var hasCarriedConclusion: Bool { state.withLock { $0.carried != nil } }
-
     /// Sends the terminal event and ends every follower's stream.
     func publishConclusion() {
         state.withLock { s in
@@ -192,6 +239,8 @@ final class LiveRun: FlowRunObserver, Sendable {
             s.concluded = true
             for follower in s.followers.values { follower.finish() }
             s.followers = [:]
+            for waiter in s.concludedWaiters { waiter.resume() }
+            s.concludedWaiters = []
         }
     }
 

@@ -1,4 +1,5 @@
 import Agents
+import FlowdHTTP
 import Logging
 import Stores
 
@@ -11,7 +12,26 @@ public enum RunOutcome: Sendable, Equatable {
     case failed(detail: String)
     case cancelled
     /// The stores failed; nothing of the run was written.
-    case storeFailed(detail: String)
+    case storeFailed(StoreError)
+
+    /// The status and detail of the `/run` JSON answer (200 has no detail).
+    var answer: (status: Int, detail: String?) {
+        switch self {
+        case .succeeded, .pendingDocuments: (HTTPStatus.ok, nil)
+        case .failed(let detail): (HTTPStatus.internalError, "Flow execution failed: \(detail)")
+        case .cancelled: (HTTPStatus.conflict, "Run cancelled")
+        case .storeFailed(let error) where error.kind == .unavailable: (HTTPStatus.unavailable, "Storage unavailable: \(error)")
+        case .storeFailed(let error): (HTTPStatus.internalError, "Storage failed: \(error)")
+        }
+    }
+}
+
+/// Whether a run that succeeded commits: decided atomically with any cancel of it.
+public enum CommitClaim: Sendable {
+    /// A cancel came first: the run ends cancelled and writes nothing.
+    case cancelled
+    /// Commit, the run's finish (when it has a record) in the same durable unit as its memory.
+    case commit(RunFinish?)
 }
 
 /// Runs flows: one run at a time per story in arrival order, document checks, the story's
@@ -50,15 +70,15 @@ public actor RunExecutor {
     }
 
     /// Runs `request` to its end, after the story's earlier runs; `onStart` is called when
-    /// its turn comes. The flow must exist (the API checked it). `finish`, given the result
-    /// of a run that succeeded, makes the run's finish for its memory transaction to carry.
+    /// its turn comes. The flow must exist (the API checked it). `claimCommit`, given the
+    /// result of a run that succeeded, decides whether it commits, and with which finish.
     public func execute(_ request: RunRequest, observer: (any FlowRunObserver)? = nil,
                         onStart: @Sendable () -> Void = {},
-                        finish: (@Sendable (String) -> CarriedFinish?)? = nil) async -> RunOutcome {
+                        claimCommit: @Sendable (String) -> CommitClaim = { _ in .commit(nil) }) async -> RunOutcome {
         guard await enterStory(request.storyID) else { return .cancelled }
         defer { leaveStory(request.storyID) }
         onStart()
-        return await perform(request, observer: observer, finish: finish)
+        return await perform(request, observer: observer, claimCommit: claimCommit)
     }
 
     /// Waits for the story's earlier runs; false when cancelled while waiting.
@@ -101,7 +121,7 @@ public actor RunExecutor {
 
     /// Documents, contexts, the flow, the commit. Runs on the caller's task, outside the actor.
     private nonisolated func perform(_ request: RunRequest, observer: (any FlowRunObserver)?,
-                                     finish: (@Sendable (String) -> CarriedFinish?)?) async -> RunOutcome {
+                                     claimCommit: @Sendable (String) -> CommitClaim) async -> RunOutcome {
         guard let flow = catalog.flow(named: request.flow) else { return .failed(detail: "unknown flow '\(request.flow)'") }
         let keys = flow.agentIDs.map { "\($0):\(request.storyID)" }
         let documentTexts: [String: String]
@@ -112,7 +132,7 @@ public actor RunExecutor {
             if !missing.isEmpty { return .pendingDocuments(missing) }
             contexts = try await memory.getMany(.isolated, keys)
         } catch {
-            return .storeFailed(detail: "\(error)")
+            return .storeFailed(error)
         }
 
         var agentMemory: [String: AgentMemory] = [:]
@@ -141,13 +161,16 @@ public actor RunExecutor {
         if Task.isCancelled { return .cancelled }
 
         var transaction = commitTransaction(flow: flow, storyID: request.storyID, keys: keys, contexts: contexts, steps: outcome.steps)
-        transaction.carried = finish?(outcome.result)
+        guard case .commit(let finish) = claimCommit(outcome.result) else { return .cancelled }
+        transaction.finish = finish
         do {
             let started = ContinuousClock.now
             try await memory.commit(transaction)
             metrics?.memoryCommit(duration: ContinuousClock.now - started)
         } catch {
-            return .storeFailed(detail: "\(error)")
+            // Another replica's cancel came first (the shared store decided): nothing was written.
+            if error.kind == .cancelled { return .cancelled }
+            return .storeFailed(error)
         }
         return .succeeded(result: outcome.result)
     }

@@ -109,10 +109,12 @@ struct RunRoutes: Sendable {
     /// run that ended otherwise.
     private func cancel(_ request: HTTPRequest) async throws -> HTTPResponse {
         let id = try RequestValidation.pathID(request)
-        // A run that has ended but is still live (its record being stored) is not cancelled.
-        if let run = runs.liveRun(id), !run.record.status.isFinished {
-            run.cancel()
-            return .json(HTTPStatus.accepted, ["run_id": .string(id), "status": .string(run.record.status.rawValue)])
+        if let run = runs.liveRun(id) {
+            if case .accepted(let status) = run.cancel() {
+                return .json(HTTPStatus.accepted, ["run_id": .string(id), "status": .string(status.rawValue)])
+            }
+            // Its success is being committed, or its end was decided: answer as it ends.
+            await run.waitForConclusion()
         }
         // Another replica's: it sees the request within a second (NOTIFY, or its poll).
         if let cluster = runs.cluster, let record = try await cluster.requestCancel(id) {
@@ -144,7 +146,7 @@ struct RunRoutes: Sendable {
             // Cut off by the drain timeout: the client may retry elsewhere.
             throw HTTPError.unavailable("Run cancelled: the server is shutting down")
         case .failed, .cancelled, .storeFailed:
-            let (status, detail) = RunService.statusAndDetail(outcome)
+            let (status, detail) = outcome.answer
             if status == HTTPStatus.unavailable { throw HTTPError.unavailable(detail ?? "") }
             throw HTTPError(status, detail ?? "")
         }

@@ -20,15 +20,11 @@ public final class RunService: Sendable {
     let metrics: FlowdMetrics
     /// With `--store postgres`: story order, events and cancels across replicas.
     let cluster: PostgresCluster?
-    /// The memory store carries a succeeded run's finish to the run store (JSONL): one
-    /// durable write for both, and no separate `finish`.
-    let carriesFinishes: Bool
     private let live = Locked<[String: LiveRun]>([:])
 
     init(executor: RunExecutor, store: any RunStore, maxRuns: Int, heartbeat: Duration, cluster: PostgresCluster? = nil,
-         carriesFinishes: Bool = false, metrics: FlowdMetrics, logger: Logger) {
+         metrics: FlowdMetrics, logger: Logger) {
         self.cluster = cluster
-        self.carriesFinishes = carriesFinishes
         self.metrics = metrics
         self.executor = executor
         self.store = store
@@ -97,36 +93,48 @@ public final class RunService: Sendable {
     @discardableResult
     private func execute(_ run: LiveRun, _ request: RunRequest) async -> RunOutcome {
         let started = ContinuousClock.now
-        let outcome: RunOutcome
+        let executed: RunOutcome
         if let cluster, let refused = await waitForTurn(run, cluster) {
-            outcome = refused
+            executed = refused
         } else {
-            // A success's finish is made just before the memory commit, which carries it.
-            var finish: (@Sendable (String) -> CarriedFinish?)?
-            if carriesFinishes { finish = { @Sendable result in run.concludeCarried(result: result) } }
-            outcome = await executor.execute(request, observer: run, onStart: { run.markRunning() }, finish: finish)
+            executed = await executor.execute(request, observer: run, onStart: { run.markRunning() },
+                                              claimCommit: { result in run.claimCommit(result: result) })
         }
-        // A success whose finish the memory commit carried: the run store has it already.
-        let carried: Bool
-        if case .succeeded = outcome { carried = run.hasCarriedConclusion } else { carried = false }
-        let (status, detail) = RunService.statusAndDetail(outcome)
-        let (record, events) = run.conclude(outcome, detail: detail, status: status)
-        // Followers get the terminal event at once (the memory commit is durable already);
-        // the run stays live, and so readable here, until its record is stored.
+        var (outcome, record, events) = run.conclude(executed)
+        if case .succeeded = outcome {
+            // The memory commit carried the finish: it is durable, and the run store has it.
+        } else {
+            do {
+                try await store.finish(record, events: events)
+            } catch where error.kind == .cancelled {
+                // Another replica's cancel came first (the shared store decided): the run ends cancelled.
+                (record, events) = run.reconcludeCancelled()
+                outcome = .cancelled
+                await storeFinish(record, events)
+            } catch {
+                logger.error("run record not stored", metadata: ["run_id": "\(run.runID)", "error": "\(error)"])
+                // On a shared database an unfinished row holds its story's queue: store it once the database is back.
+                if cluster != nil { await storeFinishLater(record, events) }
+            }
+        }
+        // The run stays live, and so readable here, until its record is stored.
         run.publishConclusion()
-        do {
-            if !carried { try await store.finish(record, events: events) }
-        } catch {
-            logger.error("run record not stored", metadata: ["run_id": "\(run.runID)", "error": "\(error)"])
-            // On a shared database an unfinished row holds its story's queue: store it once the database is back.
-            if cluster != nil { await storeFinishLater(record, events) }
-        }
         live.withLock { _ = $0.removeValue(forKey: run.runID) }
         let duration = ContinuousClock.now - started
         metrics.run(flow: request.flow, outcome: record.status.rawValue, duration: duration)
         logger.info("run", metadata: ["run_id": "\(run.runID)", "flow": "\(request.flow)", "story_id": "\(request.storyID)",
                                       "status": "\(record.status.rawValue)", "duration_ms": "\(LogFormat.milliseconds(duration))"])
         return outcome
+    }
+
+    /// Stores a run's finish, retrying on a shared database until it takes it.
+    private func storeFinish(_ record: RunRecord, _ events: [RunEvent]) async {
+        do {
+            try await store.finish(record, events: events)
+        } catch {
+            logger.error("run record not stored", metadata: ["run_id": "\(record.runID)", "error": "\(error)"])
+            if cluster != nil { await storeFinishLater(record, events) }
+        }
     }
 
     /// Across replicas: waits for the run's turn in its story; nil when it came (the record
@@ -138,7 +146,7 @@ public final class RunService: Sendable {
             guard try await cluster.waitForTurn(running) else { return .cancelled }
             return nil
         } catch {
-            return .storeFailed(detail: "\(error)")
+            return .storeFailed(error)
         }
     }
 
@@ -153,17 +161,6 @@ public final class RunService: Sendable {
             } catch {
                 continue
             }
-        }
-    }
-
-    /// The status and detail a `/run` JSON answer gives an outcome (200 has no detail).
-    static func statusAndDetail(_ outcome: RunOutcome) -> (Int, String?) {
-        switch outcome {
-        case .succeeded, .pendingDocuments: (HTTPStatus.ok, nil)
-        case .failed(let detail): (HTTPStatus.internalError, "Flow execution failed: \(detail)")
-        case .cancelled: (HTTPStatus.conflict, "Run cancelled")
-        case .storeFailed(let detail) where detail.hasSuffix("(unavailable)"): (HTTPStatus.unavailable, "Storage unavailable: \(detail)")
-        case .storeFailed(let detail): (HTTPStatus.internalError, "Storage failed: \(detail)")
         }
     }
 

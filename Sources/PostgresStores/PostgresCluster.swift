@@ -70,7 +70,9 @@ public final class PostgresCluster: Sendable {
                     SELECT run_id FROM flowd_runs WHERE story_id = \(record.storyID) AND finished_at IS NULL ORDER BY seq LIMIT 1),
                 started AS (
                     UPDATE flowd_runs SET status = \(record.status.rawValue), record = \(record.json.jsonString)
-                    WHERE run_id = \(record.runID) AND run_id = (SELECT run_id FROM first)
+                    -- Rechecked on the row as it is once locked: a query a cancelled run abandoned
+                    -- may land after that run's finish, which it must not overwrite.
+                    WHERE run_id = \(record.runID) AND run_id = (SELECT run_id FROM first) AND finished_at IS NULL
                     RETURNING 1)
                 SELECT (SELECT run_id FROM first), EXISTS (SELECT 1 FROM started)
                 """, "run turn") { row in try row.decode((String?, Bool).self) }

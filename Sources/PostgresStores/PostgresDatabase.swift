@@ -200,6 +200,11 @@ public final class PostgresDatabase: Sendable {
 
     func storeError(_ operation: String, _ error: any Error) -> StoreError {
         if let error = error as? StoreError { return error }
+        // A transaction rolled back by flowd's own verdict (e.g. `.cancelled`) keeps it.
+        if let error = error as? PostgresTransactionError, let verdict = error.closureError as? StoreError,
+           error.rollbackError == nil {
+            return verdict
+        }
         return StoreError(PostgresDatabase.isConnectionFailure(error) ? .unavailable : .io,
                           "\(operation): \(PostgresDatabase.describe(error))")
     }

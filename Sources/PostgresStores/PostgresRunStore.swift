@@ -9,7 +9,9 @@ import Stores
 /// (null while queued or running) and `cancel_requested`. Every write is committed when it
 /// returns, `create(durable: false)` too. `finish` writes the final record and every event
 /// in one transaction and announces it (`NOTIFY flowd, 's:<story>'` and `'e:<run>'`); a run
-/// that was already finished (by a lease expiry) is not overwritten.
+/// that was already finished (by a lease expiry) is not overwritten, and one whose cancel was
+/// requested meanwhile refuses any end but `cancelled` (`.cancelled`). A run's success is
+/// stored by its memory commit (`PostgresMemoryStore.commit` with its finish).
 public struct PostgresRunStore: RunStore {
     let database: PostgresDatabase
     /// The replica whose runs these are (`flowd_runs.owner`).
@@ -54,12 +56,21 @@ public struct PostgresRunStore: RunStore {
                 ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, finished_at = excluded.finished_at,
                     record = excluded.record
                 WHERE flowd_runs.finished_at IS NULL
+                  AND (NOT flowd_runs.cancel_requested OR excluded.status IN ('cancelled', 'succeeded'))
                 RETURNING 1
                 """, logger: logger)
             var stored = false
             for try await _ in updated { stored = true }
-            // Finished meanwhile by another replica (our lease expired): that verdict stands.
-            guard stored else { return }
+            if !stored {
+                let rows = try await connection.query(
+                    "SELECT finished_at IS NULL FROM flowd_runs WHERE run_id = \(record.runID)", logger: logger)
+                var unfinished = false
+                for try await row in rows.decode(Bool.self) { unfinished = row }
+                // Unfinished: a cancel was accepted first, so the run is to end cancelled.
+                if unfinished { throw StoreError(.cancelled, "run \(record.runID) was cancelled before its end") }
+                // Finished meanwhile by another replica (our lease expired): that verdict stands.
+                return
+            }
             try await PostgresRunStore.insertEvents(events.map { (record.runID, $0) }, on: connection, logger: logger)
             try await connection.query(
                 "SELECT pg_notify(\(PostgresDatabase.channel), 's:' || \(record.storyID)), pg_notify(\(PostgresDatabase.channel), 'e:' || \(record.runID))",
@@ -72,17 +83,22 @@ public struct PostgresRunStore: RunStore {
                              logger: Logger) async throws {
         guard !events.isEmpty else { return }
         let runIDs = events.map(\.runID)
-        let ids = events.map { Int32($0.event.id) }
-        let bodies = events.map { entry -> String in
-            var bytes: [UInt8] = []
-            entry.event.appendJSON(to: &bytes)
-            return String(decoding: bytes, as: UTF8.self)
-        }
+        let (ids, bodies) = eventColumns(events.map(\.event))
         try await connection.query("""
             INSERT INTO flowd_run_events (run_id, event_id, body)
             SELECT * FROM unnest(\(runIDs)::text[], \(ids)::integer[], \(bodies)::text[])
             ON CONFLICT (run_id, event_id) DO NOTHING
             """, logger: logger)
+    }
+
+    /// Events as the columns `event_id` and `body`.
+    static func eventColumns(_ events: [RunEvent]) -> (ids: [Int32], bodies: [String]) {
+        let bodies = events.map { event -> String in
+            var bytes: [UInt8] = []
+            event.appendJSON(to: &bytes)
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        return (events.map { Int32($0.id) }, bodies)
     }
 
     public func record(_ runID: String) async throws(StoreError) -> RunRecord? {

@@ -187,13 +187,20 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         return true
     }
 
-    /// With a carried finish, the run store must be attached (`attach`).
-    public func commit(_ transaction: MemoryTransaction) async throws(StoreError) {
-        if transaction.carried != nil, sink == nil {
+    /// With a run's finish, the run store must be attached (`attach`). The finish line is
+    /// encoded here, off the actor.
+    public nonisolated func commit(_ transaction: MemoryTransaction) async throws(StoreError) {
+        guard !transaction.isEmpty else { return }
+        var carried: CarriedFinish?
+        if let finish = transaction.finish { carried = try CarriedFinish(record: finish.record, events: finish.events) }
+        try await commit(transaction.operations, carrying: carried)
+    }
+
+    private func commit(_ operations: [MemoryTransaction.Operation], carrying carried: CarriedFinish?) async throws(StoreError) {
+        if carried != nil, sink == nil {
             throw StoreError(.invalidRecord, "a carried run finish needs a run store attached", path: path)
         }
-        guard !transaction.isEmpty else { return }
-        try await write(transaction.operations, carrying: transaction.carried)
+        try await write(operations, carrying: carried)
     }
 
     public func flush() async throws(StoreError) {

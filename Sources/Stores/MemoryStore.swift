@@ -57,8 +57,10 @@ public struct MemoryTransaction: Sendable, Hashable {
     }
 
     public private(set) var operations: [Operation] = []
-    /// The run's finish, written in the same line (JSONL memory with a run store attached).
-    public var carried: CarriedFinish?
+    /// The finish of the run that commits this transaction, stored in the same durable unit
+    /// as its memory (one line of `memory.jsonl`, or one database statement): the run's
+    /// success and its memory become durable, and visible, together.
+    public var finish: RunFinish?
 
     public init() {}
 
@@ -70,5 +72,17 @@ public struct MemoryTransaction: Sendable, Hashable {
         operations.append(.delete(scope, key: key))
     }
 
-    public var isEmpty: Bool { operations.isEmpty && carried == nil }
+    public var isEmpty: Bool { operations.isEmpty && finish == nil }
+}
+
+/// A run's end as stored: its final record (a finished status, `finishedAt` set) and every
+/// event, the terminal one last.
+public struct RunFinish: Sendable, Hashable {
+    public let record: RunRecord
+    public let events: [RunEvent]
+
+    public init(record: RunRecord, events: [RunEvent]) {
+        self.record = record
+        self.events = events
+    }
 }

@@ -6,10 +6,11 @@ import Glibc
 /// fault (nothing touched the file system), `.io` and `.corrupt` are the machine's,
 /// `.closed` means the store was closed, `.failed` that an earlier write failed and
 /// the store refuses writes until it is reopened (its file state is unknown), `.unavailable`
-/// that the database cannot be reached now (try again later).
+/// that the database cannot be reached now (try again later), `.cancelled` that the run whose
+/// finish a memory transaction carries was cancelled first (by another replica): nothing was written.
 public struct StoreError: Error, Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable {
-        case io, invalidKey, invalidID, invalidRecord, corrupt, closed, failed, locked, unavailable
+        case io, invalidKey, invalidID, invalidRecord, corrupt, closed, failed, locked, unavailable, cancelled
     }
 
     public let kind: Kind

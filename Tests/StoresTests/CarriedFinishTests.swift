@@ -27,7 +27,7 @@ private func events(_ id: String) -> [RunEvent] {
 private func transaction(_ id: String, key: String? = nil) throws -> MemoryTransaction {
     var t = MemoryTransaction()
     t.set(.isolated, key ?? "analyst:\(id)", ["status": "completed", "last_output": .string("out \(id)")])
-    t.carried = try CarriedFinish(record: finished(id), events: events(id))
+    t.finish = RunFinish(record: finished(id), events: events(id))
     return t
 }
 
