@@ -1,3 +1,4 @@
+import Agents
 import FlowdHTTP
 import Stores
 
@@ -13,9 +14,10 @@ public struct RunRequest: Sendable {
         self.storyID = storyID
     }
 
-    /// Parses and checks a body: 415, 400 (not JSON, not an object, unknown flow), then 422
-    /// with every field issue at once.
-    static func decode(_ request: HTTPRequest, knownFlows: (String) -> Bool, maxInput: Int) throws(HTTPError) -> RunRequest {
+    /// Parses and checks a body: 415, 400 (not JSON, not an object), 422 with every field
+    /// issue at once, then 400 for an unknown flow (naming the configured ones): the original
+    /// service's handler saw only valid bodies.
+    static func decode(_ request: HTTPRequest, catalog: AgentCatalog, maxInput: Int) throws(HTTPError) -> RunRequest {
         let body = try RequestValidation.jsonObject(request)
         var issues: [ValidationIssue] = []
 
@@ -23,7 +25,6 @@ public struct RunRequest: Sendable {
         switch body["flow"] {
         case nil: break
         case .string(let name)?:
-            guard knownFlows(name) else { throw HTTPError(HTTPStatus.badRequest, "Unknown flow '\(name)'") }
             flow = name
         case let other?:
             issues.append(.notAString(["body", "flow"], input: other))
@@ -59,6 +60,9 @@ public struct RunRequest: Sendable {
                 if case .object? = issue.input, request.body.count > 4096 { issue.input = nil }
                 return issue
             })
+        }
+        guard catalog.flow(named: flow) != nil else {
+            throw HTTPError(HTTPStatus.badRequest, "Unknown flow '\(flow)'; flows: \(catalog.flowNames.joined(separator: ", "))")
         }
         return RunRequest(flow: flow, input: input, storyID: storyID)
     }

@@ -23,7 +23,7 @@ struct RunRoutes: Sendable {
 
     /// Body checks (415, 400, 422), then 503 while draining.
     private func admit(_ request: HTTPRequest) throws(HTTPError) -> RunRequest {
-        let run = try RunRequest.decode(request, knownFlows: { catalog.flow(named: $0) != nil }, maxInput: maxInput)
+        let run = try RunRequest.decode(request, catalog: catalog, maxInput: maxInput)
         if lifecycle.isDraining { throw HTTPError.unavailable("Server is draining") }
         return run
     }

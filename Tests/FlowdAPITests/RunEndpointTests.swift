@@ -138,6 +138,9 @@ struct RunEndpointTests {
         (#"{"input": "x", "story_id": "bad id"}"#, 422),
         (#"{"input": "x", "story_id": "-starts-with-dash"}"#, 422),
         (#"{"flow": 3, "input": "x", "story_id": "s"}"#, 422),
+        // The fields are checked before the flow is looked up, as in the original service.
+        (#"{"flow": "nope", "input": "x", "story_id": "bad id"}"#, 422),
+        (#"{"flow": "nope", "story_id": "s"}"#, 422),
     ])
     func badBodiesGetTheDocumentedStatus(body: String, status: Int) async throws {
         try await withFlowd(Fixtures.basic) { flowd in
@@ -150,7 +153,11 @@ struct RunEndpointTests {
             } else {
                 #expect(response.object["detail"] is String)
             }
-            if body.contains("nope") { #expect((response.object["detail"] as? String)?.contains("nope") == true) }
+            if body.contains("nope"), status == 400 {
+                // The 400 names the flow asked for and the flows there are.
+                let detail = response.object["detail"] as? String ?? ""
+                #expect(detail.contains("nope") && detail.contains("default") && detail.contains("review"), "\(detail)")
+            }
         }
     }
 
