@@ -28,9 +28,27 @@ enum ServerSentEvents {
         ("X-Accel-Buffering", "no"),
     ])
 
-    /// True when the client asked for an event stream.
+    /// True when the client asked for an event stream: `Accept` names `text/event-stream`
+    /// with a quality above 0 and at least that of JSON (RFC 9110 §12.5.1: each type takes
+    /// the quality of the most specific range that matches it). Without that, JSON.
     static func wanted(by request: HTTPRequest) -> Bool {
-        request.headers["Accept"]?.lowercased().contains("text/event-stream") == true
+        guard let accept = request.headers["Accept"], accept.utf8.count >= 17 else { return false }
+        var stream: (specificity: Int, quality: Double)?
+        var json: (specificity: Int, quality: Double)?
+        for range in accept.split(separator: ",") {
+            let parts = range.split(separator: ";")
+            guard let type = parts.first?.trimmingCharacters(in: .whitespaces).lowercased() else { continue }
+            var quality = 1.0
+            for parameter in parts.dropFirst() {
+                let pair = parameter.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                if pair.count == 2, pair[0].lowercased() == "q" { quality = Double(pair[1]) ?? 0 }
+            }
+            if type == "text/event-stream", (stream?.specificity ?? -1) < 2 { stream = (2, quality) }
+            let forJSON = type == "application/json" ? 2 : type == "application/*" ? 1 : type == "*/*" ? 0 : -1
+            if forJSON > (json?.specificity ?? -1) { json = (forJSON, quality) }
+        }
+        guard let stream, stream.quality > 0 else { return false }
+        return stream.quality >= (json?.quality ?? 0)
     }
 }
 
@@ -51,7 +69,9 @@ final class EventSubscriber: Sendable {
                 try? await Task.sleep(for: .nanoseconds(wait))
                 guard let self, !stream.isClosed else { return }
                 if EventSubscriber.now() - self.lastWrite.load(ordering: .relaxed) >= interval {
-                    self.write(Array(": ping\n\n".utf8))
+                    // No blank line after it: a blank line would dispatch an empty event in some clients
+                    // (httpx-sse), and the SSE grammar needs none after a comment.
+                    self.write(Array(": ping\n".utf8))
                 }
             }
         }

@@ -78,12 +78,33 @@ struct StreamingTests {
         }
     }
 
+    @Test(arguments: [
+        ("text/event-stream", true),
+        ("application/json, text/event-stream", true),
+        ("text/event-stream;q=0.5, application/json", false),
+        ("text/event-stream; q=0", false),
+        ("application/json;q=0.4, text/event-stream;q=0.6", true),
+        ("text/event-stream;q=0.5, */*;q=0.1", true),
+        ("text/*", false),
+        ("*/*", false),
+        ("application/json", false),
+    ])
+    func theAcceptHeadersQualitiesPickStreamOrJSON(accept: String, streams: Bool) async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let response = try await flowd.client.post("/run", json: #"{"input": "q", "story_id": "accept-1"}"#, headers: [("Accept", accept)])
+            #expect(response.status == 200)
+            #expect(response.header("Content-Type") == (streams ? "text/event-stream" : "application/json"), "\(accept)")
+        }
+    }
+
     @Test func heartbeatCommentsKeepAQuietStreamOpen() async throws {
         try await withFlowd(Fixtures.basic, configure: { $0.heartbeatSeconds = 0.2 }) { flowd in
             let stream = try await SSEConnection.open(port: flowd.server.port, "POST", "/run", body: #"{"flow": "slow", "input": "x", "story_id": "sse-4"}"#)
             let events = try await stream.all()
             #expect(events.last?.event == "done")
-            #expect(stream.raw.components(separatedBy: ": ping\n\n").count - 1 >= 2, "\(stream.raw)")
+            #expect(stream.raw.components(separatedBy: ": ping\n").count - 1 >= 2, "\(stream.raw)")
+            // A comment with no blank line after it, which clients would read as an empty event.
+            #expect(!stream.raw.contains(": ping\n\n"), "\(stream.raw)")
         }
     }
 

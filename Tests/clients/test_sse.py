@@ -9,6 +9,8 @@ import subprocess
 import tempfile
 import time
 
+import httpx
+import httpx_sse
 import pytest
 import requests
 import sseclient
@@ -26,11 +28,13 @@ def flowd():
         f.write('kind: template\nprompt: "analysis of {{input}}"\n')
     with open(os.path.join(agents, "sleeper.yaml"), "w") as f:
         f.write('kind: mock\ndelay_ms: 300\noutput: "rested"\n')
+    with open(os.path.join(agents, "napper.yaml"), "w") as f:
+        f.write('kind: mock\ndelay_ms: 1000\noutput: "napped"\n')
     with open(os.path.join(agents, "flows.yaml"), "w") as f:
-        f.write("default: [analyst, sleeper]\n")
+        f.write("default: [analyst, sleeper]\nnapping: [napper]\n")
     process = subprocess.Popen(
         [FLOWD, "serve", "--port", "0", "--agents", agents, "--docs", os.path.join(work, "docs"),
-         "--data", os.path.join(work, "data")],
+         "--data", os.path.join(work, "data"), "--heartbeat", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = process.stdout.readline()
     url = re.search(r"http://\S+", line).group(0)
@@ -87,3 +91,22 @@ def test_cancel_ends_the_stream_with_one_cancelled_event(flowd):
     assert rest[-1][1] in ("cancelled",)
     assert [name for _, name in rest].count("cancelled") == 1
     assert requests.get(f"{flowd}/runs/{run_id}", timeout=10).json()["status"] == "cancelled"
+
+
+def test_heartbeats_are_not_events_to_sseclient_or_httpx_sse(flowd):
+    """A quiet second of a run carries several `: ping` comments; neither library turns one
+    into an event (a comment followed by a blank line reads as an empty `message` in httpx-sse)."""
+    body = {"flow": "napping", "input": "x", "story_id": "py-ping-1"}
+    raw = requests.post(f"{flowd}/run", json=body, headers={"Accept": "text/event-stream"}, timeout=30).text
+    assert raw.count(": ping\n") >= 2, raw
+
+    with httpx.Client(timeout=30) as client:
+        with httpx_sse.connect_sse(client, "POST", f"{flowd}/run", json={**body, "story_id": "py-ping-2"}) as source:
+            seen = [(e.event, e.data) for e in source.iter_sse()]
+    assert [name for name, _ in seen] == ["progress", "progress", "result", "done"], seen
+    assert all(data for _, data in seen)
+
+    response = requests.post(f"{flowd}/run", json={**body, "story_id": "py-ping-3"},
+                             headers={"Accept": "text/event-stream"}, stream=True, timeout=30)
+    names = [e.event for e in sseclient.SSEClient(response).events()]
+    assert names == ["progress", "progress", "result", "done"], names
