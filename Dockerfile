@@ -14,8 +14,11 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libmicrohttpd-dev libmimalloc-dev pkg-config \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-# Tests/ too: the manifest names the test targets, and SwiftPM wants their folders.
+# The dependencies in a layer of their own, fetched from the manifest alone (its versions are
+# exact): a change of flowd's code builds from here, without fetching them again.
 COPY Package.swift ./
+RUN swift package resolve
+# Tests/ too: the manifest names the test targets, and SwiftPM wants their folders.
 COPY Sources ./Sources
 COPY Tests ./Tests
 RUN swift build -c release --static-swift-stdlib --product flowd \
@@ -52,12 +55,15 @@ VOLUME ["/data", "/docs"]
 EXPOSE 8080
 
 # Liveness: GET /healthz through bash's /dev/tcp (no curl in the image); 200 while the process
-# serves, draining included.
+# serves, draining included. The port is flowd's own (PID 1): its --port when given, else
+# FLOWD_PORT, else 8080.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-    CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${FLOWD_PORT:-8080} && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
+    CMD ["/bin/bash", "-c", "port=${FLOWD_PORT:-8080}; set -- $(tr '\\0' ' ' </proc/1/cmdline); while [ $# -gt 0 ]; do case $1 in --port) port=$2 ;; --port=*) port=${1#--port=} ;; esac; shift; done; exec 3<>/dev/tcp/127.0.0.1/$port && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && head -n 1 <&3 | grep -q ' 200 '"]
 
 # Exec form: flowd is PID 1 and gets the SIGTERM of `docker stop` itself (it drains, then
 # exits 0); give `docker stop --time` more than FLOWD_DRAIN_TIMEOUT.
 STOPSIGNAL SIGTERM
+# No flag here: a flag would beat its variable, and the image is configured by environment
+# alone (FLOWD_HOST=0.0.0.0 above).
 ENTRYPOINT ["/usr/local/bin/flowd"]
-CMD ["serve", "--host", "0.0.0.0"]
+CMD ["serve"]
