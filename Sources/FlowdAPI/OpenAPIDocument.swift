@@ -69,7 +69,7 @@ public enum OpenAPIDocument {
 
         let nullableString: JSONValue = ["type": ["string", "null"]]
         let stringArray: JSONValue = ["type": "array", "items": ["type": "string"]]
-        var schemas: JSONObject = [
+        let schemas: JSONObject = [
             "Detail": [
                 "type": "object",
                 "description": "An error answer.",
@@ -99,28 +99,25 @@ public enum OpenAPIDocument {
                 "required": ["detail"],
             ],
             "RunRequest": runRequest,
+            // One object, not a `oneOf` of two: a generated client reads it as one model whose
+            // `result` or `pending_docs` is null, and the bytes on the wire are the same.
             "RunAnswer": [
-                "description": "The flow ran (`result`), or documents are missing (`pending_docs`, in flow order; no agent ran).",
-                "oneOf": [
-                    [
-                        "type": "object",
-                        "properties": [
-                            "result": ["type": "string", "description": "The output of the last agent that ran."],
-                            "pending_docs": ["type": "null"],
-                            "run_id": ["type": "string"],
-                        ],
-                        "required": ["result", "pending_docs", "run_id"],
+                "type": "object",
+                "description": """
+                    The flow ran: `result` is the output of the last agent that ran and `pending_docs` is \
+                    null. Or documents are missing: `result` is null and `pending_docs` lists every \
+                    missing id once, in flow order (no agent ran, no memory was written). Exactly one \
+                    of the two is null.
+                    """,
+                "properties": [
+                    "result": ["type": ["string", "null"], "description": "The output of the last agent that ran; null when documents are missing."],
+                    "pending_docs": [
+                        "type": ["array", "null"], "items": ["type": "string"], "minItems": 1,
+                        "description": "The missing document ids, in flow order; null when the flow ran.",
                     ],
-                    [
-                        "type": "object",
-                        "properties": [
-                            "result": ["type": "null"],
-                            "pending_docs": ["type": "array", "items": ["type": "string"], "minItems": 1],
-                            "run_id": ["type": "string"],
-                        ],
-                        "required": ["result", "pending_docs", "run_id"],
-                    ],
+                    "run_id": ["type": "string", "description": "The run's id, under `/runs/{id}`."],
                 ],
+                "required": ["result", "pending_docs", "run_id"],
             ],
             "RunAccepted": [
                 "type": "object",
@@ -266,33 +263,6 @@ public enum OpenAPIDocument {
                 "required": ["status"],
             ],
         ]
-        // An event stream's `schema` describes one event, as OpenAPI 3.2 (and schemathesis) read
-        // it: its `event`, `id` and `data` fields, `data` holding JSON.
-        func event(_ name: String, _ data: String) -> JSONValue {
-            [
-                "type": "object",
-                "properties": [
-                    "event": ["const": .string(name)],
-                    "id": ["type": "string", "pattern": "^[1-9][0-9]*$"],
-                    "data": ["type": "string", "contentMediaType": "application/json",
-                             "contentSchema": ["$ref": .string("#/components/schemas/\(data)")]],
-                ],
-                "required": ["event", "id", "data"],
-            ]
-        }
-        schemas["RunEvent"] = [
-            "description": """
-                One Server-Sent Event of a run (LF line ends): `id:` (1, 2, 3, … within the run), \
-                `event:` and one `data:` line of JSON with `run_id`. `progress` and `result` events, \
-                then exactly one terminal event (`done`, `error` or `cancelled`), after which the \
-                stream ends. A `: ping` comment goes out every `--heartbeat` seconds while nothing \
-                else does.
-                """,
-            "oneOf": [
-                event("progress", "ProgressEvent"), event("result", "ResultEvent"), event("done", "DoneEvent"),
-                event("error", "ErrorEvent"), event("cancelled", "CancelledEvent"),
-            ],
-        ]
         var components: JSONObject = [
             "schemas": .object(schemas),
             "parameters": [
@@ -351,9 +321,11 @@ public enum OpenAPIDocument {
                             "200": [
                                 "description": "The flow ran, or documents are missing.",
                                 "links": runLinks,
+                                // A generated client reads one media type per status, the first it
+                                // knows: the JSON answer, the one a client gets unless it asks.
                                 "content": [
                                     "application/json": ["schema": ref("RunAnswer")],
-                                    "text/event-stream": ["schema": ref("RunEvent")],
+                                    "text/event-stream": ["schema": eventStream],
                                 ],
                             ],
                             "400": detail("The body is not JSON or not an object, or the flow is unknown."),
@@ -409,7 +381,7 @@ public enum OpenAPIDocument {
                             "schema": ["type": "string"],
                         ]],
                         responses: [
-                            "200": ["description": "The events.", "content": ["text/event-stream": ["schema": ref("RunEvent")]]],
+                            "200": ["description": "The events.", "content": ["text/event-stream": ["schema": eventStream]]],
                             "204": ["description": "The run has finished and no event is after `Last-Event-ID`."],
                             "404": notFound("No run with this id."),
                             "422": pathValidation,
@@ -449,11 +421,12 @@ public enum OpenAPIDocument {
                         "putDocument", tag: "documents", summary: "Create or replace a document",
                         description: "The body is the document, whatever its content type; written atomically.",
                         body: [
-                            "description": "The document's bytes, sent with any content type (`text/markdown` too); an empty body is an empty document.",
+                            "description": "The document's bytes, stored as they come. Any `Content-Type` is accepted (`text/markdown`, `text/plain`, none…), not only the one declared here; an empty body is an empty document.",
                             "required": false,
+                            // Bytes, not text (a generated client sends a file's bytes); the one
+                            // media type declared is the one generators know for a raw body.
                             "content": [
-                                "text/plain": ["schema": ["type": "string"]],
-                                "application/octet-stream": ["schema": ["type": "string", "contentMediaType": "application/octet-stream"]],
+                                "application/octet-stream": ["schema": ["type": "string", "format": "binary"]],
                             ],
                         ],
                         responses: [
@@ -590,6 +563,24 @@ public enum OpenAPIDocument {
                         "openAPI", tag: "operations", summary: "This document",
                         responses: ["200": ["description": "OpenAPI 3.1.", "content": ["application/json": ["schema": ["type": "object"]]]]]),
                 ],
+            ]
+        }
+
+        /// A run's events as text: generators read a `text/*` body as a string, whatever its
+        /// schema, so a schema of one event object would only break their parsing. The data of
+        /// each event is described in `components/schemas` instead.
+        private var eventStream: JSONValue {
+            [
+                "type": "string",
+                "description": """
+                    Server-Sent Events, lines ending in LF. Each event is an `id:` line (1, 2, 3, … \
+                    within the run), an `event:` line and one `data:` line of JSON that has `run_id`, \
+                    then an empty line: `progress` (data: `ProgressEvent`) and `result` \
+                    (`ResultEvent`) events, then exactly one terminal event, after which the stream \
+                    ends: `done` (`DoneEvent`: the `/run` 200 body), `error` (`ErrorEvent`) or \
+                    `cancelled` (`CancelledEvent`). A `: ping` comment line goes out every \
+                    `--heartbeat` seconds while nothing else does.
+                    """,
             ]
         }
 

@@ -139,6 +139,46 @@ struct OpenAPITests {
         }
     }
 
+    /// Generators read any `text/*` body as a string: a schema of one event object breaks them.
+    @Test func everyEventStreamIsDescribedAsText() throws {
+        var streams = 0
+        for (route, operation) in Self.operations(try Self.document()) {
+            for (_, response) in operation["responses"] as? [String: [String: Any]] ?? [:] {
+                guard let stream = (response["content"] as? [String: Any])?["text/event-stream"] as? [String: Any] else { continue }
+                streams += 1
+                let schema = stream["schema"] as? [String: Any]
+                #expect(schema?["type"] as? String == "string", "\(route)")
+                #expect(schema?["$ref"] == nil && schema?["oneOf"] == nil, "\(route)")
+                let text = schema?["description"] as? String ?? ""
+                for name in ["progress", "result", "done", "error", "cancelled", "ProgressEvent", "ResultEvent", "DoneEvent",
+                             "ErrorEvent", "CancelledEvent", ": ping"] {
+                    #expect(text.contains(name), "\(route): the event vocabulary lacks \(name)")
+                }
+            }
+        }
+        #expect(streams == 2)  // POST /run (with Accept: text/event-stream) and GET /runs/{id}/events
+    }
+
+    @Test func theRunAnswerIsOneObjectWhoseResultOrPendingDocsIsNull() throws {
+        let schemas = (try Self.document()["components"] as? [String: Any])?["schemas"] as? [String: Any]
+        let answer = try #require(schemas?["RunAnswer"] as? [String: Any])
+        #expect(answer["oneOf"] == nil && answer["anyOf"] == nil)
+        #expect(answer["type"] as? String == "object")
+        #expect(Set(answer["required"] as? [String] ?? []) == ["result", "pending_docs", "run_id"])
+        let properties = answer["properties"] as? [String: [String: Any]]
+        #expect(properties?["result"]?["type"] as? [String] == ["string", "null"])
+        #expect(properties?["pending_docs"]?["type"] as? [String] == ["array", "null"])
+    }
+
+    @Test func aDocumentIsPutAsBinaryBytes() throws {
+        let put = try #require(Self.operations(try Self.document())[Route("PUT", "/docs/{id}")])
+        let content = (put["requestBody"] as? [String: Any])?["content"] as? [String: [String: Any]]
+        #expect(content.map { Set($0.keys) } == ["application/octet-stream"])
+        let schema = content?["application/octet-stream"]?["schema"] as? [String: Any]
+        #expect(schema?["type"] as? String == "string")
+        #expect(schema?["format"] as? String == "binary")
+    }
+
     @Test func everyOperationHasAUniqueOperationID() throws {
         let ids = Self.operations(try Self.document()).values.compactMap { $0["operationId"] as? String }
         #expect(ids.count == Self.routerRoutes.count)
