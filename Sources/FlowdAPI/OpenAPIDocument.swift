@@ -32,7 +32,8 @@ public enum OpenAPIDocument {
         Runs PocketFlow-style agent flows. Every error answer is JSON `{"detail": …}`: a message, \
         or for 422 a FastAPI-style list of issues. When several answers apply, the first of these \
         wins: 401, 404/405, 413, 415, 400, 422, 503. An unknown path is 404; a known path with \
-        another method 405 with `Allow` (HEAD is served wherever GET is). A request whose \
+        another method 405 with `Allow` (`components/responses/MethodNotAllowed`). HEAD is served \
+        wherever GET is, and declared there. A request whose \
         `Content-Length` exceeds `--max-body` is 413 on any route. While the server stops, a \
         request still running when the drain timeout ends is answered 503 with `Retry-After`.
         """
@@ -278,6 +279,21 @@ public enum OpenAPIDocument {
             "headers": [
                 "RetryAfter": ["description": "Seconds to wait before retrying.", "schema": ["type": "integer"]],
             ],
+            // 405 answers a method that no operation here declares, so no operation can answer
+            // it: it is described here only. (The other routing answer, 404, is declared on every
+            // operation whose path has a parameter: an empty segment matches no route.)
+            "responses": [
+                "MethodNotAllowed": [
+                    "description": "A path that is routed, with a method that is not declared for it.",
+                    "headers": [
+                        "Allow": [
+                            "description": "The methods of the path, `HEAD` with `GET`.", "required": true,
+                            "schema": ["type": "string"],
+                        ],
+                    ],
+                    "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Detail"]]],
+                ],
+            ],
         ]
         if secured {
             components["securitySchemes"] = [
@@ -304,7 +320,56 @@ public enum OpenAPIDocument {
     private struct Builder {
         let secured: Bool
 
+        /// Every operation, with the routing answers: a `head` beside each `get` (the router
+        /// answers HEAD with the GET handler, the body left out) and a 404 on each operation
+        /// whose path has a parameter (an empty segment, as in `/docs/`, matches no route).
         func paths() -> JSONObject {
+            JSONObject(operationsByPath().map { path, item -> (String, JSONValue) in
+                guard case .object(var methods) = item else { return (path, item) }
+                if path.contains("{") {
+                    for (method, operation) in methods where method != "parameters" {
+                        methods[method] = withNoRoute(operation)
+                    }
+                }
+                if let get = methods["get"] { methods["head"] = head(of: get) }
+                return (path, .object(methods))
+            })
+        }
+
+        private func withNoRoute(_ operation: JSONValue) -> JSONValue {
+            guard case .object(var op) = operation, case .object(var responses)? = op["responses"] else { return operation }
+            if case .object(var notFound)? = responses["404"], case .string(let text)? = notFound["description"] {
+                notFound["description"] = .string(text + " Also when a path parameter is empty (no route).")
+                responses["404"] = .object(notFound)
+            } else {
+                responses["404"] = detail("No route: a path parameter is empty.")
+            }
+            op["responses"] = .object(byStatus(responses))
+            return .object(op)
+        }
+
+        /// The `get` operation's statuses and headers, without the bodies.
+        private func head(of get: JSONValue) -> JSONValue {
+            guard case .object(var op) = get, case .string(let id)? = op["operationId"], case .string(let summary)? = op["summary"],
+                  case .object(let responses)? = op["responses"]
+            else { return get }
+            op["operationId"] = .string(id + "Head")
+            op["summary"] = .string(summary + " (headers only)")
+            op["description"] = "`HEAD`: the status and headers that `GET` answers, without the body."
+            op["responses"] = .object(JSONObject(responses.map { status, response -> (String, JSONValue) in
+                guard case .object(var headers) = response else { return (status, response) }
+                headers["content"] = nil
+                headers["links"] = nil
+                return (status, .object(headers))
+            }))
+            return .object(op)
+        }
+
+        private func byStatus(_ responses: JSONObject) -> JSONObject {
+            JSONObject(responses.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        }
+
+        private func operationsByPath() -> JSONObject {
             [
                 "/run": [
                     "post": operation(
@@ -481,7 +546,6 @@ public enum OpenAPIDocument {
                         ]],
                         responses: [
                             "200": ["description": "The entries.", "content": json("MemoryList")],
-                            "404": notFound("The path has an empty segment."),
                             "422": validation("The scope is not one of the three."),
                             "500": storageFailed,
                         ]),
@@ -640,7 +704,7 @@ public enum OpenAPIDocument {
                     ]
                 }
             }
-            op["responses"] = .object(JSONObject(responses.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
+            op["responses"] = .object(byStatus(responses))
             return .object(op)
         }
 

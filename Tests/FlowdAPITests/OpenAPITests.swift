@@ -7,9 +7,13 @@ import Testing
 
 @Suite("OpenAPI document")
 struct OpenAPITests {
-    /// The routes `FlowdApp.makeRouter()` registers, as (method, pattern). A route added there
-    /// must be added here and described in `OpenAPIDocument`.
-    static let routerRoutes: Set<Route> = [
+    /// The routes `FlowdApp.makeRouter()` registers, as (method, pattern), and HEAD wherever
+    /// GET is (the router answers it with the GET handler). A route added there must be added
+    /// here and described in `OpenAPIDocument`.
+    static let routerRoutes: Set<Route> = registeredRoutes.union(
+        registeredRoutes.filter { $0.method == "GET" }.map { Route("HEAD", $0.pattern) })
+
+    static let registeredRoutes: Set<Route> = [
         Route("GET", "/healthz"), Route("GET", "/readyz"),
         Route("POST", "/run"), Route("POST", "/runs"), Route("GET", "/runs/{id}"),
         Route("GET", "/runs/{id}/events"), Route("POST", "/runs/{id}/cancel"), Route("GET", "/flows"),
@@ -84,7 +88,7 @@ struct OpenAPITests {
             }
             // Any other method on a described path is not routed: no undescribed method hides there.
             for path in Set(described.map(\.pattern)) {
-                for method in ["GET", "PUT", "POST", "DELETE", "PATCH"] where !described.contains(Route(method, path)) {
+                for method in ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH"] where !described.contains(Route(method, path)) {
                     if case .found = router.match(method: method, rawPath: Route(method, path).samplePath) {
                         Issue.record("\(method) \(path) is routed but not described")
                     }
@@ -121,7 +125,10 @@ struct OpenAPITests {
         let schemes = (document["components"] as? [String: Any])?["securitySchemes"] as? [String: Any]
         #expect((schemes?["bearerAuth"] as? [String: Any])?["scheme"] as? String == "bearer")
         #expect(document["security"] as? [[String: [String]]] == [["bearerAuth": []]])
-        let open: Set<Route> = [Route("GET", "/healthz"), Route("GET", "/readyz"), Route("GET", "/")]
+        let open: Set<Route> = [
+            Route("GET", "/healthz"), Route("GET", "/readyz"), Route("GET", "/"),
+            Route("HEAD", "/healthz"), Route("HEAD", "/readyz"), Route("HEAD", "/"),
+        ]
         for (route, operation) in Self.operations(document) {
             let responses = operation["responses"] as? [String: Any] ?? [:]
             if open.contains(route) {
@@ -136,6 +143,23 @@ struct OpenAPITests {
         #expect(withoutKey["security"] == nil)
         for (route, operation) in Self.operations(withoutKey) {
             #expect((operation["responses"] as? [String: Any])?["401"] == nil, "\(route)")
+        }
+    }
+
+    @Test func headIsDeclaredBesideEveryGetWithItsStatusesAndHeadersButNoBody() throws {
+        let operations = Self.operations(try Self.document(apiKeyRequired: true))
+        for (route, get) in operations where route.method == "GET" {
+            let head = try #require(operations[Route("HEAD", route.pattern)], "no HEAD for \(route)")
+            #expect(head["operationId"] as? String == (get["operationId"] as? String ?? "") + "Head")
+            #expect((head["security"] as? [Any])?.isEmpty == (get["security"] as? [Any])?.isEmpty)
+            let getResponses = get["responses"] as? [String: [String: Any]] ?? [:]
+            let headResponses = head["responses"] as? [String: [String: Any]] ?? [:]
+            #expect(Set(headResponses.keys) == Set(getResponses.keys), "\(route)")
+            for (status, response) in headResponses {
+                #expect(response["content"] == nil, "HEAD \(route.pattern) \(status) has a body")
+                #expect(Set((response["headers"] as? [String: Any] ?? [:]).keys)
+                        == Set((getResponses[status]?["headers"] as? [String: Any] ?? [:]).keys), "HEAD \(route.pattern) \(status)")
+            }
         }
     }
 
@@ -177,6 +201,24 @@ struct OpenAPITests {
         let schema = content?["application/octet-stream"]?["schema"] as? [String: Any]
         #expect(schema?["type"] as? String == "string")
         #expect(schema?["format"] as? String == "binary")
+    }
+
+    @Test func everyOperationWithAPathParameterDeclaresTheRoutingAnswer404() throws {
+        let document = try Self.document()
+        for (route, operation) in Self.operations(document) where route.pattern.contains("{") {
+            let notFound = (operation["responses"] as? [String: Any])?["404"] as? [String: Any]
+            let schema = ((notFound?["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"] as? [String: Any]
+            if route.method == "HEAD" {
+                #expect(notFound != nil, "\(route)")
+            } else {
+                #expect(schema?["$ref"] as? String == "#/components/schemas/Detail", "\(route)")
+            }
+        }
+        let responses = (document["components"] as? [String: Any])?["responses"] as? [String: Any]
+        let methodNotAllowed = try #require(responses?["MethodNotAllowed"] as? [String: Any])
+        #expect((methodNotAllowed["headers"] as? [String: Any])?["Allow"] != nil)
+        let schema = (((methodNotAllowed["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"] as? [String: Any])
+        #expect(schema?["$ref"] as? String == "#/components/schemas/Detail")
     }
 
     @Test func everyOperationHasAUniqueOperationID() throws {
