@@ -32,7 +32,8 @@ public enum OpenAPIDocument {
         Runs PocketFlow-style agent flows. Every error answer is JSON `{"detail": …}`: a message, \
         or for 422 a FastAPI-style list of issues. When several answers apply, the first of these \
         wins: 401, 404/405, 413, 415, 400, 422, 503. An unknown path is 404; a known path with \
-        another method 405 with `Allow` (HEAD is served wherever GET is). A request whose \
+        another method 405 with `Allow` (`components/responses/MethodNotAllowed`). HEAD is served \
+        wherever GET is, and declared there. A request whose \
         `Content-Length` exceeds `--max-body` is 413 on any route. While the server stops, a \
         request still running when the drain timeout ends is answered 503 with `Retry-After`.
         """
@@ -69,7 +70,7 @@ public enum OpenAPIDocument {
 
         let nullableString: JSONValue = ["type": ["string", "null"]]
         let stringArray: JSONValue = ["type": "array", "items": ["type": "string"]]
-        var schemas: JSONObject = [
+        let schemas: JSONObject = [
             "Detail": [
                 "type": "object",
                 "description": "An error answer.",
@@ -99,28 +100,25 @@ public enum OpenAPIDocument {
                 "required": ["detail"],
             ],
             "RunRequest": runRequest,
+            // One object, not a `oneOf` of two: a generated client reads it as one model whose
+            // `result` or `pending_docs` is null, and the bytes on the wire are the same.
             "RunAnswer": [
-                "description": "The flow ran (`result`), or documents are missing (`pending_docs`, in flow order; no agent ran).",
-                "oneOf": [
-                    [
-                        "type": "object",
-                        "properties": [
-                            "result": ["type": "string", "description": "The output of the last agent that ran."],
-                            "pending_docs": ["type": "null"],
-                            "run_id": ["type": "string"],
-                        ],
-                        "required": ["result", "pending_docs", "run_id"],
+                "type": "object",
+                "description": """
+                    The flow ran: `result` is the output of the last agent that ran and `pending_docs` is \
+                    null. Or documents are missing: `result` is null and `pending_docs` lists every \
+                    missing id once, in flow order (no agent ran, no memory was written). Exactly one \
+                    of the two is null.
+                    """,
+                "properties": [
+                    "result": ["type": ["string", "null"], "description": "The output of the last agent that ran; null when documents are missing."],
+                    "pending_docs": [
+                        "type": ["array", "null"], "items": ["type": "string"], "minItems": 1,
+                        "description": "The missing document ids, in flow order; null when the flow ran.",
                     ],
-                    [
-                        "type": "object",
-                        "properties": [
-                            "result": ["type": "null"],
-                            "pending_docs": ["type": "array", "items": ["type": "string"], "minItems": 1],
-                            "run_id": ["type": "string"],
-                        ],
-                        "required": ["result", "pending_docs", "run_id"],
-                    ],
+                    "run_id": ["type": "string", "description": "The run's id, under `/runs/{id}`."],
                 ],
+                "required": ["result", "pending_docs", "run_id"],
             ],
             "RunAccepted": [
                 "type": "object",
@@ -266,33 +264,6 @@ public enum OpenAPIDocument {
                 "required": ["status"],
             ],
         ]
-        // An event stream's `schema` describes one event, as OpenAPI 3.2 (and schemathesis) read
-        // it: its `event`, `id` and `data` fields, `data` holding JSON.
-        func event(_ name: String, _ data: String) -> JSONValue {
-            [
-                "type": "object",
-                "properties": [
-                    "event": ["const": .string(name)],
-                    "id": ["type": "string", "pattern": "^[1-9][0-9]*$"],
-                    "data": ["type": "string", "contentMediaType": "application/json",
-                             "contentSchema": ["$ref": .string("#/components/schemas/\(data)")]],
-                ],
-                "required": ["event", "id", "data"],
-            ]
-        }
-        schemas["RunEvent"] = [
-            "description": """
-                One Server-Sent Event of a run (LF line ends): `id:` (1, 2, 3, … within the run), \
-                `event:` and one `data:` line of JSON with `run_id`. `progress` and `result` events, \
-                then exactly one terminal event (`done`, `error` or `cancelled`), after which the \
-                stream ends. A `: ping` comment goes out every `--heartbeat` seconds while nothing \
-                else does.
-                """,
-            "oneOf": [
-                event("progress", "ProgressEvent"), event("result", "ResultEvent"), event("done", "DoneEvent"),
-                event("error", "ErrorEvent"), event("cancelled", "CancelledEvent"),
-            ],
-        ]
         var components: JSONObject = [
             "schemas": .object(schemas),
             "parameters": [
@@ -307,6 +278,21 @@ public enum OpenAPIDocument {
             ],
             "headers": [
                 "RetryAfter": ["description": "Seconds to wait before retrying.", "schema": ["type": "integer"]],
+            ],
+            // 405 answers a method that no operation here declares, so no operation can answer
+            // it: it is described here only. (The other routing answer, 404, is declared on every
+            // operation whose path has a parameter: an empty segment matches no route.)
+            "responses": [
+                "MethodNotAllowed": [
+                    "description": "A path that is routed, with a method that is not declared for it.",
+                    "headers": [
+                        "Allow": [
+                            "description": "The methods of the path, `HEAD` with `GET`.", "required": true,
+                            "schema": ["type": "string"],
+                        ],
+                    ],
+                    "content": ["application/json": ["schema": ["$ref": "#/components/schemas/Detail"]]],
+                ],
             ],
         ]
         if secured {
@@ -334,7 +320,56 @@ public enum OpenAPIDocument {
     private struct Builder {
         let secured: Bool
 
+        /// Every operation, with the routing answers: a `head` beside each `get` (the router
+        /// answers HEAD with the GET handler, the body left out) and a 404 on each operation
+        /// whose path has a parameter (an empty segment, as in `/docs/`, matches no route).
         func paths() -> JSONObject {
+            JSONObject(operationsByPath().map { path, item -> (String, JSONValue) in
+                guard case .object(var methods) = item else { return (path, item) }
+                if path.contains("{") {
+                    for (method, operation) in methods where method != "parameters" {
+                        methods[method] = withNoRoute(operation)
+                    }
+                }
+                if let get = methods["get"] { methods["head"] = head(of: get) }
+                return (path, .object(methods))
+            })
+        }
+
+        private func withNoRoute(_ operation: JSONValue) -> JSONValue {
+            guard case .object(var op) = operation, case .object(var responses)? = op["responses"] else { return operation }
+            if case .object(var notFound)? = responses["404"], case .string(let text)? = notFound["description"] {
+                notFound["description"] = .string(text + " Also when a path parameter is empty (no route).")
+                responses["404"] = .object(notFound)
+            } else {
+                responses["404"] = detail("No route: a path parameter is empty.")
+            }
+            op["responses"] = .object(byStatus(responses))
+            return .object(op)
+        }
+
+        /// The `get` operation's statuses and headers, without the bodies.
+        private func head(of get: JSONValue) -> JSONValue {
+            guard case .object(var op) = get, case .string(let id)? = op["operationId"], case .string(let summary)? = op["summary"],
+                  case .object(let responses)? = op["responses"]
+            else { return get }
+            op["operationId"] = .string(id + "Head")
+            op["summary"] = .string(summary + " (headers only)")
+            op["description"] = "`HEAD`: the status and headers that `GET` answers, without the body."
+            op["responses"] = .object(JSONObject(responses.map { status, response -> (String, JSONValue) in
+                guard case .object(var headers) = response else { return (status, response) }
+                headers["content"] = nil
+                headers["links"] = nil
+                return (status, .object(headers))
+            }))
+            return .object(op)
+        }
+
+        private func byStatus(_ responses: JSONObject) -> JSONObject {
+            JSONObject(responses.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+        }
+
+        private func operationsByPath() -> JSONObject {
             [
                 "/run": [
                     "post": operation(
@@ -351,9 +386,11 @@ public enum OpenAPIDocument {
                             "200": [
                                 "description": "The flow ran, or documents are missing.",
                                 "links": runLinks,
+                                // A generated client reads one media type per status, the first it
+                                // knows: the JSON answer, the one a client gets unless it asks.
                                 "content": [
                                     "application/json": ["schema": ref("RunAnswer")],
-                                    "text/event-stream": ["schema": ref("RunEvent")],
+                                    "text/event-stream": ["schema": eventStream],
                                 ],
                             ],
                             "400": detail("The body is not JSON or not an object, or the flow is unknown."),
@@ -409,7 +446,7 @@ public enum OpenAPIDocument {
                             "schema": ["type": "string"],
                         ]],
                         responses: [
-                            "200": ["description": "The events.", "content": ["text/event-stream": ["schema": ref("RunEvent")]]],
+                            "200": ["description": "The events.", "content": ["text/event-stream": ["schema": eventStream]]],
                             "204": ["description": "The run has finished and no event is after `Last-Event-ID`."],
                             "404": notFound("No run with this id."),
                             "422": pathValidation,
@@ -449,11 +486,12 @@ public enum OpenAPIDocument {
                         "putDocument", tag: "documents", summary: "Create or replace a document",
                         description: "The body is the document, whatever its content type; written atomically.",
                         body: [
-                            "description": "The document's bytes, sent with any content type (`text/markdown` too); an empty body is an empty document.",
+                            "description": "The document's bytes, stored as they come. Any `Content-Type` is accepted (`text/markdown`, `text/plain`, none…), not only the one declared here; an empty body is an empty document.",
                             "required": false,
+                            // Bytes, not text (a generated client sends a file's bytes); the one
+                            // media type declared is the one generators know for a raw body.
                             "content": [
-                                "text/plain": ["schema": ["type": "string"]],
-                                "application/octet-stream": ["schema": ["type": "string", "contentMediaType": "application/octet-stream"]],
+                                "application/octet-stream": ["schema": ["type": "string", "format": "binary"]],
                             ],
                         ],
                         responses: [
@@ -508,7 +546,6 @@ public enum OpenAPIDocument {
                         ]],
                         responses: [
                             "200": ["description": "The entries.", "content": json("MemoryList")],
-                            "404": notFound("The path has an empty segment."),
                             "422": validation("The scope is not one of the three."),
                             "500": storageFailed,
                         ]),
@@ -593,6 +630,24 @@ public enum OpenAPIDocument {
             ]
         }
 
+        /// A run's events as text: generators read a `text/*` body as a string, whatever its
+        /// schema, so a schema of one event object would only break their parsing. The data of
+        /// each event is described in `components/schemas` instead.
+        private var eventStream: JSONValue {
+            [
+                "type": "string",
+                "description": """
+                    Server-Sent Events, lines ending in LF. Each event is an `id:` line (1, 2, 3, … \
+                    within the run), an `event:` line and one `data:` line of JSON that has `run_id`, \
+                    then an empty line: `progress` (data: `ProgressEvent`) and `result` \
+                    (`ResultEvent`) events, then exactly one terminal event, after which the stream \
+                    ends: `done` (`DoneEvent`: the `/run` 200 body), `error` (`ErrorEvent`) or \
+                    `cancelled` (`CancelledEvent`). A `: ping` comment line goes out every \
+                    `--heartbeat` seconds while nothing else does.
+                    """,
+            ]
+        }
+
         private func link(_ operationID: String, _ parameters: JSONObject) -> JSONValue {
             ["operationId": .string(operationID), "parameters": .object(parameters)]
         }
@@ -649,7 +704,7 @@ public enum OpenAPIDocument {
                     ]
                 }
             }
-            op["responses"] = .object(JSONObject(responses.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
+            op["responses"] = .object(byStatus(responses))
             return .object(op)
         }
 

@@ -7,9 +7,13 @@ import Testing
 
 @Suite("OpenAPI document")
 struct OpenAPITests {
-    /// The routes `FlowdApp.makeRouter()` registers, as (method, pattern). A route added there
-    /// must be added here and described in `OpenAPIDocument`.
-    static let routerRoutes: Set<Route> = [
+    /// The routes `FlowdApp.makeRouter()` registers, as (method, pattern), and HEAD wherever
+    /// GET is (the router answers it with the GET handler). A route added there must be added
+    /// here and described in `OpenAPIDocument`.
+    static let routerRoutes: Set<Route> = registeredRoutes.union(
+        registeredRoutes.filter { $0.method == "GET" }.map { Route("HEAD", $0.pattern) })
+
+    static let registeredRoutes: Set<Route> = [
         Route("GET", "/healthz"), Route("GET", "/readyz"),
         Route("POST", "/run"), Route("POST", "/runs"), Route("GET", "/runs/{id}"),
         Route("GET", "/runs/{id}/events"), Route("POST", "/runs/{id}/cancel"), Route("GET", "/flows"),
@@ -84,7 +88,7 @@ struct OpenAPITests {
             }
             // Any other method on a described path is not routed: no undescribed method hides there.
             for path in Set(described.map(\.pattern)) {
-                for method in ["GET", "PUT", "POST", "DELETE", "PATCH"] where !described.contains(Route(method, path)) {
+                for method in ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH"] where !described.contains(Route(method, path)) {
                     if case .found = router.match(method: method, rawPath: Route(method, path).samplePath) {
                         Issue.record("\(method) \(path) is routed but not described")
                     }
@@ -121,7 +125,10 @@ struct OpenAPITests {
         let schemes = (document["components"] as? [String: Any])?["securitySchemes"] as? [String: Any]
         #expect((schemes?["bearerAuth"] as? [String: Any])?["scheme"] as? String == "bearer")
         #expect(document["security"] as? [[String: [String]]] == [["bearerAuth": []]])
-        let open: Set<Route> = [Route("GET", "/healthz"), Route("GET", "/readyz"), Route("GET", "/")]
+        let open: Set<Route> = [
+            Route("GET", "/healthz"), Route("GET", "/readyz"), Route("GET", "/"),
+            Route("HEAD", "/healthz"), Route("HEAD", "/readyz"), Route("HEAD", "/"),
+        ]
         for (route, operation) in Self.operations(document) {
             let responses = operation["responses"] as? [String: Any] ?? [:]
             if open.contains(route) {
@@ -137,6 +144,81 @@ struct OpenAPITests {
         for (route, operation) in Self.operations(withoutKey) {
             #expect((operation["responses"] as? [String: Any])?["401"] == nil, "\(route)")
         }
+    }
+
+    @Test func headIsDeclaredBesideEveryGetWithItsStatusesAndHeadersButNoBody() throws {
+        let operations = Self.operations(try Self.document(apiKeyRequired: true))
+        for (route, get) in operations where route.method == "GET" {
+            let head = try #require(operations[Route("HEAD", route.pattern)], "no HEAD for \(route)")
+            #expect(head["operationId"] as? String == (get["operationId"] as? String ?? "") + "Head")
+            #expect((head["security"] as? [Any])?.isEmpty == (get["security"] as? [Any])?.isEmpty)
+            let getResponses = get["responses"] as? [String: [String: Any]] ?? [:]
+            let headResponses = head["responses"] as? [String: [String: Any]] ?? [:]
+            #expect(Set(headResponses.keys) == Set(getResponses.keys), "\(route)")
+            for (status, response) in headResponses {
+                #expect(response["content"] == nil, "HEAD \(route.pattern) \(status) has a body")
+                #expect(Set((response["headers"] as? [String: Any] ?? [:]).keys)
+                        == Set((getResponses[status]?["headers"] as? [String: Any] ?? [:]).keys), "HEAD \(route.pattern) \(status)")
+            }
+        }
+    }
+
+    /// Generators read any `text/*` body as a string: a schema of one event object breaks them.
+    @Test func everyEventStreamIsDescribedAsText() throws {
+        var streams = 0
+        for (route, operation) in Self.operations(try Self.document()) {
+            for (_, response) in operation["responses"] as? [String: [String: Any]] ?? [:] {
+                guard let stream = (response["content"] as? [String: Any])?["text/event-stream"] as? [String: Any] else { continue }
+                streams += 1
+                let schema = stream["schema"] as? [String: Any]
+                #expect(schema?["type"] as? String == "string", "\(route)")
+                #expect(schema?["$ref"] == nil && schema?["oneOf"] == nil, "\(route)")
+                let text = schema?["description"] as? String ?? ""
+                for name in ["progress", "result", "done", "error", "cancelled", "ProgressEvent", "ResultEvent", "DoneEvent",
+                             "ErrorEvent", "CancelledEvent", ": ping"] {
+                    #expect(text.contains(name), "\(route): the event vocabulary lacks \(name)")
+                }
+            }
+        }
+        #expect(streams == 2)  // POST /run (with Accept: text/event-stream) and GET /runs/{id}/events
+    }
+
+    @Test func theRunAnswerIsOneObjectWhoseResultOrPendingDocsIsNull() throws {
+        let schemas = (try Self.document()["components"] as? [String: Any])?["schemas"] as? [String: Any]
+        let answer = try #require(schemas?["RunAnswer"] as? [String: Any])
+        #expect(answer["oneOf"] == nil && answer["anyOf"] == nil)
+        #expect(answer["type"] as? String == "object")
+        #expect(Set(answer["required"] as? [String] ?? []) == ["result", "pending_docs", "run_id"])
+        let properties = answer["properties"] as? [String: [String: Any]]
+        #expect(properties?["result"]?["type"] as? [String] == ["string", "null"])
+        #expect(properties?["pending_docs"]?["type"] as? [String] == ["array", "null"])
+    }
+
+    @Test func aDocumentIsPutAsBinaryBytes() throws {
+        let put = try #require(Self.operations(try Self.document())[Route("PUT", "/docs/{id}")])
+        let content = (put["requestBody"] as? [String: Any])?["content"] as? [String: [String: Any]]
+        #expect(content.map { Set($0.keys) } == ["application/octet-stream"])
+        let schema = content?["application/octet-stream"]?["schema"] as? [String: Any]
+        #expect(schema?["type"] as? String == "string")
+        #expect(schema?["format"] as? String == "binary")
+    }
+
+    @Test func everyOperationWithAPathParameterDeclaresTheRoutingAnswer404() throws {
+        let document = try Self.document()
+        for (route, operation) in Self.operations(document) where route.pattern.contains("{") {
+            let notFound = (operation["responses"] as? [String: Any])?["404"] as? [String: Any]
+            let schema = ((notFound?["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"] as? [String: Any]
+            if route.method == "HEAD" {
+                #expect(notFound != nil, "\(route)")
+            } else {
+                #expect(schema?["$ref"] as? String == "#/components/schemas/Detail", "\(route)")
+            }
+        }
+        let responses = (document["components"] as? [String: Any])?["responses"] as? [String: Any]
+        let methodNotAllowed = try #require(responses?["MethodNotAllowed"] as? [String: Any])
+        #expect((methodNotAllowed["headers"] as? [String: Any])?["Allow"] != nil)
+        let schema = (((methodNotAllowed["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"] as? [String: Any])
+        #expect(schema?["$ref"] as? String == "#/components/schemas/Detail")
     }
 
     @Test func everyOperationHasAUniqueOperationID() throws {
