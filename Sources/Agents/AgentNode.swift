@@ -45,16 +45,25 @@ struct AgentNode: Node {
         case .template:
             return prepared.prompt
         case .mock:
-            return try await withTimeout { try await mock(prepared.prompt, attempt: context.attempt) }
+            // A mock's wait is a sleep, which ends at once when the run is cancelled: it needs
+            // no task of its own to be bounded (`withTimeout`'s two tasks cost about 8 KB a
+            // waiting run; scripts/bench slow holds 5,000).
+            return try await mock(prepared.prompt, attempt: context.attempt)
         case .llm:
             let client = LLMClient(definition: definition, run: prepared.run)
             return try await withTimeout { try await client.complete(prompt: prepared.prompt) }
         }
     }
 
+    /// Waits `delay_ms`, bounded by the agent's `timeout` (then fails as `withTimeout` would),
+    /// then fails or answers as configured.
     private func mock(_ prompt: String, attempt: Int) async throws -> String {
         if definition.delayMilliseconds > 0 {
-            try await Task.sleep(for: .milliseconds(definition.delayMilliseconds))
+            let timeout = Int64((definition.timeout * 1000).rounded())
+            try await Task.sleep(for: .milliseconds(min(Int64(definition.delayMilliseconds), timeout)))
+            if Int64(definition.delayMilliseconds) > timeout {
+                throw AgentFailure(agent: definition.id, message: "timed out after \(Self.format(seconds: definition.timeout))s")
+            }
         }
         let failing = definition.failAttempts > 0 ? attempt <= definition.failAttempts : definition.fail != nil
         if failing {
