@@ -275,6 +275,20 @@ struct HTTPFramingTests {
         }
     }
 
+    /// A head that just fits libmicrohttpd's 16 KiB pool leaves no room to build any answer:
+    /// the connection is closed unanswered (docs/operations.md lists the sizes).
+    @Test func aHeadThatJustFitsThePoolIsClosedUnanswered() async throws {
+        try await withTestServer(router: framingRouter()) { server, client in
+            #expect(server.configuration.connectionMemoryBytes == 16 << 10)
+            let start = "GET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: "
+            let request = start + String(repeating: "a", count: 16_176 - start.utf8.count - 4) + "\r\n\r\n"
+            let answer = try await exchange(client.port, request)
+            #expect(answer.closed)
+            #expect(answer.bytes.isEmpty, "\(answer.text.prefix(200))")
+            try await expectStillServing(client)
+        }
+    }
+
     @Test(arguments: [
         ("/%66ast", 200, #"{"fast":true}"#),
         ("/%66%61%73%74", 200, #"{"fast":true}"#),
