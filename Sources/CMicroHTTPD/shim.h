@@ -60,4 +60,10 @@ static inline uint16_t flowd_mhd_bound_port(struct MHD_Daemon *d) {
     return info == NULL ? 0 : info->port;
 }
 
+/// Bytes of the request line and header block of the request on `c` (0 when unknown).
+static inline size_t flowd_mhd_request_header_size(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    return info == NULL ? 0 : info->header_size;
+}
+
 #endif

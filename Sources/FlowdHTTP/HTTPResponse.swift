@@ -78,6 +78,7 @@ public enum JSONText {
 public enum HTTPStatus {
     public static let ok = 200, created = 201, accepted = 202, noContent = 204
     public static let badRequest = 400, unauthorized = 401, notFound = 404, methodNotAllowed = 405
-    public static let conflict = 409, payloadTooLarge = 413, unsupportedMediaType = 415
-    public static let unprocessable = 422, internalError = 500, unavailable = 503
+    public static let conflict = 409, payloadTooLarge = 413, uriTooLong = 414, unsupportedMediaType = 415
+    public static let unprocessable = 422, headerFieldsTooLarge = 431
+    public static let internalError = 500, notImplemented = 501, unavailable = 503
 }

@@ -22,6 +22,16 @@ public struct HTTPServerConfiguration: Sendable {
     public var threads = 2
     public var connectionLimit = 65_000
     public var listenBacklog: Int32 = 4096
+    /// Bytes of libmicrohttpd's memory pool per connection, which holds the request head.
+    /// A connection touches all of it once it has served a request (libmicrohttpd zeroes the
+    /// pool for the next one), so 5,000 keep-alive connections cost 5,000 times this.
+    /// Heads that do not fit are answered by libmicrohttpd itself (see docs/operations.md).
+    public var connectionMemoryBytes = 16 << 10
+    /// A larger request line and header block is answered 431 (below the pool, so that the
+    /// pool still has room for the answer).
+    public var maxHeadBytes = 12 << 10
+    /// A longer request target (path and query) is answered 414.
+    public var maxURLBytes = 8 << 10
 
     public init() {}
 }
@@ -47,6 +57,7 @@ public final class HTTPServer: Sendable {
     let gate: (@Sendable (HTTPRequestHead) -> HTTPResponse?)?
     let observer: HTTPExchangeObserver?
     let logger: Logger
+    let framing: RequestFraming
 
     private let daemon = Locked<DaemonHandle?>(nil)
     private let boundPort = Atomic<Int>(0)
@@ -74,6 +85,7 @@ public final class HTTPServer: Sendable {
         self.logger = logger
         self.gate = gate
         self.observer = observer
+        self.framing = RequestFraming(maxHeadBytes: configuration.maxHeadBytes, maxURLBytes: configuration.maxURLBytes)
     }
 
     /// The port the server listens on (the real one when configured with 0).
@@ -92,7 +104,7 @@ public final class HTTPServer: Sendable {
             UInt32(max(1, configuration.threads)),
             UInt32(configuration.connectionLimit),
             UInt32(max(0, configuration.idleTimeoutSeconds)),
-            16 << 10,
+            configuration.connectionMemoryBytes,
             mhdLogSink)
         guard let pointer else {
             retained.release()
@@ -220,8 +232,10 @@ public final class HTTPServer: Sendable {
         }
     }
 
-    /// Routing, the gate and `Content-Length`, in the order of precedence the API promises.
-    fileprivate func earlyAnswer(for context: RequestContext) -> HTTPResponse? {
+    /// The framing checks, then the gate, routing and `Content-Length`, in the order of
+    /// precedence the API promises (a head whose framing is not trusted is never routed).
+    fileprivate func earlyAnswer(for context: RequestContext, framing head: RequestFraming.Head) -> HTTPResponse? {
+        if let response = framing.answer(to: head) { return response }
         if let gate, let response = gate(context.head) { return response }
         switch router.match(method: context.head.method, rawPath: context.head.rawPath) {
         case .notFound:
@@ -344,14 +358,21 @@ private func accessHandler(
 
     guard let stored = conCls.pointee else {
         // First call: headers only.
+        let rawPath = url.map { String(cString: $0) } ?? "/"
+        let (query, rawQueryBytes) = readQuery(connection)
         let head = HTTPRequestHead(
             method: method.map { String(cString: $0) } ?? "GET",
-            rawPath: url.map { String(cString: $0) } ?? "/",
+            rawPath: rawPath,
             headers: readHeaders(connection),
-            query: readQuery(connection))
+            query: query)
+        let framing = RequestFraming.Head(
+            version: version.map { String(cString: $0) } ?? "",
+            headers: head.headers,
+            headBytes: flowd_mhd_request_header_size(connection),
+            urlBytes: rawPath.utf8.count + rawQueryBytes)
         let context = RequestContext(head: head)
         conCls.pointee = Unmanaged.passRetained(context).toOpaque()
-        if let answer = server.earlyAnswer(for: context) {
+        if let answer = server.earlyAnswer(for: context, framing: framing) {
             context.phase = .answered
             return queue(answer, on: connection, context: context, server: server)
         }
@@ -504,20 +525,25 @@ private func readHeaders(_ connection: OpaquePointer) -> HTTPHeaders {
     return HTTPHeaders(fields)
 }
 
-private func readQuery(_ connection: OpaquePointer) -> [(name: String, value: String)] {
-    var pairs: [(name: String, value: String)] = []
-    withUnsafeMutablePointer(to: &pairs) { pointer in
+/// The query arguments, decoded, and about how many bytes they took in the request target
+/// (`?`, `&` and `=` counted, runs of empty arguments not).
+private func readQuery(_ connection: OpaquePointer) -> (pairs: [(name: String, value: String)], rawBytes: Int) {
+    var query: (pairs: [(name: String, value: String)], rawBytes: Int) = ([], 0)
+    withUnsafeMutablePointer(to: &query) { pointer in
         _ = MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, { cls, _, key, value in
             guard let cls, let key else { return .YES }
-            let pairs = cls.assumingMemoryBound(to: [(name: String, value: String)].self)
+            let query = cls.assumingMemoryBound(to: (pairs: [(name: String, value: String)], rawBytes: Int).self)
             // The unescape callback leaves query arguments raw: decode them here.
-            let name = Router.percentDecoded(Substring(String(cString: key)), plusIsSpace: true)
-            let decoded = value.map { Router.percentDecoded(Substring(String(cString: $0)), plusIsSpace: true) } ?? ""
-            pairs.pointee.append((name, decoded))
+            let rawName = String(cString: key)
+            let rawValue = value.map { String(cString: $0) }
+            query.pointee.rawBytes += 1 + rawName.utf8.count + (rawValue.map { 1 + $0.utf8.count } ?? 0)
+            let name = Router.percentDecoded(Substring(rawName), plusIsSpace: true)
+            let decoded = rawValue.map { Router.percentDecoded(Substring($0), plusIsSpace: true) } ?? ""
+            query.pointee.pairs.append((name, decoded))
             return .YES
         }, pointer)
     }
-    return pairs
+    return query
 }
 
 extension String {

@@ -5,7 +5,9 @@ public typealias HTTPHandler = @Sendable (HTTPRequest) async throws -> HTTPRespo
 ///
 /// The raw path is split into segments first and each segment is percent-decoded on its own,
 /// so `%2F` or `%00` inside a segment stay inside that one parameter (the handler validates it)
-/// and can never make a path with other segments.
+/// and can never make a path with other segments. Escapes of unreserved characters (letters,
+/// digits, `-._~`) are decoded in every segment before matching (RFC 3986, 6.2.2.2), so
+/// `/%68ealthz` is `/healthz`; other escapes never match a literal segment.
 public struct Router: Sendable {
     /// The outcome of matching a request head.
     public enum Match: Sendable {
@@ -49,7 +51,7 @@ public struct Router: Sendable {
 
     /// Finds the route for a method and a raw (undecoded) path. `HEAD` falls back to `GET`.
     public func match(method: String, rawPath: String) -> Match {
-        let parts = Router.split(rawPath)
+        let parts = Router.split(rawPath).map(Router.unreservedDecoded)
         var allowed: [String] = []
         for route in routes where route.segments.count == parts.count {
             var parameters: [String: String] = [:]
@@ -79,6 +81,38 @@ public struct Router: Sendable {
         var path = Substring(path)
         if path.hasPrefix("/") { path = path.dropFirst() }
         return path.split(separator: "/", omittingEmptySubsequences: false)
+    }
+
+    /// Decodes the escapes of unreserved characters (`%68` → `h`) and leaves every other
+    /// escape as it is, so the segment is still undecoded where it matters (`%2F`, `%00`, `%25`).
+    static func unreservedDecoded(_ segment: Substring) -> Substring {
+        guard segment.utf8.contains(UInt8(ascii: "%")) else { return segment }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(segment.utf8.count)
+        let source = Array(segment.utf8)
+        var index = 0
+        while index < source.count {
+            if source[index] == UInt8(ascii: "%"), index + 2 < source.count,
+               let high = hexValue(source[index + 1]), let low = hexValue(source[index + 2]),
+               isUnreserved(high << 4 | low) {
+                bytes.append(high << 4 | low)
+                index += 3
+            } else {
+                bytes.append(source[index])
+                index += 1
+            }
+        }
+        return Substring(String(decoding: bytes, as: UTF8.self))
+    }
+
+    private static func isUnreserved(_ c: UInt8) -> Bool {
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+            true
+        default:
+            false
+        }
     }
 
     /// Decodes `%XX` escapes (invalid escapes stay as they are); bytes that are not UTF-8 become U+FFFD.

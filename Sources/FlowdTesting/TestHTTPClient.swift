@@ -84,6 +84,26 @@ public final class TestConnection: @unchecked Sendable {
         return recv(fd, &byte, 1, 0) == 0
     }
 
+    /// Everything the peer sends until it closes the connection, or until `seconds` pass
+    /// without a byte; `closed` tells which of the two ended it.
+    public func receiveAll(idleSeconds seconds: Int) throws -> (bytes: [UInt8], closed: Bool) {
+        var timeout = timeval(tv_sec: seconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var data = pending
+        pending = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if count == 0 { return (data, true) }
+            if count < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK { return (data, false) }
+                if errno == ECONNRESET { return (data, true) }
+                throw TestClientError("recv: errno \(errno)")
+            }
+            data.append(contentsOf: buffer[0..<count])
+        }
+    }
+
     /// Whether the peer has not closed the connection, checked now without waiting (data
     /// already waiting counts as open).
     public var isOpen: Bool {
