@@ -236,14 +236,16 @@ public final class HTTPServer: Sendable {
     /// precedence the API promises (a head whose framing is not trusted is never routed).
     fileprivate func earlyAnswer(for context: RequestContext, framing head: RequestFraming.Head) -> HTTPResponse? {
         if let response = framing.answer(to: head) { return response }
+        let match = router.match(method: context.head.method, rawPath: context.head.rawPath)
+        // Known before the gate answers, so that a refused request is reported under its route.
+        if case .found(let route, _, _) = match { context.route = route }
         if let gate, let response = gate(context.head) { return response }
-        switch router.match(method: context.head.method, rawPath: context.head.rawPath) {
+        switch match {
         case .notFound:
             return .detail(HTTPStatus.notFound, "Not Found")
         case .methodNotAllowed(let allow):
             return .detail(HTTPStatus.methodNotAllowed, "Method Not Allowed", headers: HTTPHeaders([("Allow", allow.joined(separator: ", "))]))
-        case .found(let route, let parameters, let handler):
-            context.route = route
+        case .found(_, let parameters, let handler):
             context.parameters = parameters
             context.handler = handler
         }

@@ -26,6 +26,17 @@ struct OperationsTests {
             #expect(r2.status == 200)
             let console = try await flowd.client.get("/")
             #expect(console.status != 401)
+
+            // A refused request is counted under the route it asked for; an unknown path as unmatched.
+            let metrics = try await flowd.client.get("/metrics", headers: [("Authorization", "Bearer s3cret")])
+            let samples = try PrometheusText.parse(metrics.text)
+            func refused(_ route: String) -> Double {
+                samples.filter { $0.name == "flowd_http_requests_total" && $0.labels["route"] == route && $0.labels["status"] == "401" }
+                    .reduce(0) { $0 + $1.value }  // over methods
+            }
+            #expect(refused("/flows") == 2)  // GET without a key, GET with a wrong key
+            #expect(refused("/runs/{id}") == 1)
+            #expect(refused("unmatched") == 2)  // /no/such/route, and DELETE /flows (no such route for DELETE)
         }
     }
 
