@@ -43,8 +43,8 @@ final class LiveRun: FlowRunObserver, Sendable {
 
     /// The task of a `/run` request that runs its flow inline (no task of its own).
     struct InlineTask: @unchecked Sendable {
-        // Only used to cancel, under the run's lock, while `runInline` is still inside the
-        // scope of `withUnsafeCurrentTask`, so the task is alive whenever it is touched.
+        // Only used to cancel, under the run's lock, between `beginInline` and `endInline`,
+        // which the task itself calls around the run: it is alive whenever it is touched.
         let task: UnsafeCurrentTask
     }
 
@@ -71,8 +71,10 @@ final class LiveRun: FlowRunObserver, Sendable {
         if cancelNow { task.cancel() }
     }
 
-    /// Runs `body` on the calling task, which a `cancel()` meanwhile cancels.
-    func runInline<T: Sendable>(_ body: () async -> T) async -> T {
+    /// From now until `endInline()`, the run goes on on the calling task, which a `cancel()`
+    /// cancels (at once if a cancel came first). A plain call, not a wrapper around the run: a
+    /// waiting run holds one async frame, about 1 KB, for every level of its call chain.
+    func beginInline() {
         withUnsafeCurrentTask { current in
             let cancelNow = state.withLock { s -> Bool in
                 if let current { s.inlineTask = InlineTask(task: current) }
@@ -80,9 +82,11 @@ final class LiveRun: FlowRunObserver, Sendable {
             }
             if cancelNow { current?.cancel() }
         }
-        let result = await body()
+    }
+
+    /// The calling task no longer runs the run: `cancel()` leaves it alone.
+    func endInline() {
         state.withLock { $0.inlineTask = nil }
-        return result
     }
 
     /// Stops the run at its next await, unless its success is being committed or its end was

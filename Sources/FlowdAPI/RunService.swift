@@ -63,7 +63,9 @@ public final class RunService: Sendable {
                 throw RunService.storageError(error)
             }
         }
-        let outcome = await run.runInline { await self.execute(run, request) }
+        run.beginInline()
+        let outcome = await execute(run, request)
+        run.endInline()
         return (run, outcome)
     }
 

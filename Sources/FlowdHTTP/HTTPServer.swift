@@ -26,12 +26,13 @@ public struct HTTPServerConfiguration: Sendable {
     /// A connection touches all of it once it has served a request (libmicrohttpd zeroes the
     /// pool for the next one), so 5,000 keep-alive connections cost 5,000 times this.
     /// Heads that do not fit are answered by libmicrohttpd itself (see docs/operations.md).
-    public var connectionMemoryBytes = 16 << 10
+    /// 12 KiB keeps 5,000 slow keep-alive runs under 250 MB (`scripts/bench slow`).
+    public var connectionMemoryBytes = 12 << 10
     /// A larger request line and header block is answered 431 (below the pool, so that the
-    /// pool still has room for the answer).
-    public var maxHeadBytes = 12 << 10
+    /// pool still has room for the answer). 8 KiB, as Tomcat and Jetty by default.
+    public var maxHeadBytes = 8 << 10
     /// A longer request target (path and query) is answered 414.
-    public var maxURLBytes = 8 << 10
+    public var maxURLBytes = 6 << 10
 
     public init() {}
 }
