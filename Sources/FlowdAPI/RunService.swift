@@ -105,19 +105,11 @@ public final class RunService: Sendable {
         var (outcome, record, events) = run.conclude(executed)
         if case .succeeded = outcome {
             // The memory commit carried the finish: it is durable, and the run store has it.
-        } else {
-            do {
-                try await store.finish(record, events: events)
-            } catch where error.kind == .cancelled {
-                // Another replica's cancel came first (the shared store decided): the run ends cancelled.
-                (record, events) = run.reconcludeCancelled()
-                outcome = .cancelled
-                await storeFinish(record, events)
-            } catch {
-                logger.error("run record not stored", metadata: ["run_id": "\(run.runID)", "error": "\(error)"])
-                // On a shared database an unfinished row holds its story's queue: store it once the database is back.
-                if cluster != nil { await storeFinishLater(record, events) }
-            }
+        } else if await !storeFinish(record, events) {
+            // Another replica's cancel came first (the shared store decided): the run ends cancelled.
+            (record, events) = run.reconcludeCancelled()
+            outcome = .cancelled
+            _ = await storeFinish(record, events)
         }
         // The run stays live, and so readable here, until its record is stored.
         run.publishConclusion()
@@ -129,13 +121,25 @@ public final class RunService: Sendable {
         return outcome
     }
 
-    /// Stores a run's finish, retrying on a shared database until it takes it.
-    private func storeFinish(_ record: RunRecord, _ events: [RunEvent]) async {
-        do {
-            try await store.finish(record, events: events)
-        } catch {
-            logger.error("run record not stored", metadata: ["run_id": "\(record.runID)", "error": "\(error)"])
-            if cluster != nil { await storeFinishLater(record, events) }
+    /// Stores the finish of a run that did not succeed. On a shared database, where an
+    /// unfinished row holds its story's queue, a failure is retried every 500 ms until the
+    /// database takes it (or the task is cancelled at exit). False, storing nothing, when the
+    /// store refused it because another replica's cancel of the run came first.
+    private func storeFinish(_ record: RunRecord, _ events: [RunEvent]) async -> Bool {
+        var retrying = false
+        while true {
+            do {
+                try await store.finish(record, events: events)
+                if retrying { logger.info("run record stored after a retry", metadata: ["run_id": "\(record.runID)"]) }
+                return true
+            } catch where error.kind == .cancelled {
+                return false
+            } catch {
+                if !retrying { logger.error("run record not stored", metadata: ["run_id": "\(record.runID)", "error": "\(error)"]) }
+                guard cluster != nil, !Task.isCancelled else { return true }
+                retrying = true
+                try? await Task.sleep(for: .milliseconds(500))
+            }
         }
     }
 
@@ -149,20 +153,6 @@ public final class RunService: Sendable {
             return nil
         } catch {
             return .storeFailed(error)
-        }
-    }
-
-    /// Retries a run's finish until the database takes it (or the task is cancelled at exit).
-    private func storeFinishLater(_ record: RunRecord, _ events: [RunEvent]) async {
-        while !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(500))
-            do {
-                try await store.finish(record, events: events)
-                logger.info("run record stored after a retry", metadata: ["run_id": "\(record.runID)"])
-                return
-            } catch {
-                continue
-            }
         }
     }
 
