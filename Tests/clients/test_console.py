@@ -6,18 +6,14 @@ Skipped, saying why, only where chromium, chromedriver or selenium is not instal
 (`scripts/test` installs them); a browser that is installed but fails is a failure."""
 import os
 import re
-import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
 
 import pytest
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FLOWD = os.environ.get("FLOWD_BINARY", os.path.join(ROOT, ".build", "debug", "flowd"))
+import flowd_process
+from flowd_process import ROOT, stop_flowd
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 SCREENSHOTS = os.environ.get("FLOWD_SCREENSHOTS", os.path.join(ROOT, ".build", "screenshots"))
@@ -41,29 +37,7 @@ DURATION = r"< 1 ms|\d+ ms|\d+\.\d\d s"  # as a step shows it
 
 
 def start_flowd(api_key=None):
-    work = tempfile.mkdtemp(prefix="flowd-console-")
-    agents = os.path.join(work, "agents")
-    os.makedirs(agents)
-    for name, text in AGENTS.items():
-        with open(os.path.join(agents, name), "w") as f:
-            f.write(text)
-    env = {k: v for k, v in os.environ.items() if k != "FLOWD_API_KEY"}
-    if api_key:
-        env["FLOWD_API_KEY"] = api_key
-    process = subprocess.Popen(
-        [FLOWD, "serve", "--port", "0", "--agents", agents, "--docs", os.path.join(work, "docs"),
-         "--data", os.path.join(work, "data"), "--drain-timeout", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    line = process.stdout.readline()
-    match = re.search(r"http://\S+", line)
-    assert match, f"flowd did not start: {line!r}"
-    return match.group(0), process, work
-
-
-def stop_flowd(process, work):
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
-    shutil.rmtree(work, ignore_errors=True)
+    return flowd_process.start_flowd(AGENTS, prefix="flowd-console-", api_key=api_key)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -28,8 +27,8 @@ from openapi_core import Config, OpenAPI
 from openapi_core.deserializing.media_types.util import plain_loads
 from openapi_core.testing import MockRequest, MockResponse
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FLOWD = os.environ.get("FLOWD_BINARY", os.path.join(ROOT, ".build", "debug", "flowd"))
+import flowd_process
+from flowd_process import stop_flowd
 PACKAGE = "flowd_openapi_client"  # the generated package: a name no other module has
 API_KEY = "openapi-client-test-key"
 
@@ -43,29 +42,7 @@ AGENTS = {
 
 
 def start_flowd(api_key=None):
-    work = tempfile.mkdtemp(prefix="flowd-openapi-")
-    agents = os.path.join(work, "agents")
-    os.makedirs(agents)
-    for name, text in AGENTS.items():
-        with open(os.path.join(agents, name), "w") as f:
-            f.write(text)
-    env = {k: v for k, v in os.environ.items() if k != "FLOWD_API_KEY"}
-    if api_key:
-        env["FLOWD_API_KEY"] = api_key
-    process = subprocess.Popen(
-        [FLOWD, "serve", "--port", "0", "--agents", agents, "--docs", os.path.join(work, "docs"),
-         "--data", os.path.join(work, "data"), "--drain-timeout", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    line = process.stdout.readline()
-    match = re.search(r"http://\S+", line)
-    assert match, f"flowd did not start: {line!r}"
-    return match.group(0), process, work
-
-
-def stop_flowd(process, work):
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 0
-    shutil.rmtree(work, ignore_errors=True)
+    return flowd_process.start_flowd(AGENTS, prefix="flowd-openapi-", api_key=api_key)
 
 
 @contextlib.contextmanager
