@@ -74,15 +74,26 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
-        // Routes, request validation, JSON shapes, the executor actor.
+        // Routes, request validation, JSON shapes, the executor actor, a run's owner. It knows
+        // the run backend only as `RunBackend`: PostgresStores is not a dependency, so naming a
+        // backend's type here cannot compile.
         .target(
             name: "FlowdAPI",
             dependencies: [
-                "FlowdHTTP", "FlowEngine", "Agents", "Stores", "PostgresStores", "FlowdSync",
+                "FlowdHTTP", "FlowEngine", "Agents", "Stores", "FlowdSync",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ]
+        ),
+        // Opens the backend `--store` picks; the one module that names them.
+        .target(
+            name: "FlowdBackends",
+            dependencies: [
+                "FlowdAPI", "Agents", "Stores", "PostgresStores",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // Test support: a raw HTTP client and server launchers, for the test targets only.
@@ -96,7 +107,7 @@ let package = Package(
         .executableTarget(
             name: "flowd",
             dependencies: [
-                "FlowdAPI", "FlowdHTTP", "Agents", "Stores", "FlowdSync",
+                "FlowdAPI", "FlowdBackends", "FlowdHTTP", "Agents", "Stores", "FlowdSync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -108,8 +119,8 @@ let package = Package(
         .testTarget(name: "FlowdHTTPTests", dependencies: ["FlowdHTTP", "FlowdTesting"]),
         .testTarget(name: "FlowEngineTests", dependencies: ["FlowEngine"]),
         .testTarget(name: "AgentsTests", dependencies: ["Agents", "FlowEngine"]),
-        .testTarget(name: "StoresTests", dependencies: ["Stores", "PostgresStores", "FlowdTesting"]),
-        .testTarget(name: "FlowdAPITests", dependencies: ["FlowdAPI", "FlowdHTTP", "FlowdTesting", "Stores", "Agents"]),
+        .testTarget(name: "StoresTests", dependencies: ["Stores", "PostgresStores", "FlowdTesting", "FlowdSync"]),
+        .testTarget(name: "FlowdAPITests", dependencies: ["FlowdAPI", "FlowdBackends", "FlowdHTTP", "FlowdTesting", "Stores", "Agents"]),
     ],
     swiftLanguageModes: [.v6]
 )

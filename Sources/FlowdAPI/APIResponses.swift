@@ -20,3 +20,12 @@ extension HTTPError {
         HTTPError(HTTPStatus.notFound, detail)
     }
 }
+
+/// How a storage failure is answered, wherever it surfaces (a route, a run's end): 503 with
+/// `Retry-After` while the storage cannot be reached (nothing was stored; try again), 500
+/// for any other failure.
+extension StoreError: HTTPResponseError {
+    public var status: Int { kind == .unavailable ? HTTPStatus.unavailable : HTTPStatus.internalError }
+    public var detail: String { kind == .unavailable ? "Storage unavailable: \(self)" : "Storage failed: \(self)" }
+    public var headers: HTTPHeaders { kind == .unavailable ? HTTPHeaders([("Retry-After", "1")]) : HTTPHeaders() }
+}

@@ -3,68 +3,42 @@ import AsyncHTTPClient
 import FlowdHTTP
 import Foundation
 import Logging
-import PostgresStores
 import Stores
 
-/// The flowd application: loaded agents, the stores, the executor and the routes over them.
-/// Built once by `flowd serve` (or `flowd run`) and shared by every request.
+/// The flowd application: loaded agents, the run backend, the executor and the routes over
+/// them. Built once by `flowd serve` (or `flowd run`) and shared by every request; the
+/// caller picks the backend (`FlowdBackends`), which nothing here names.
 public final class FlowdApp: Sendable {
     public let configuration: FlowdConfiguration
     public let lifecycle = Lifecycle()
     public let catalog: AgentCatalog
-    public let memory: any MemoryStore
-    public let documents: any DocumentStore
-    public let runStore: any RunStore
+    public let backend: any RunBackend
     public let executor: RunExecutor
     public let runs: RunService
     public let metrics = FlowdMetrics()
-    /// With `--store postgres`: this replica among the others on the database.
-    public let cluster: PostgresCluster?
-    private let clusterTask: Task<Void, Never>?
+    /// The backend's own work (leases, notifications), until shutdown.
+    private let backendTask: Task<Void, Never>
     let logger: Logger
 
-    public init(configuration: FlowdConfiguration, catalog: AgentCatalog, memory: any MemoryStore,
-                documents: any DocumentStore, runStore: any RunStore, cluster: PostgresCluster? = nil,
+    public init(configuration: FlowdConfiguration, catalog: AgentCatalog, backend: any RunBackend,
                 httpClient: HTTPClient, logger: Logger) {
         self.configuration = configuration
-        self.runStore = runStore
         self.catalog = catalog
-        self.memory = memory
-        self.documents = documents
+        self.backend = backend
         self.logger = logger
         let llm = LLMConfiguration(baseURL: configuration.llmBaseURL, apiKey: configuration.llmAPIKey, defaultModel: configuration.llmModel)
         let runner = FlowRunner(catalog: catalog, httpClient: httpClient, llm: llm, logger: logger)
-        executor = RunExecutor(catalog: catalog, runner: runner, memory: memory, documents: documents,
-                               metrics: metrics, logger: logger)
-        runs = RunService(executor: executor, store: runStore, maxRuns: configuration.maxRuns,
-                          heartbeat: .milliseconds(Int64(configuration.heartbeatSeconds * 1000)),
-                          cluster: cluster, metrics: metrics, logger: logger)
-        self.cluster = cluster
-        let runs = self.runs
-        clusterTask = cluster.map { cluster in Task { await cluster.run(cancel: { runs.liveRun($0)?.cancel() }) } }
+        executor = RunExecutor(catalog: catalog, runner: runner, memory: backend.memory, documents: backend.documents,
+                               logger: logger)
+        let runs = RunService(executor: executor, backend: backend, maxRuns: configuration.maxRuns,
+                              heartbeat: .milliseconds(Int64(configuration.heartbeatSeconds * 1000)),
+                              metrics: metrics, logger: logger)
+        self.runs = runs
+        backendTask = Task { await backend.run(cancel: { runs.liveRun($0)?.cancel() }) }
     }
 
-    /// Loads the agents and opens the stores the configuration names (creating the docs
-    /// and data directories). Agent problems throw `CatalogError` with every problem.
-    public static func open(configuration: FlowdConfiguration, logger: Logger) async throws -> FlowdApp {
-        let catalog = try AgentCatalog.load(directory: configuration.agentsDirectory, logger: logger)
-        if configuration.store == .postgres {
-            let database = try await PostgresDatabase.open(url: configuration.databaseURL ?? "", poolSize: configuration.databasePoolSize,
-                                                           logger: logger)
-            let cluster = PostgresCluster(database: database, replicaID: RunIDs.make(),
-                                          leaseTTL: .milliseconds(Int64(configuration.leaseTTLSeconds * 1000)), logger: logger)
-            try await cluster.register()
-            logger.info("store: postgres", metadata: ["database": "\(database.url)", "replica": "\(cluster.replicaID)"])
-            return FlowdApp(configuration: configuration, catalog: catalog, memory: PostgresMemoryStore(database: database),
-                            documents: PostgresDocumentStore(database: database), runStore: cluster.runs, cluster: cluster,
-                            httpClient: HTTPClient.shared, logger: logger)
-        }
-        let documents = try FileDocumentStore(directory: configuration.docsDirectory)
-        // Opened together: a run's memory commit carries its finish to the run store.
-        let (memory, runStore) = try await JSONLStores.open(directory: configuration.dataDirectory, logger: logger)
-        return FlowdApp(configuration: configuration, catalog: catalog, memory: memory, documents: documents,
-                        runStore: runStore, httpClient: HTTPClient.shared, logger: logger)
-    }
+    public var memory: any MemoryStore { backend.memory }
+    public var documents: any DocumentStore { backend.documents }
 
     /// Every route of the API.
     public func makeRouter() -> Router {
@@ -110,16 +84,12 @@ public final class FlowdApp: Sendable {
 
     /// Everything acknowledged is on disk already; this waits for what is still being written.
     public func shutdown() async {
+        backendTask.cancel()
+        await backendTask.value
         do {
-            try await memory.flush()
-            try await runStore.flush()
+            try await backend.close()
         } catch {
             logger.error("flush at shutdown failed: \(error)")
-        }
-        if let cluster, let clusterTask {
-            clusterTask.cancel()
-            await clusterTask.value
-            await cluster.database.close()
         }
     }
 
@@ -127,14 +97,8 @@ public final class FlowdApp: Sendable {
         if lifecycle.isDraining {
             return .detail(HTTPStatus.unavailable, "Draining", headers: Responses.retryAfter)
         }
-        if let cluster {
-            guard cluster.database.isAvailable else {
-                return .detail(HTTPStatus.unavailable, "Database unreachable", headers: Responses.retryAfter)
-            }
-            return Responses.ready
-        }
-        guard access(configuration.dataDirectory.path, W_OK) == 0 else {
-            return .detail(HTTPStatus.unavailable, "Data directory is not writable", headers: Responses.retryAfter)
+        if let problem = backend.readinessProblem() {
+            return .detail(HTTPStatus.unavailable, problem, headers: Responses.retryAfter)
         }
         return Responses.ready
     }

@@ -50,13 +50,17 @@ final class LiveRun: FlowRunObserver, Sendable {
 
     private let state: Locked<State>
     private let metrics: FlowdMetrics?
-    /// Gets each progress event as it is numbered (the replicas' shared event table).
+    /// Hears of the run's agents too (`flowd run`'s terminal lines).
+    private let progress: (any FlowRunObserver)?
+    /// Gets each progress event as it is numbered (for other processes to follow).
     private let onEvent: (@Sendable (RunEvent) -> Void)?
 
-    init(record: RunRecord, metrics: FlowdMetrics? = nil, onEvent: (@Sendable (RunEvent) -> Void)? = nil) {
+    init(record: RunRecord, metrics: FlowdMetrics? = nil, progress: (any FlowRunObserver)? = nil,
+         onEvent: (@Sendable (RunEvent) -> Void)? = nil) {
         runID = record.runID
         state = Locked(State(record: record))
         self.metrics = metrics
+        self.progress = progress
         self.onEvent = onEvent
     }
 
@@ -136,11 +140,13 @@ final class LiveRun: FlowRunObserver, Sendable {
     // MARK: Progress, in the original service's vocabulary
 
     func agentStarted(_ agent: String) async {
+        await progress?.agentStarted(agent)
         let now = Date()
         publish { id in .progress(id: id, runID: runID, agent: agent, status: "started", at: now) }
     }
 
     func agentCompleted(_ agent: String, output: String, duration: Duration) async {
+        await progress?.agentCompleted(agent, output: output, duration: duration)
         metrics?.agent(agent, outcome: "completed", duration: duration)
         let now = Date()
         publish { id in .progress(id: id, runID: runID, agent: agent, status: "completed", at: now, duration: duration.seconds) }
@@ -148,6 +154,7 @@ final class LiveRun: FlowRunObserver, Sendable {
     }
 
     func agentFailed(_ agent: String, message: String, duration: Duration) async {
+        await progress?.agentFailed(agent, message: message, duration: duration)
         metrics?.agent(agent, outcome: "failed", duration: duration)
         let now = Date()
         publish { id in .progress(id: id, runID: runID, agent: agent, status: "failed", at: now, duration: duration.seconds) }
@@ -206,31 +213,27 @@ final class LiveRun: FlowRunObserver, Sendable {
         var record = s.record
         record.finishedAt = Date()
         let id = JSONValue.string(s.record.runID)
-        let name: String
-        let data: JSONValue
+        let eventID = s.events.count + 1
         switch outcome {
         case .succeeded(let result):
             record.status = .succeeded
             record.result = result
-            name = "done"
-            data = ["result": .string(result), "pending_docs": .null, "run_id": id]
+            return (record, RunEvent(id: eventID, name: RunEventName.done,
+                                     data: ["result": .string(result), "pending_docs": .null, "run_id": id]))
         case .pendingDocuments(let ids):
             record.status = .pendingDocs
             record.pendingDocs = ids
-            name = "done"
-            data = ["result": .null, "pending_docs": .array(ids.map(JSONValue.string)), "run_id": id]
+            return (record, RunEvent(id: eventID, name: RunEventName.done,
+                                     data: ["result": .null, "pending_docs": .array(ids.map(JSONValue.string)), "run_id": id]))
         case .cancelled:
             record.status = .cancelled
             record.error = detail
-            name = "cancelled"
-            data = ["run_id": id]
+            return (record, RunEvent(id: eventID, name: RunEventName.cancelled, data: ["run_id": id]))
         case .failed, .storeFailed:
             record.status = .failed
             record.error = detail
-            name = "error"
-            data = ["run_id": id, "status": .int(Int64(status)), "detail": .string(detail ?? "")]
+            return (record, RunEvent.failure(id: eventID, runID: s.record.runID, code: status, detail: detail ?? ""))
         }
-        return (record, RunEvent(id: s.events.count + 1, name: name, data: data))
     }
 
     /// Sends the terminal event and ends every follower's stream.

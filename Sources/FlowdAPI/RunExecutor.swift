@@ -20,8 +20,7 @@ public enum RunOutcome: Sendable, Equatable {
         case .succeeded, .pendingDocuments: (HTTPStatus.ok, nil)
         case .failed(let detail): (HTTPStatus.internalError, "Flow execution failed: \(detail)")
         case .cancelled: (HTTPStatus.conflict, "Run cancelled")
-        case .storeFailed(let error) where error.kind == .unavailable: (HTTPStatus.unavailable, "Storage unavailable: \(error)")
-        case .storeFailed(let error): (HTTPStatus.internalError, "Storage failed: \(error)")
+        case .storeFailed(let error): (error.status, error.detail)
         }
     }
 }
@@ -30,15 +29,24 @@ public enum RunOutcome: Sendable, Equatable {
 public enum CommitClaim: Sendable {
     /// A cancel came first: the run ends cancelled and writes nothing.
     case cancelled
-    /// Commit, the run's finish (when it has a record) in the same durable unit as its memory.
-    case commit(RunFinish?)
+    /// Commit, the run's finish in the same durable unit as its memory.
+    case commit(RunFinish)
 }
 
-/// Runs flows: one run at a time per story in arrival order, document checks, the story's
-/// memory contexts, the engine, and the all-or-nothing memory commit.
+/// What a run's flow came to, before anything of it is written.
+public enum FlowResult: Sendable {
+    /// It ended without a success (pending documents, a failure, a cancel): nothing to write.
+    case ended(RunOutcome)
+    /// It succeeded with `result`; `memory` is its story's contexts to commit.
+    case succeeded(result: String, memory: MemoryTransaction)
+}
+
+/// Runs flows: one run at a time per story in this process, in arrival order; then a run's
+/// documents, its story's memory contexts and the engine. It writes nothing: the run's
+/// memory transaction is handed back, for the run's owner to commit with its finish.
 ///
 /// The actor only coordinates (the per-story queues); the runs themselves proceed
-/// concurrently outside it. Invariant: a run that does not succeed writes nothing.
+/// concurrently outside it.
 public actor RunExecutor {
     /// Messages of an llm agent's earlier turns kept in its context.
     static let maxHistoryMessages = 40
@@ -48,7 +56,6 @@ public actor RunExecutor {
     let memory: any MemoryStore
     let documents: any DocumentStore
     let logger: Logger
-    let metrics: FlowdMetrics?
 
     /// Stories with a run going; each with the runs waiting for it, in arrival order.
     private var stories: [String: [Waiter]] = [:]
@@ -60,8 +67,7 @@ public actor RunExecutor {
     }
 
     public init(catalog: AgentCatalog, runner: FlowRunner, memory: any MemoryStore, documents: any DocumentStore,
-                metrics: FlowdMetrics? = nil, logger: Logger) {
-        self.metrics = metrics
+                logger: Logger) {
         self.catalog = catalog
         self.runner = runner
         self.memory = memory
@@ -69,16 +75,13 @@ public actor RunExecutor {
         self.logger = logger
     }
 
-    /// Runs `request` to its end, after the story's earlier runs; `onStart` is called when
-    /// its turn comes. The flow must exist (the API checked it). `claimCommit`, given the
-    /// result of a run that succeeded, decides whether it commits, and with which finish.
-    public func execute(_ request: RunRequest, observer: (any FlowRunObserver)? = nil,
-                        onStart: @Sendable () -> Void = {},
-                        claimCommit: @Sendable (String) -> CommitClaim = { _ in .commit(nil) }) async -> RunOutcome {
-        guard await enterStory(request.storyID) else { return .cancelled }
-        defer { leaveStory(request.storyID) }
-        onStart()
-        return await perform(request, observer: observer, claimCommit: claimCommit)
+    /// Runs `body` in the story's turn in this process: after the story's earlier runs here,
+    /// before its later ones. Nil, without running it, when the task was cancelled while waiting.
+    public nonisolated func inTurn<T: Sendable>(of story: String, _ body: () async -> T) async -> T? {
+        guard await enterStory(story) else { return nil }
+        let value = await body()
+        await leaveStory(story)
+        return value
     }
 
     /// Waits for the story's earlier runs; false when cancelled while waiting.
@@ -119,20 +122,20 @@ public actor RunExecutor {
         }
     }
 
-    /// Documents, contexts, the flow, the commit. Runs on the caller's task, outside the actor.
-    private nonisolated func perform(_ request: RunRequest, observer: (any FlowRunObserver)?,
-                                     claimCommit: @Sendable (String) -> CommitClaim) async -> RunOutcome {
-        guard let flow = catalog.flow(named: request.flow) else { return .failed(detail: "unknown flow '\(request.flow)'") }
+    /// Documents, contexts, the flow; writes nothing. Runs on the caller's task, outside the
+    /// actor. The flow must exist (the API checked it).
+    public nonisolated func run(_ request: RunRequest, observer: (any FlowRunObserver)?) async -> FlowResult {
+        guard let flow = catalog.flow(named: request.flow) else { return .ended(.failed(detail: "unknown flow '\(request.flow)'")) }
         let keys = flow.agentIDs.map { "\($0):\(request.storyID)" }
         let documentTexts: [String: String]
         let contexts: [String: JSONValue]
         do {
             documentTexts = flow.requiredDocuments.isEmpty ? [:] : try await documents.texts(flow.requiredDocuments)
             let missing = flow.requiredDocuments.filter { documentTexts[$0] == nil }
-            if !missing.isEmpty { return .pendingDocuments(missing) }
+            if !missing.isEmpty { return .ended(.pendingDocuments(missing)) }
             contexts = try await memory.getMany(.isolated, keys)
         } catch {
-            return .storeFailed(error)
+            return .ended(.storeFailed(error))
         }
 
         var agentMemory: [String: AgentMemory] = [:]
@@ -154,25 +157,13 @@ public actor RunExecutor {
                 observer: observer)
         } catch {
             switch error {
-            case .cancelled: return .cancelled
-            case .agentFailed(let agent, let message): return .failed(detail: "\(agent): \(message)")
+            case .cancelled: return .ended(.cancelled)
+            case .agentFailed(let agent, let message): return .ended(.failed(detail: "\(agent): \(message)"))
             }
         }
-        if Task.isCancelled { return .cancelled }
-
-        var transaction = commitTransaction(flow: flow, storyID: request.storyID, keys: keys, contexts: contexts, steps: outcome.steps)
-        guard case .commit(let finish) = claimCommit(outcome.result) else { return .cancelled }
-        transaction.finish = finish
-        do {
-            let started = ContinuousClock.now
-            try await memory.commit(transaction)
-            metrics?.memoryCommit(duration: ContinuousClock.now - started)
-        } catch {
-            // Another replica's cancel came first (the shared store decided): nothing was written.
-            if error.kind == .cancelled { return .cancelled }
-            return .storeFailed(error)
-        }
-        return .succeeded(result: outcome.result)
+        if Task.isCancelled { return .ended(.cancelled) }
+        let transaction = commitTransaction(flow: flow, storyID: request.storyID, keys: keys, contexts: contexts, steps: outcome.steps)
+        return .succeeded(result: outcome.result, memory: transaction)
     }
 
     /// Every agent of the flow gets a context; those that ran are `completed` with their

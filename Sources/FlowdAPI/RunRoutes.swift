@@ -2,7 +2,6 @@ import Agents
 import FlowdHTTP
 import Foundation
 import FlowdSync
-import PostgresStores
 import Stores
 
 /// `POST /run`, the background runs under `/runs`, and `GET /flows`.
@@ -40,10 +39,10 @@ struct RunRoutes: Sendable {
             return response
         }
         // On this request's task: cancelling it (the drain timeout) cancels the run.
-        let (run, outcome) = try await runs.runInline(body)
-        let runHeader = ("X-Run-ID", run.runID)
+        let (runID, outcome) = try await runs.runInline(body)
+        let runHeader = ("X-Run-ID", runID)
         do {
-            var response = try RunRoutes.answer(outcome, runID: run.runID, draining: lifecycle.isDraining)
+            var response = try RunRoutes.answer(outcome, runID: runID, draining: lifecycle.isDraining)
             response.headers.append(runHeader.0, runHeader.1)
             return response
         } catch {
@@ -77,32 +76,22 @@ struct RunRoutes: Sendable {
             follower.finish()
             return HTTPResponse(status: HTTPStatus.noContent)
         }
-        if let cluster = runs.cluster {
-            return try await followElsewhere(id, after: after, cluster)
-        }
-        guard let events = try await runs.store.events(id, after: after) else {
+        switch try await runs.backend.storedEvents(id, after: after) {
+        case nil:
             throw HTTPError.notFound("Run '\(id)' not found")
-        }
-        if events.isEmpty { return HTTPResponse(status: HTTPStatus.noContent) }
-        return HTTPResponse(status: HTTPStatus.ok, headers: ServerSentEvents.headers, body: .bytes(ServerSentEvents.encode(events)))
-    }
-
-    /// A run of another replica (or finished): its stored events, then live ones as its
-    /// owner writes them.
-    private func followElsewhere(_ id: String, after: Int, _ cluster: PostgresCluster) async throws -> HTTPResponse {
-        guard let (events, finished) = try await cluster.runs.eventsSoFar(id, after: after) else {
-            throw HTTPError.notFound("Run '\(id)' not found")
-        }
-        if finished {
+        case .finished(let events)?:
             if events.isEmpty { return HTTPResponse(status: HTTPStatus.noContent) }
             return HTTPResponse(status: HTTPStatus.ok, headers: ServerSentEvents.headers, body: .bytes(ServerSentEvents.encode(events)))
+        case .running?:
+            // Another process's run: its stored events, then live ones as its owner stores them.
+            let follower = EventSubscriber(heartbeat: runs.heartbeat)
+            let backend = runs.backend
+            Task {
+                await backend.follow(id, after: after, send: { follower.send($0) }, isClosed: { follower.stream.isClosed })
+                follower.finish()
+            }
+            return follower.response
         }
-        let follower = EventSubscriber(heartbeat: runs.heartbeat)
-        Task {
-            await cluster.follow(id, after: after, send: { follower.send($0) }, isClosed: { follower.stream.isClosed })
-            follower.finish()
-        }
-        return follower.response
     }
 
     /// 202 for a live run (it stops at its next await) or one already cancelled; 409 for a
@@ -116,8 +105,8 @@ struct RunRoutes: Sendable {
             // Its success is being committed, or its end was decided: answer as it ends.
             await run.waitForConclusion()
         }
-        // Another replica's: it sees the request within a second (NOTIFY, or its poll).
-        if let cluster = runs.cluster, let record = try await cluster.requestCancel(id) {
+        // Another process's: it sees the request within a second (NOTIFY, or its poll).
+        if let record = try await runs.backend.requestCancel(id) {
             return .json(HTTPStatus.accepted, ["run_id": .string(id), "status": .string(record.status.rawValue)])
         }
         guard let record = try await runs.record(id) else { throw HTTPError.notFound("Run '\(id)' not found") }

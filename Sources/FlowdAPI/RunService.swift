@@ -1,88 +1,71 @@
+import Agents
 import FlowdHTTP
 import Foundation
 import Logging
-import PostgresStores
 import Stores
 import FlowdSync
 
-/// Every run of this process: admits and starts them, and lets clients follow, await and
-/// cancel them. Live runs are kept here; finished ones are read from the run store.
+/// Every run of this process, and the one owner of each run's life: admits and starts
+/// them, runs them in their story's turn, commits or stores their end through the backend,
+/// and lets clients follow, await and cancel them. Live runs are kept here; finished ones,
+/// and those of other processes, are read from the backend.
 ///
 /// Invariant: a run leaves the live set only after its final record is stored, so a reader
 /// always finds it in one place or the other; its end is announced (terminal event) before
 /// that, once its memory is committed.
 public final class RunService: Sendable {
     let executor: RunExecutor
-    let store: any RunStore
+    let backend: any RunBackend
     let maxRuns: Int
     let heartbeat: Duration
     let logger: Logger
     let metrics: FlowdMetrics
-    /// With `--store postgres`: story order, events and cancels across replicas.
-    let cluster: PostgresCluster?
     private let live = Locked<[String: LiveRun]>([:])
 
-    init(executor: RunExecutor, store: any RunStore, maxRuns: Int, heartbeat: Duration, cluster: PostgresCluster? = nil,
+    init(executor: RunExecutor, backend: any RunBackend, maxRuns: Int, heartbeat: Duration,
          metrics: FlowdMetrics, logger: Logger) {
-        self.cluster = cluster
-        self.metrics = metrics
         self.executor = executor
-        self.store = store
+        self.backend = backend
         self.maxRuns = maxRuns
         self.heartbeat = heartbeat
+        self.metrics = metrics
         self.logger = logger
     }
 
     /// Runs admitted and not yet finished, queued ones included.
     public var runsInFlight: Int { live.withLock { $0.count } }
 
-    /// Admits and starts a run in a task of its own (503 beyond `--max-runs`); its record
-    /// is stored, durably, before this returns: its id is about to be handed out.
-    func start(_ request: RunRequest) async throws(HTTPError) -> LiveRun {
-        let run = try admit(request)
-        do {
-            try await store.create(run.record, durable: true)
-        } catch {
-            live.withLock { _ = $0.removeValue(forKey: run.runID) }
-            throw RunService.storageError(error)
-        }
-        run.attach(Task { await self.execute(run, request) })
+    /// Admits and starts a run in a task of its own (503 beyond `--max-runs`); it has
+    /// arrived, durably, before this returns: its id is about to be handed out.
+    func start(_ request: RunRequest) async throws -> LiveRun {
+        let run = try admit(request, visible: true)
+        try await arrive(run, durable: true)
+        run.attach(Task { await self.execute(run, request, visible: true) })
         return run
     }
 
-    /// Admits a run and runs it on the calling task (`/run` without a stream: nobody learns
-    /// its id before its end, so its record is stored when it ends).
-    func runInline(_ request: RunRequest) async throws(HTTPError) -> (LiveRun, RunOutcome) {
-        let run = try admit(request)
-        if cluster != nil {
-            // Across replicas a run arrives when its row is written: its place in the story's queue.
-            do {
-                try await store.create(run.record, durable: true)
-            } catch {
-                live.withLock { _ = $0.removeValue(forKey: run.runID) }
-                throw RunService.storageError(error)
-            }
-        }
+    /// Admits a run and runs it on the calling task (`/run` without a stream, `flowd run`):
+    /// nobody learns its id before its end, so its arrival need not be durable. `progress`
+    /// hears of its agents too.
+    public func runInline(_ request: RunRequest, progress: (any FlowRunObserver)? = nil) async throws -> (runID: String, outcome: RunOutcome) {
+        let run = try admit(request, visible: false, progress: progress)
+        try await arrive(run, durable: false)
         run.beginInline()
-        let outcome = await execute(run, request)
+        let outcome = await execute(run, request, visible: false)
         run.endInline()
-        return (run, outcome)
+        return (run.runID, outcome)
     }
 
-    /// 503 when the database is unreachable (nothing was stored), 500 for other failures.
-    static func storageError(_ error: StoreError) -> HTTPError {
-        error.kind == .unavailable
-            ? HTTPError.unavailable("Storage unavailable: \(error)")
-            : HTTPError(HTTPStatus.internalError, "Storage failed: \(error)")
-    }
-
-    private func admit(_ request: RunRequest) throws(HTTPError) -> LiveRun {
-        if let cluster, !cluster.database.isAvailable { throw HTTPError.unavailable("Database unreachable") }
+    /// A run whose id is handed out at once (`visible`) publishes its events to the backend,
+    /// for other processes to follow.
+    private func admit(_ request: RunRequest, visible: Bool, progress: (any FlowRunObserver)? = nil) throws(HTTPError) -> LiveRun {
+        if !backend.isAvailable { throw HTTPError.unavailable("Storage unavailable") }
         let runID = RunIDs.make()
         var onEvent: (@Sendable (RunEvent) -> Void)?
-        if let cluster { onEvent = { event in cluster.publish(runID, event) } }
+        if visible { onEvent = { [backend] event in backend.publish(runID, event) } }
         let run = LiveRun(record: RunRecord(runID: runID, flow: request.flow, storyID: request.storyID,
-                                           status: .queued, createdAt: Date()), metrics: metrics, onEvent: onEvent)
+                                           status: .queued, createdAt: Date()),
+                          metrics: metrics, progress: progress, onEvent: onEvent)
         let admitted = live.withLock { runs -> Bool in
             guard runs.count < maxRuns else { return false }
             runs[run.runID] = run
@@ -92,24 +75,28 @@ public final class RunService: Sendable {
         return run
     }
 
-    @discardableResult
-    private func execute(_ run: LiveRun, _ request: RunRequest) async -> RunOutcome {
-        let started = ContinuousClock.now
-        let executed: RunOutcome
-        if let cluster, let refused = await waitForTurn(run, cluster) {
-            executed = refused
-        } else {
-            executed = await executor.execute(request, observer: run, onStart: { run.markRunning() },
-                                              claimCommit: { result in run.claimCommit(result: result) })
+    /// The run's place in its story's order; a run the backend refused is forgotten.
+    private func arrive(_ run: LiveRun, durable: Bool) async throws(StoreError) {
+        do {
+            try await backend.arrive(run.record, durable: durable)
+        } catch {
+            live.withLock { _ = $0.removeValue(forKey: run.runID) }
+            throw error
         }
-        var (outcome, record, events) = run.conclude(executed)
+    }
+
+    /// A run's life from its turn to its stored end.
+    @discardableResult
+    private func execute(_ run: LiveRun, _ request: RunRequest, visible: Bool) async -> RunOutcome {
+        let started = ContinuousClock.now
+        var (outcome, record, events) = run.conclude(await perform(run, request, visible: visible))
         if case .succeeded = outcome {
-            // The memory commit carried the finish: it is durable, and the run store has it.
-        } else if await !storeFinish(record, events) {
-            // Another replica's cancel came first (the shared store decided): the run ends cancelled.
+            // Its commit stored its end with its memory.
+        } else if await !storeFinish(RunFinish(record: record, events: events)) {
+            // Another process's cancel came first (the shared store decided): the run ends cancelled.
             (record, events) = run.reconcludeCancelled()
             outcome = .cancelled
-            _ = await storeFinish(record, events)
+            _ = await storeFinish(RunFinish(record: record, events: events))
         }
         // The run stays live, and so readable here, until its record is stored.
         run.publishConclusion()
@@ -121,39 +108,51 @@ public final class RunService: Sendable {
         return outcome
     }
 
-    /// Stores the finish of a run that did not succeed. On a shared database, where an
-    /// unfinished row holds its story's queue, a failure is retried every 500 ms until the
-    /// database takes it (or the task is cancelled at exit). False, storing nothing, when the
-    /// store refused it because another replica's cancel of the run came first.
-    private func storeFinish(_ record: RunRecord, _ events: [RunEvent]) async -> Bool {
-        var retrying = false
-        while true {
-            do {
-                try await store.finish(record, events: events)
-                if retrying { logger.info("run record stored after a retry", metadata: ["run_id": "\(record.runID)"]) }
-                return true
-            } catch where error.kind == .cancelled {
-                return false
-            } catch {
-                if !retrying { logger.error("run record not stored", metadata: ["run_id": "\(record.runID)", "error": "\(error)"]) }
-                guard cluster != nil, !Task.isCancelled else { return true }
-                retrying = true
-                try? await Task.sleep(for: .milliseconds(500))
-            }
-        }
-    }
-
-    /// Across replicas: waits for the run's turn in its story; nil when it came (the record
-    /// now says `running`), else how the run ends without running.
-    private func waitForTurn(_ run: LiveRun, _ cluster: PostgresCluster) async -> RunOutcome? {
-        var running = run.record
-        running.status = .running
+    /// The run in its story's turn (among processes: the backend; in this one: the executor),
+    /// its flow, and its success committed.
+    private func perform(_ run: LiveRun, _ request: RunRequest, visible: Bool) async -> RunOutcome {
         do {
-            guard try await cluster.waitForTurn(running) else { return .cancelled }
-            return nil
+            guard try await backend.waitForTurn(run.record, announce: visible) else { return .cancelled }
         } catch {
             return .storeFailed(error)
         }
+        let outcome = await executor.inTurn(of: request.storyID) { () async -> RunOutcome in
+            run.markRunning()
+            switch await executor.run(request, observer: run) {
+            case .ended(let outcome): return outcome
+            case .succeeded(let result, let memory): return await commit(run, result: result, memory: memory)
+            }
+        }
+        return outcome ?? .cancelled
+    }
+
+    /// Commits a success with its finish, unless a cancel came first (`LiveRun.claimCommit`,
+    /// or the shared store's answer).
+    private func commit(_ run: LiveRun, result: String, memory: MemoryTransaction) async -> RunOutcome {
+        guard case .commit(let finish) = run.claimCommit(result: result) else { return .cancelled }
+        do {
+            let started = ContinuousClock.now
+            try await backend.commit(memory, finish: finish)
+            metrics.memoryCommit(duration: ContinuousClock.now - started)
+            return .succeeded(result: result)
+        } catch where error.kind == .cancelled {
+            return .cancelled
+        } catch {
+            return .storeFailed(error)
+        }
+    }
+
+    /// Stores the end of a run that did not succeed. False, storing nothing, when the backend
+    /// refused it because another process's cancel of the run came first.
+    private func storeFinish(_ finish: RunFinish) async -> Bool {
+        do {
+            try await backend.finish(finish)
+        } catch where error.kind == .cancelled {
+            return false
+        } catch {
+            logger.error("run record not stored", metadata: ["run_id": "\(finish.record.runID)", "error": "\(error)"])
+        }
+        return true
     }
 
     func liveRun(_ runID: String) -> LiveRun? { live.withLock { $0[runID] } }
@@ -164,7 +163,7 @@ public final class RunService: Sendable {
     /// The record of a live or finished run.
     func record(_ runID: String) async throws -> RunRecord? {
         if let run = liveRun(runID) { return run.record }
-        return try await store.record(runID)
+        return try await backend.record(runID)
     }
 
     /// Cancels every live run (the drain timeout).
@@ -186,7 +185,7 @@ public final class RunService: Sendable {
     public func pruneRecords(retention: Duration) async {
         while !Task.isCancelled {
             do {
-                let pruned = try await store.prune(finishedBefore: Date().addingTimeInterval(-retention.seconds))
+                let pruned = try await backend.prune(finishedBefore: Date().addingTimeInterval(-retention.seconds))
                 if pruned > 0 { logger.info("pruned run records", metadata: ["count": "\(pruned)"]) }
             } catch {
                 logger.error("pruning run records failed: \(error)")

@@ -29,16 +29,37 @@ public struct HTTPResponse: Sendable {
     }
 }
 
-/// An error any handler may throw; the server answers it with its status and JSON body,
-/// by default FastAPI's `{"detail": "<message>"}`.
-public struct HTTPError: Error, Sendable {
+/// An error that says how it is answered: any error type a handler throws may conform,
+/// and the server answers it with its status, headers and JSON body (by default FastAPI's
+/// `{"detail": "<detail>"}`). Any other error is a 500 that is logged; this is the one place
+/// where errors become answers. (Hummingbird's `HTTPResponseError`, in our terms.)
+public protocol HTTPResponseError: Error {
+    var status: Int { get }
+    /// The human-readable reason, `detail` in the body.
+    var detail: String { get }
+    var headers: HTTPHeaders { get }
+    /// The whole JSON body of the answer.
+    var body: [UInt8] { get }
+}
+
+extension HTTPResponseError {
+    public var headers: HTTPHeaders { HTTPHeaders() }
+    public var body: [UInt8] { Array("{\"detail\":\(JSONText.quoted(detail))}".utf8) }
+    /// The answer the server sends for it.
+    public var response: HTTPResponse { .json(status, body, headers: headers) }
+}
+
+/// An error any handler may throw with a status and detail of its choosing.
+public struct HTTPError: HTTPResponseError, Sendable {
     public var status: Int
     public var headers: HTTPHeaders
+    public var detail: String
     /// The whole JSON body of the answer.
     public var body: [UInt8]
 
     public init(_ status: Int, _ detail: String, headers: HTTPHeaders = HTTPHeaders()) {
         self.init(status: status, jsonBody: Array("{\"detail\":\(JSONText.quoted(detail))}".utf8), headers: headers)
+        self.detail = detail
     }
 
     /// An answer with a body of the caller's making (e.g. a `detail` list).
@@ -46,9 +67,14 @@ public struct HTTPError: Error, Sendable {
         self.status = status
         self.headers = headers
         self.body = jsonBody
+        self.detail = String(decoding: jsonBody, as: UTF8.self)
     }
 
-    public var response: HTTPResponse { .json(status, body, headers: headers) }
+    /// The same answer as `error`'s.
+    public init(_ error: some HTTPResponseError) {
+        self.init(status: error.status, jsonBody: error.body, headers: error.headers)
+        detail = error.detail
+    }
 }
 
 /// Minimal JSON string quoting, enough for the server's own error bodies.

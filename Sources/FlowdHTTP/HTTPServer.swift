@@ -223,7 +223,7 @@ public final class HTTPServer: Sendable {
     private func respond(to request: HTTPRequest, with handler: HTTPHandler) async -> HTTPResponse {
         do {
             return try await handler(request)
-        } catch let error as HTTPError {
+        } catch let error as any HTTPResponseError {
             return error.response
         } catch is CancellationError {
             return .detail(HTTPStatus.unavailable, "Server is shutting down", headers: HTTPHeaders([("Retry-After", "1")]))

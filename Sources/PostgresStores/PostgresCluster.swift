@@ -57,33 +57,49 @@ public final class PostgresCluster: Sendable {
 
     // MARK: Story order
 
-    /// Waits until `record`'s run is the first unfinished run of its story, then stores it as
-    /// `record` (status `running`). False when the task was cancelled while waiting.
-    public func waitForTurn(_ record: RunRecord) async throws(StoreError) -> Bool {
+    /// Waits until `record`'s run is the first unfinished run of its story; when `announce`,
+    /// then stores it as `record` (status `running`), without waiting for the disk (nothing
+    /// answered depends on it). Otherwise the turn is only read: no write, no commit. False
+    /// when the task was cancelled while waiting.
+    public func waitForTurn(_ record: RunRecord, announce: Bool) async throws(StoreError) -> Bool {
         let key = "s:" + record.storyID
         while !Task.isCancelled {
             let ticket = wakeups.register(key)
             defer { wakeups.unregister(ticket) }
-            // One round trip: who is first, and if it is this run, mark it running.
-            let rows = try await database.rows("""
-                WITH first AS (
-                    SELECT run_id FROM flowd_runs WHERE story_id = \(record.storyID) AND finished_at IS NULL ORDER BY seq LIMIT 1),
-                started AS (
-                    UPDATE flowd_runs SET status = \(record.status.rawValue), record = \(record.json.jsonString)
-                    -- Rechecked on the row as it is once locked: a query a cancelled run abandoned
-                    -- may land after that run's finish, which it must not overwrite.
-                    WHERE run_id = \(record.runID) AND run_id = (SELECT run_id FROM first) AND finished_at IS NULL
-                    RETURNING 1)
-                SELECT (SELECT run_id FROM first), EXISTS (SELECT 1 FROM started)
-                """, "run turn") { row in try row.decode((String?, Bool).self) }
-            guard let (first, started) = rows.first else { throw StoreError(.io, "run turn: no answer row") }
-            if started { return true }
+            let (first, started) = announce ? try await startIfFirst(record) : (try await firstUnfinished(record.storyID), false)
+            if started || (!announce && first == record.runID) { return true }
             if first == nil {
                 throw StoreError(.failed, "run \(record.runID) was finished by another replica (lease expired)")
             }
             await ticket.wait(timeout: PostgresCluster.turnPoll)
         }
         return false
+    }
+
+    /// The first unfinished run of the story, in arrival order.
+    private func firstUnfinished(_ storyID: String) async throws(StoreError) -> String? {
+        let rows = try await database.rows("""
+            SELECT run_id FROM flowd_runs WHERE story_id = \(storyID) AND finished_at IS NULL ORDER BY seq LIMIT 1
+            """, "run turn") { row in try row.decode(String.self) }
+        return rows.first
+    }
+
+    /// One round trip: who is first, and if it is this run, mark it running.
+    private func startIfFirst(_ record: RunRecord) async throws(StoreError) -> (first: String?, started: Bool) {
+        let rows = try await database.rows("""
+            WITH first AS (
+                SELECT run_id FROM flowd_runs WHERE story_id = \(record.storyID) AND finished_at IS NULL ORDER BY seq LIMIT 1),
+            started AS (
+                UPDATE flowd_runs SET status = \(record.status.rawValue), record = \(record.json.jsonString)
+                -- Rechecked on the row as it is once locked: a query a cancelled run abandoned
+                -- may land after that run's finish, which it must not overwrite.
+                WHERE run_id = \(record.runID) AND run_id = (SELECT run_id FROM first) AND finished_at IS NULL
+                RETURNING 1)
+            SELECT (SELECT run_id FROM first), EXISTS (SELECT 1 FROM started),
+                   set_config('synchronous_commit', 'off', true)
+            """, "run turn") { row in try row.decode((String?, Bool, String).self) }
+        guard let (first, started, _) = rows.first else { throw StoreError(.io, "run turn: no answer row") }
+        return (first, started)
     }
 
     // MARK: Live events
@@ -110,6 +126,8 @@ public final class PostgresCluster: Sendable {
             let runIDs = Array(Set(batch.map(\.runID)))
             do {
                 try await database.transaction("run events") { [logger] connection in
+                    // The run's finish writes them all again, durably: these need not wait for the disk.
+                    try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
                     try await PostgresRunStore.insertEvents(batch, on: connection, logger: logger)
                     try await connection.query("""
                         SELECT pg_notify(\(PostgresDatabase.channel), 'e:' || id) FROM unnest(\(runIDs)::text[]) AS id
@@ -142,7 +160,7 @@ public final class PostgresCluster: Sendable {
             for event in events where event.id == last + 1 {
                 send(event)
                 last = event.id
-                if ["done", "error", "cancelled"].contains(event.name) { return }
+                if event.isTerminal { return }
             }
             if finished, events.isEmpty { return }
             await ticket.wait(timeout: PostgresCluster.followPoll)
@@ -245,8 +263,10 @@ public final class PostgresCluster: Sendable {
             guard database.isAvailable else { continue }
             do {
                 try await reapOnce()
-            } catch {
+            } catch where !Task.isCancelled {
                 logger.warning("expired leases not checked", metadata: ["error": "\(error)"])
+            } catch {
+                return
             }
         }
     }
@@ -267,18 +287,14 @@ public final class PostgresCluster: Sendable {
             for try await row in rows.decode((String, String, String, Int32).self) { found.append(row) }
             var failed: [String] = []
             for (runID, owner, text, lastEvent) in found {
-                guard var record = try? PostgresRunStore.parseRecord(text, runID) else { continue }
-                let detail = "flowd stopped while the run was \(record.status.rawValue) (replica \(owner) lost its lease)"
-                record.status = .failed
-                record.error = detail
-                record.finishedAt = Date()
-                let event = RunEvent(id: Int(lastEvent) + 1, name: "error",
-                                     data: ["run_id": .string(runID), "status": 500, "detail": .string(detail)])
+                guard let record = try? PostgresRunStore.parseRecord(text, runID) else { continue }
+                let verdict = RunFinish.interrupted(record, lastEventID: Int(lastEvent), at: Date(),
+                                                    why: "replica \(owner) lost its lease")
                 try await connection.query("""
-                    UPDATE flowd_runs SET status = 'failed', finished_at = now(), record = \(record.json.jsonString)
+                    UPDATE flowd_runs SET status = 'failed', finished_at = now(), record = \(verdict.record.json.jsonString)
                     WHERE run_id = \(runID)
                     """, logger: logger)
-                try await PostgresRunStore.insertEvents([(runID, event)], on: connection, logger: logger)
+                try await PostgresRunStore.insertEvents(verdict.events.map { (runID, $0) }, on: connection, logger: logger)
                 try await connection.query(
                     "SELECT pg_notify(\(PostgresDatabase.channel), 's:' || \(record.storyID)), pg_notify(\(PostgresDatabase.channel), 'e:' || \(runID))",
                     logger: logger)

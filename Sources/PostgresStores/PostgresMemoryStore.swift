@@ -63,6 +63,28 @@ public struct PostgresMemoryStore: MemoryStore {
 
     public func commit(_ transaction: MemoryTransaction) async throws(StoreError) {
         guard !transaction.isEmpty else { return }
+        let (distinctSets, scopes, keys, values) = try Self.columns(transaction)
+        // A commit that started goes to its end: a cancel does not leave its outcome unknown.
+        let (database, operations) = (self.database, transaction.operations)
+        try await database.uncancellable { () async throws(StoreError) in
+            try await PostgresMemoryStore.write(database, operations, distinctSets: distinctSets,
+                                                scopes: scopes, keys: keys, values: values)
+        }
+    }
+
+    /// A run's success: `transaction` (which sets each key once) and `finish`, in one statement.
+    func commit(_ transaction: MemoryTransaction, finishing finish: RunFinish) async throws(StoreError) {
+        let (distinctSets, scopes, keys, values) = try Self.columns(transaction)
+        guard distinctSets else { throw StoreError(.invalidRecord, "a run's memory commit sets each key once") }
+        let database = self.database
+        try await database.uncancellable { () async throws(StoreError) in
+            try await PostgresMemoryStore.commitRun(database, finish, scopes: scopes, keys: keys, values: values)
+        }
+    }
+
+    /// The sets of `transaction` as columns, and whether they are all it does, each key once.
+    private static func columns(_ transaction: MemoryTransaction) throws(StoreError)
+        -> (distinctSets: Bool, scopes: [String], keys: [String], values: [String]) {
         var scopes: [String] = []
         var keys: [String] = []
         var values: [String] = []
@@ -78,20 +100,7 @@ public struct PostgresMemoryStore: MemoryStore {
             keys.append(key)
             values.append(value.jsonString)
         }
-        // A commit that started goes to its end: a cancel does not leave its outcome unknown.
-        let (database, operations) = (self.database, transaction.operations)
-        let (single, scopeList, keyList, valueList) = (distinctSets, scopes, keys, values)
-        if let finish = transaction.finish {
-            guard single else { throw StoreError(.invalidRecord, "a run's memory commit sets each key once") }
-            try await database.uncancellable { () async throws(StoreError) in
-                try await PostgresMemoryStore.commitRun(database, finish, scopes: scopeList, keys: keyList, values: valueList)
-            }
-            return
-        }
-        try await database.uncancellable { () async throws(StoreError) in
-            try await PostgresMemoryStore.write(database, operations, distinctSets: single,
-                                                scopes: scopeList, keys: keyList, values: valueList)
-        }
+        return (distinctSets, scopes, keys, values)
     }
 
     /// A run's success in one statement (one round trip, one commit): lock its row unless it

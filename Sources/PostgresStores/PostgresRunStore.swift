@@ -25,18 +25,23 @@ public struct PostgresRunStore: RunStore {
         self.owner = owner
     }
 
+    /// A run's arrival: its row, in its story's order. Not `durable`, its commit does not wait
+    /// for the WAL to reach the disk (`synchronous_commit` off for that transaction alone):
+    /// nothing answered depends on it surviving a database crash, which would also end the run.
     public func create(_ record: RunRecord, durable: Bool) async throws(StoreError) {
         guard Identifier.isValidID(record.runID) else { throw StoreError(.invalidID, "invalid run id") }
         let (database, owner) = (self.database, self.owner)
+        let synchronous = durable ? "on" : "off"
         try await database.uncancellable { () async throws(StoreError) in
             // The story's advisory lock (held to the commit) makes `seq` order commit order
             // within a story: a run never sees a later one committed before an earlier one,
             // which would let both think they are first.
             try await database.query("""
-                WITH story AS (SELECT pg_advisory_xact_lock(\(PostgresRunStore.storyLockClass), hashtext(\(record.storyID))))
+                WITH story AS (SELECT pg_advisory_xact_lock(\(PostgresRunStore.storyLockClass), hashtext(\(record.storyID)))),
+                commit_mode AS (SELECT set_config('synchronous_commit', \(synchronous), true))
                 INSERT INTO flowd_runs (run_id, story_id, flow, status, owner, created_at, record)
                 SELECT \(record.runID), \(record.storyID), \(record.flow), \(record.status.rawValue), \(owner),
-                       \(record.createdAt), \(record.json.jsonString) FROM story
+                       \(record.createdAt), \(record.json.jsonString) FROM story, commit_mode
                 """, "run create")
         }
     }

@@ -187,17 +187,21 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         return true
     }
 
-    /// With a run's finish, the run store must be attached (`attach`). The finish line is
-    /// encoded here, off the actor.
-    public nonisolated func commit(_ transaction: MemoryTransaction) async throws(StoreError) {
+    public func commit(_ transaction: MemoryTransaction) async throws(StoreError) {
         guard !transaction.isEmpty else { return }
-        var carried: CarriedFinish?
-        if let finish = transaction.finish { carried = try CarriedFinish(record: finish.record, events: finish.events) }
+        try await write(transaction.operations)
+    }
+
+    /// A run's success: its memory and its finish in one line, one `fdatasync`. The run store
+    /// must be attached (`attach`): it gets the finish once the line is durable. The finish is
+    /// encoded here, off the actor.
+    nonisolated func commit(_ transaction: MemoryTransaction, carrying finish: RunFinish) async throws(StoreError) {
+        let carried = try CarriedFinish(record: finish.record, events: finish.events)
         try await commit(transaction.operations, carrying: carried)
     }
 
-    private func commit(_ operations: [MemoryTransaction.Operation], carrying carried: CarriedFinish?) async throws(StoreError) {
-        if carried != nil, sink == nil {
+    private func commit(_ operations: [MemoryTransaction.Operation], carrying carried: CarriedFinish) async throws(StoreError) {
+        guard sink != nil else {
             throw StoreError(.invalidRecord, "a carried run finish needs a run store attached", path: path)
         }
         try await write(operations, carrying: carried)

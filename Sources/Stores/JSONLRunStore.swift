@@ -185,24 +185,13 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         state.lines += entries.count
     }
 
-    /// The detail of a run that the process's stop interrupted.
-    public static func interruptedDetail(_ status: RunStatus) -> String {
-        "flowd stopped while the run was \(status.rawValue)"
-    }
-
     /// Writes (and syncs) a `failed` finish line for every run left queued or running.
     private static func finishInterrupted(_ state: inout RunLog.Recovered, file: SharedFile, now: Date) throws(StoreError) {
         var bytes: [UInt8] = []
         var entries: [(String, RunLog.FinishedEntry)] = []
-        for (id, var record) in state.active.sorted(by: { $0.value.createdAt < $1.value.createdAt }) {
-            let detail = interruptedDetail(record.status)
-            record.status = .failed
-            record.error = detail
-            record.result = nil
-            record.pendingDocs = nil
-            record.finishedAt = now
-            let event = RunEvent(id: 1, name: "error", data: ["run_id": .string(id), "status": 500, "detail": .string(detail)])
-            entries.append((id, RunLog.appendFinish(record, events: [event], to: &bytes)))
+        for (id, record) in state.active.sorted(by: { $0.value.createdAt < $1.value.createdAt }) {
+            let verdict = RunFinish.interrupted(record, at: now)
+            entries.append((id, RunLog.appendFinish(verdict.record, events: verdict.events, to: &bytes)))
         }
         try appendFinishes(bytes, entries, to: &state, file: file)
     }

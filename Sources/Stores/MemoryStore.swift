@@ -57,10 +57,6 @@ public struct MemoryTransaction: Sendable, Hashable {
     }
 
     public private(set) var operations: [Operation] = []
-    /// The finish of the run that commits this transaction, stored in the same durable unit
-    /// as its memory (one line of `memory.jsonl`, or one database statement): the run's
-    /// success and its memory become durable, and visible, together.
-    public var finish: RunFinish?
 
     public init() {}
 
@@ -72,17 +68,5 @@ public struct MemoryTransaction: Sendable, Hashable {
         operations.append(.delete(scope, key: key))
     }
 
-    public var isEmpty: Bool { operations.isEmpty && finish == nil }
-}
-
-/// A run's end as stored: its final record (a finished status, `finishedAt` set) and every
-/// event, the terminal one last.
-public struct RunFinish: Sendable, Hashable {
-    public let record: RunRecord
-    public let events: [RunEvent]
-
-    public init(record: RunRecord, events: [RunEvent]) {
-        self.record = record
-        self.events = events
-    }
+    public var isEmpty: Bool { operations.isEmpty }
 }

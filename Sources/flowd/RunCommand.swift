@@ -38,8 +38,16 @@ struct Run: AsyncParsableCommand {
             throw ValidationError("unknown flow '\(flow)'; flows: \(app.catalog.flowNames.joined(separator: ", "))")
         }
         let progress: (any FlowRunObserver)? = isatty(STDERR_FILENO) == 1 ? TerminalProgress() : nil
-        let runID = RunIDs.make()
-        let outcome = await app.executor.execute(RunRequest(flow: flow, input: input, storyID: story), observer: progress)
+        // Through the server's run service: the run's memory and record are stored as /run's.
+        let runID: String
+        let outcome: RunOutcome
+        do {
+            (runID, outcome) = try await app.runs.runInline(RunRequest(flow: flow, input: input, storyID: story), progress: progress)
+        } catch let error as any HTTPResponseError {
+            await app.shutdown()
+            FileHandle.standardError.write(Data("flowd: \(error.detail)\n".utf8))
+            throw ExitCode(1)
+        }
         await app.shutdown()
         LogOutput.shared.flush()
         let (body, status) = RunBody.render(outcome, runID: runID)

@@ -1,6 +1,7 @@
 import Agents
 import ArgumentParser
 import FlowdAPI
+import FlowdBackends
 import FlowdHTTP
 import Foundation
 import Logging

@@ -29,7 +29,7 @@ struct LiveRunTests {
     /// The cancel and the commit are decided under one lock: whichever comes first wins.
     @Test func aCancelAfterTheCommitIsClaimedComesTooLate() {
         let run = running()
-        guard case .commit(let finish?) = run.claimCommit(result: "out") else { Issue.record("no commit"); return }
+        guard case .commit(let finish) = run.claimCommit(result: "out") else { Issue.record("no commit"); return }
         #expect(finish.record.status == .succeeded)
         #expect(run.cancel() == .tooLate)
         #expect(run.conclude(.succeeded(result: "out")).outcome == .succeeded(result: "out"))

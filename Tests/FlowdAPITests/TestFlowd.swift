@@ -1,5 +1,6 @@
 import Agents
 import FlowdAPI
+import FlowdBackends
 import FlowdHTTP
 import FlowdTesting
 import Foundation

@@ -27,9 +27,10 @@ private func events(_ id: String) -> [RunEvent] {
 private func transaction(_ id: String, key: String? = nil) throws -> MemoryTransaction {
     var t = MemoryTransaction()
     t.set(.isolated, key ?? "analyst:\(id)", ["status": "completed", "last_output": .string("out \(id)")])
-    t.finish = RunFinish(record: finished(id), events: events(id))
     return t
 }
+
+private func runFinish(_ id: String) -> RunFinish { RunFinish(record: finished(id), events: events(id)) }
 
 private func lines(_ dir: TempDirectory, _ name: String) throws -> [String] {
     let text = (try? String(contentsOfFile: dir.path + "/" + name, encoding: .utf8)) ?? ""
@@ -49,7 +50,7 @@ private actor ForgetfulSink: CarriedFinishSink {
     defer { dir.remove() }
     let (memory, runs) = try await JSONLStores.open(directory: dir.url, logger: Logger(label: "test"))
     try await runs.create(RunRecord(runID: "r1", flow: "default", storyID: "s1", status: .running, createdAt: t0), durable: true)
-    try await memory.commit(try transaction("r1"))
+    try await memory.commit(try transaction("r1"), carrying: runFinish("r1"))
 
     // Readable at once, from the run store's RAM, with its events.
     #expect(try await runs.record("r1") == finished("r1"))
@@ -94,8 +95,8 @@ private actor ForgetfulSink: CarriedFinishSink {
     do {
         let memory = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
         await memory.attach(sink)
-        try await memory.commit(try transaction("r1"))
-        try await memory.commit(try transaction("r2", key: "analyst:s2"))
+        try await memory.commit(try transaction("r1"), carrying: runFinish("r1"))
+        try await memory.commit(try transaction("r2", key: "analyst:s2"), carrying: runFinish("r2"))
         try await memory.close()
     }
     #expect(await sink.accepted == ["r1", "r2"])
@@ -121,7 +122,7 @@ private actor ForgetfulSink: CarriedFinishSink {
     let ids = (1...60).map { "r\($0)" }
     let (memory, runs) = try await JSONLStores.open(directory: dir.url, logger: Logger(label: "test"), memoryCompactionMinimum: 10)
     // One key rewritten by every run: the file soon holds more than 4 lines per key.
-    for id in ids { try await memory.commit(try transaction(id, key: "analyst:story")) }
+    for id in ids { try await memory.commit(try transaction(id, key: "analyst:story"), carrying: runFinish(id)) }
     await memory.waitForCompaction()
     let memoryLines = try lines(dir, JSONLMemoryStore.fileName)
     #expect(memoryLines.count < ids.count)  // compacted at least once
@@ -148,7 +149,7 @@ private actor ForgetfulSink: CarriedFinishSink {
     let ids = (1...30).map { "r\($0)" }
     let (memory, runs) = try await JSONLStores.open(directory: dir.url, logger: Logger(label: "test"), carriedCompactionMinimum: 4096)
     // A new key per run: never 4 lines per key, so only the carried bytes can trigger it.
-    for id in ids { try await memory.commit(try transaction(id)) }
+    for id in ids { try await memory.commit(try transaction(id), carrying: runFinish(id)) }
     await memory.waitForCompaction()
     let carriedLines = try lines(dir, JSONLMemoryStore.fileName).filter { $0.contains(#""run":{"op":"finish""#) }
     #expect(carriedLines.count < 10)
@@ -167,7 +168,7 @@ private actor ForgetfulSink: CarriedFinishSink {
     let dir = TempDirectory()
     defer { dir.remove() }
     let memory = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
-    await #expect(throws: StoreError.self) { try await memory.commit(try transaction("r1")) }
+    await #expect(throws: StoreError.self) { try await memory.commit(try transaction("r1"), carrying: runFinish("r1")) }
     #expect(try await memory.get(.isolated, "analyst:r1") == nil)
     try await memory.close()
 }

@@ -1,0 +1,116 @@
+import Foundation
+import Logging
+import Stores
+
+/// The backend of replicas sharing one PostgreSQL database: this replica's `PostgresCluster`
+/// (story order, leases, live events, cancels across replicas) and the tables' stores.
+///
+/// One durable commit per run: the arrival, the turn and the live events are committed
+/// without waiting for the WAL to reach the disk (no answer depends on them surviving a
+/// database crash, which would also end the run); a run's end is one synchronous statement
+/// (`PostgresMemoryStore.commit(_:finishing:)` for a success). See docs/architecture.md.
+public struct PostgresRunBackend: RunBackend {
+    public let cluster: PostgresCluster
+    let memoryStore: PostgresMemoryStore
+    let files: PostgresDocumentStore
+    let logger: Logger
+
+    public var memory: any MemoryStore { memoryStore }
+    public var documents: any DocumentStore { files }
+    var database: PostgresDatabase { cluster.database }
+
+    /// How often a run's end is tried again while the database is away.
+    static let finishRetry = Duration.milliseconds(500)
+
+    /// Connects (failing fast when the database cannot be reached), migrates the schema and
+    /// takes this replica's lease.
+    public static func open(url: String, poolSize: Int, leaseTTL: Duration, replicaID: String,
+                            logger: Logger) async throws(StoreError) -> PostgresRunBackend {
+        let database = try await PostgresDatabase.open(url: url, poolSize: poolSize, logger: logger)
+        let cluster = PostgresCluster(database: database, replicaID: replicaID, leaseTTL: leaseTTL, logger: logger)
+        do {
+            try await cluster.register()
+        } catch {
+            await database.close()
+            throw error
+        }
+        logger.info("store: postgres", metadata: ["database": "\(database.url)", "replica": "\(replicaID)"])
+        return PostgresRunBackend(cluster: cluster, memoryStore: PostgresMemoryStore(database: database),
+                                  files: PostgresDocumentStore(database: database), logger: logger)
+    }
+
+    public var isAvailable: Bool { database.isAvailable }
+
+    public func readinessProblem() -> String? {
+        database.isAvailable ? nil : "Database unreachable"
+    }
+
+    public func arrive(_ record: RunRecord, durable: Bool) async throws(StoreError) {
+        try await cluster.runs.create(record, durable: durable)
+    }
+
+    public func waitForTurn(_ record: RunRecord, announce: Bool) async throws(StoreError) -> Bool {
+        var running = record
+        running.status = .running
+        return try await cluster.waitForTurn(running, announce: announce)
+    }
+
+    public func publish(_ runID: String, _ event: RunEvent) {
+        cluster.publish(runID, event)
+    }
+
+    public func commit(_ memory: MemoryTransaction, finish: RunFinish) async throws(StoreError) {
+        try await memoryStore.commit(memory, finishing: finish)
+    }
+
+    /// The story's later runs wait until this row is finished: a failure is retried every
+    /// 500 ms until the database takes it, or the task is cancelled (at exit; the lease's
+    /// expiry then fails the run).
+    public func finish(_ finish: RunFinish) async throws(StoreError) {
+        var retrying = false
+        while true {
+            do {
+                try await cluster.runs.finish(finish.record, events: finish.events)
+                if retrying { logger.info("run record stored after a retry", metadata: ["run_id": "\(finish.record.runID)"]) }
+                return
+            } catch where error.kind == .cancelled {
+                throw error
+            } catch {
+                if !retrying { logger.error("run record not stored; retrying", metadata: ["run_id": "\(finish.record.runID)", "error": "\(error)"]) }
+                guard !Task.isCancelled else { throw error }
+                retrying = true
+                try? await Task.sleep(for: PostgresRunBackend.finishRetry)
+            }
+        }
+    }
+
+    public func record(_ runID: String) async throws(StoreError) -> RunRecord? {
+        try await cluster.runs.record(runID)
+    }
+
+    public func storedEvents(_ runID: String, after: Int) async throws(StoreError) -> StoredEvents? {
+        guard let (events, finished) = try await cluster.runs.eventsSoFar(runID, after: after) else { return nil }
+        return finished ? .finished(events) : .running
+    }
+
+    public func follow(_ runID: String, after: Int, send: @escaping @Sendable (RunEvent) -> Void,
+                       isClosed: @escaping @Sendable () -> Bool) async {
+        await cluster.follow(runID, after: after, send: send, isClosed: isClosed)
+    }
+
+    public func requestCancel(_ runID: String) async throws(StoreError) -> RunRecord? {
+        try await cluster.requestCancel(runID)
+    }
+
+    public func run(cancel: @escaping @Sendable (String) -> Void) async {
+        await cluster.run(cancel: cancel)
+    }
+
+    public func prune(finishedBefore cutoff: Date) async throws(StoreError) -> Int {
+        try await cluster.runs.prune(finishedBefore: cutoff)
+    }
+
+    public func close() async throws(StoreError) {
+        await database.close()
+    }
+}

@@ -1,0 +1,364 @@
+import Foundation
+
+// The run domain: a run's status, record and events, the event vocabulary and the verdict
+// on an interrupted run. Defined once here, for every store and the API; nothing of HTTP.
+
+/// Where a run stands. `queued` and `running` are live; the others are final.
+public enum RunStatus: String, Sendable, CaseIterable, Hashable {
+    case queued, running, succeeded
+    case pendingDocs = "pending_docs"
+    case failed, cancelled
+
+    /// True for the final states: `succeeded`, `pending_docs`, `failed`, `cancelled`.
+    public var isFinished: Bool {
+        switch self {
+        case .queued, .running: false
+        case .succeeded, .pendingDocs, .failed, .cancelled: true
+        }
+    }
+}
+
+/// A run's record, as `GET /runs/{id}` shows it.
+///
+/// Times are kept to the millisecond (they are rounded to the nearest millisecond when
+/// set), which is what the JSON form carries, so a record reads back equal after a restart.
+public struct RunRecord: Sendable, Hashable {
+    public var runID: String
+    public var flow: String
+    public var storyID: String
+    public var status: RunStatus
+    public var result: String?
+    public var pendingDocs: [String]?
+    /// The detail of a failed or cancelled run.
+    public var error: String?
+    private var createdMS: Int64
+    private var finishedMS: Int64?
+
+    public var createdAt: Date {
+        get { ISOTime.date(milliseconds: createdMS) }
+        set { createdMS = ISOTime.milliseconds(newValue) }
+    }
+
+    public var finishedAt: Date? {
+        get { finishedMS.map(ISOTime.date(milliseconds:)) }
+        set { finishedMS = newValue.map(ISOTime.milliseconds) }
+    }
+
+    public init(
+        runID: String, flow: String, storyID: String, status: RunStatus,
+        result: String? = nil, pendingDocs: [String]? = nil, error: String? = nil,
+        createdAt: Date, finishedAt: Date? = nil
+    ) {
+        self.runID = runID
+        self.flow = flow
+        self.storyID = storyID
+        self.status = status
+        self.result = result
+        self.pendingDocs = pendingDocs
+        self.error = error
+        self.createdMS = ISOTime.milliseconds(createdAt)
+        self.finishedMS = finishedAt.map(ISOTime.milliseconds)
+    }
+
+    var finishedMilliseconds: Int64? { finishedMS }
+
+    /// `{"run_id","flow","story_id","status","result","pending_docs","error","created_at","finished_at"}`,
+    /// in that order, `null` where absent, times ISO 8601 UTC with milliseconds.
+    public var json: JSONValue {
+        var o = JSONObject()
+        o["run_id"] = .string(runID)
+        o["flow"] = .string(flow)
+        o["story_id"] = .string(storyID)
+        o["status"] = .string(status.rawValue)
+        o["result"] = result.map(JSONValue.string) ?? .null
+        o["pending_docs"] = pendingDocs.map { .array($0.map(JSONValue.string)) } ?? .null
+        o["error"] = error.map(JSONValue.string) ?? .null
+        o["created_at"] = .string(ISOTime.string(milliseconds: createdMS))
+        o["finished_at"] = finishedMS.map { .string(ISOTime.string(milliseconds: $0)) } ?? .null
+        return .object(o)
+    }
+
+    /// Reads the JSON form back; nil when a member is missing or of the wrong type, the
+    /// status is unknown or a time is not ISO 8601. `result`, `pending_docs`, `error` and
+    /// `finished_at` may be absent (read as null).
+    public init?(json: JSONValue) {
+        guard case .object(let o) = json,
+            case .string(let runID)? = o["run_id"],
+            case .string(let flow)? = o["flow"],
+            case .string(let storyID)? = o["story_id"],
+            case .string(let statusName)? = o["status"],
+            let status = RunStatus(rawValue: statusName),
+            case .string(let created)? = o["created_at"],
+            let createdMS = ISOTime.milliseconds(parsing: created)
+        else { return nil }
+        func optionalString(_ key: String) -> String?? {
+            switch o[key] {
+            case nil, .null?: return .some(nil)
+            case .string(let s)?: return .some(s)
+            default: return nil
+            }
+        }
+        guard let result = optionalString("result"), let error = optionalString("error"),
+            let finished = optionalString("finished_at")
+        else { return nil }
+        var pendingDocs: [String]?
+        switch o["pending_docs"] {
+        case nil, .null?: pendingDocs = nil
+        case .array(let a)?:
+            var ids: [String] = []
+            ids.reserveCapacity(a.count)
+            for e in a {
+                guard case .string(let s) = e else { return nil }
+                ids.append(s)
+            }
+            pendingDocs = ids
+        default: return nil
+        }
+        var finishedMS: Int64?
+        if let finished {
+            guard let ms = ISOTime.milliseconds(parsing: finished) else { return nil }
+            finishedMS = ms
+        }
+        self.runID = runID
+        self.flow = flow
+        self.storyID = storyID
+        self.status = status
+        self.result = result
+        self.pendingDocs = pendingDocs
+        self.error = error
+        self.createdMS = createdMS
+        self.finishedMS = finishedMS
+    }
+
+    /// Appends the same JSON as `json`, without building it.
+    func appendJSON(to out: inout [UInt8]) {
+        func string(_ s: String?) {
+            if let s { JSONValue.appendString(s, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        }
+        out.append(contentsOf: #"{"run_id":"#.utf8)
+        JSONValue.appendString(runID, to: &out)
+        out.append(contentsOf: #","flow":"#.utf8)
+        JSONValue.appendString(flow, to: &out)
+        out.append(contentsOf: #","story_id":"#.utf8)
+        JSONValue.appendString(storyID, to: &out)
+        out.append(contentsOf: #","status":""#.utf8)
+        out.append(contentsOf: status.rawValue.utf8)
+        out.append(contentsOf: #"","result":"#.utf8)
+        string(result)
+        out.append(contentsOf: #","pending_docs":"#.utf8)
+        if let pendingDocs {
+            out.append(UInt8(ascii: "["))
+            for (k, id) in pendingDocs.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                JSONValue.appendString(id, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        } else {
+            out.append(contentsOf: "null".utf8)
+        }
+        out.append(contentsOf: #","error":"#.utf8)
+        string(error)
+        out.append(contentsOf: #","created_at":""#.utf8)
+        ISOTime.append(milliseconds: createdMS, to: &out)
+        out.append(contentsOf: #"","finished_at":"#.utf8)
+        if let finishedMS {
+            out.append(UInt8(ascii: "\""))
+            ISOTime.append(milliseconds: finishedMS, to: &out)
+            out.append(UInt8(ascii: "\""))
+        } else {
+            out.append(contentsOf: "null".utf8)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+/// One Server-Sent Event of a run.
+///
+/// The events a run emits while it goes (`progress`, `result`) keep their few fields as
+/// they are and are serialised straight to bytes; `data` builds the JSON object only for
+/// whoever asks. Two events are equal when their id, name and data are.
+public struct RunEvent: Sendable, Hashable {
+    /// 1, 2, 3, … within the run (the SSE `id:`).
+    public var id: Int
+    /// `progress`, `result`, `done`, `error` or `cancelled` (the SSE `event:`).
+    public var name: String
+    private var payload: Payload
+
+    private enum Payload: Sendable {
+        /// `{"run_id","agent","status","timestamp"}`, plus `"duration"` when given.
+        case progress(runID: String, agent: String, status: String, timestampMS: Int64, duration: Double?)
+        /// `{"run_id","agent","data"}`.
+        case result(runID: String, agent: String, output: String)
+        case json(JSONValue)
+    }
+
+    public init(id: Int, name: String, data: JSONValue) {
+        self.id = id
+        self.name = name
+        self.payload = .json(data)
+    }
+
+    /// `event: progress` of an agent: `status` is `started`, `completed` or `failed`;
+    /// `duration` (seconds) goes with the last two.
+    public static func progress(id: Int, runID: String, agent: String, status: String, at time: Date,
+                                duration: Double? = nil) -> RunEvent {
+        RunEvent(id: id, name: "progress", payload: .progress(
+            runID: runID, agent: agent, status: status, timestampMS: ISOTime.milliseconds(time), duration: duration))
+    }
+
+    /// `event: result`: an agent's output, right after its `completed` progress.
+    public static func result(id: Int, runID: String, agent: String, output: String) -> RunEvent {
+        RunEvent(id: id, name: "result", payload: .result(runID: runID, agent: agent, output: output))
+    }
+
+    private init(id: Int, name: String, payload: Payload) {
+        self.id = id
+        self.name = name
+        self.payload = payload
+    }
+
+    /// The event's data object.
+    public var data: JSONValue {
+        get {
+            switch payload {
+            case .json(let value):
+                return value
+            case .progress(let runID, let agent, let status, let ms, let duration):
+                var o: JSONObject = ["run_id": .string(runID), "agent": .string(agent), "status": .string(status),
+                                     "timestamp": .string(ISOTime.string(milliseconds: ms))]
+                if let duration { o["duration"] = .double(duration) }
+                return .object(o)
+            case .result(let runID, let agent, let output):
+                return ["run_id": .string(runID), "agent": .string(agent), "data": .string(output)]
+            }
+        }
+        set { payload = .json(newValue) }
+    }
+
+    /// Appends `data` as JSON, without building it.
+    public func appendData(to out: inout [UInt8]) {
+        switch payload {
+        case .json(let value):
+            value.serialize(into: &out)
+        case .progress(let runID, let agent, let status, let ms, let duration):
+            out.append(contentsOf: #"{"run_id":"#.utf8)
+            JSONValue.appendString(runID, to: &out)
+            out.append(contentsOf: #","agent":"#.utf8)
+            JSONValue.appendString(agent, to: &out)
+            out.append(contentsOf: #","status":"#.utf8)
+            JSONValue.appendString(status, to: &out)
+            out.append(contentsOf: #","timestamp":""#.utf8)
+            ISOTime.append(milliseconds: ms, to: &out)
+            out.append(UInt8(ascii: "\""))
+            if let duration {
+                out.append(contentsOf: #","duration":"#.utf8)
+                JSONValue.double(duration).serialize(into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        case .result(let runID, let agent, let output):
+            out.append(contentsOf: #"{"run_id":"#.utf8)
+            JSONValue.appendString(runID, to: &out)
+            out.append(contentsOf: #","agent":"#.utf8)
+            JSONValue.appendString(agent, to: &out)
+            out.append(contentsOf: #","data":"#.utf8)
+            JSONValue.appendString(output, to: &out)
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    public static func == (a: RunEvent, b: RunEvent) -> Bool {
+        a.id == b.id && a.name == b.name && a.data == b.data
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(id)
+        hasher.combine(name)
+        hasher.combine(data)
+    }
+
+    /// `{"id":1,"event":"progress","data":{…}}`, the form the run log keeps.
+    public var json: JSONValue {
+        ["id": .int(Int64(id)), "event": .string(name), "data": data]
+    }
+
+    public init?(json: JSONValue) {
+        guard case .object(let o) = json,
+            case .int(let id)? = o["id"], let id = Int(exactly: id),
+            case .string(let name)? = o["event"],
+            let data = o["data"]
+        else { return nil }
+        self.init(id: id, name: name, data: data)
+    }
+
+    /// Appends `json`, without building it.
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"id":"#.utf8)
+        JSONValue.appendInteger(Int64(id), to: &out)
+        out.append(contentsOf: #","event":"#.utf8)
+        JSONValue.appendString(name, to: &out)
+        out.append(contentsOf: #","data":"#.utf8)
+        appendData(to: &out)
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+
+/// The events a run emits, by name (the SSE `event:`): `progress` and `result` while it
+/// goes, then exactly one terminal event, `done`, `error` or `cancelled`, last.
+public enum RunEventName {
+    public static let progress = "progress"
+    public static let result = "result"
+    /// The run succeeded, or ended with documents pending: `{"result","pending_docs","run_id"}`.
+    public static let done = "done"
+    /// The run failed: `{"run_id","status","detail"}`, `status` being the code its `/run` answered.
+    public static let error = "error"
+    public static let cancelled = "cancelled"
+
+    /// The names that end a run's events.
+    public static let terminal: Set<String> = [done, error, cancelled]
+}
+
+extension RunEvent {
+    /// True for `done`, `error` and `cancelled`: nothing follows it.
+    public var isTerminal: Bool { RunEventName.terminal.contains(name) }
+
+    /// The `error` event that ends a run that failed with `code` (the status its `/run`
+    /// answered) and `detail`.
+    public static func failure(id: Int, runID: String, code: Int, detail: String) -> RunEvent {
+        RunEvent(id: id, name: RunEventName.error, data: ["run_id": .string(runID), "status": .int(Int64(code)), "detail": .string(detail)])
+    }
+}
+
+/// A run's end as stored: its final record (a finished status, `finishedAt` set) and every
+/// event, the terminal one last.
+public struct RunFinish: Sendable, Hashable {
+    public let record: RunRecord
+    public let events: [RunEvent]
+
+    public init(record: RunRecord, events: [RunEvent]) {
+        self.record = record
+        self.events = events
+    }
+}
+
+extension RunFinish {
+    /// The code an interrupted run's `error` event gives: the one a failed `/run` answers.
+    public static let failureCode = 500
+
+    /// The verdict on a run its process left unfinished (a stop, a crash, a lost lease):
+    /// `failed`, with the detail `flowd stopped while the run was <status>` (and `why`, when
+    /// given), finished `at`, and one `error` event after its `lastEventID` events.
+    public static func interrupted(_ record: RunRecord, events: [RunEvent] = [], lastEventID: Int? = nil,
+                                   at time: Date, why: String? = nil) -> RunFinish {
+        var detail = "flowd stopped while the run was \(record.status.rawValue)"
+        if let why { detail += " (\(why))" }
+        var failed = record
+        failed.status = .failed
+        failed.error = detail
+        failed.result = nil
+        failed.pendingDocs = nil
+        failed.finishedAt = time
+        let event = RunEvent.failure(id: (lastEventID ?? events.count) + 1, runID: record.runID, code: failureCode, detail: detail)
+        return RunFinish(record: failed, events: events + [event])
+    }
+}
