@@ -343,10 +343,14 @@ public enum OpenAPIDocument {
 
         /// Every operation, with the routing answers: a `head` beside each `get` (the router
         /// answers HEAD with the GET handler, the body left out) and a 404 on each operation
-        /// whose path has a parameter (an empty segment, as in `/docs/`, matches no route).
+        /// whose path has a parameter (an empty segment, as in `/docs/`, matches no route);
+        /// and a 503 on each that touches storage (a `StoreError` while it cannot be reached).
         func paths() -> JSONObject {
             JSONObject(operationsByPath().map { path, item -> (String, JSONValue) in
                 guard case .object(var methods) = item else { return (path, item) }
+                for (method, operation) in methods where method != "parameters" {
+                    methods[method] = withStorageUnavailable(operation)
+                }
                 if path.contains("{") {
                     for (method, operation) in methods where method != "parameters" {
                         methods[method] = withNoRoute(operation)
@@ -355,6 +359,14 @@ public enum OpenAPIDocument {
                 if let get = methods["get"] { methods["head"] = head(of: get) }
                 return (path, .object(methods))
             })
+        }
+
+        private func withStorageUnavailable(_ operation: JSONValue) -> JSONValue {
+            guard case .object(var op) = operation, case .object(var responses)? = op["responses"],
+                  responses["500"] == storageFailed, responses["503"] == nil else { return operation }
+            responses["503"] = unavailable("(`--store postgres`) The database is unreachable; nothing was stored.")
+            op["responses"] = .object(byStatus(responses))
+            return .object(op)
         }
 
         private func withNoRoute(_ operation: JSONValue) -> JSONValue {
