@@ -155,6 +155,51 @@ struct ReplicaTests {
         _ = await b.waitForExit()
     }
 
+    /// The race of a story's order on the database, many times over: 24 stories of 12 runs,
+    /// all sent at once to two replicas. A plain `/run` arrives without waiting for the disk and
+    /// only reads its turn; a `POST /runs` (every third run) arrives durably and stores its turn.
+    /// Each story must still be one chain: every run saw the output of exactly one other.
+    @Test func manyStoriesBurstAcrossTwoReplicasEachRunOneAtATime() async throws {
+        let directory = try agents(delay: 5)
+        defer { directory.remove() }
+        let url = try await database()
+        let a = try await replica(directory, url)
+        let b = try await replica(directory, url)
+        let clients = [a.client, b.client]
+        let (stories, runsPerStory) = (24, 12)
+        let results = try await withThrowingTaskGroup(of: (Int, String).self) { group in
+            for story in 0..<stories {
+                for k in 0..<runsPerStory {
+                    group.addTask {
+                        let client = clients[(story + k) % 2]
+                        let body = #"{"input": "r\#(k)", "story_id": "story-\#(story)"}"#
+                        guard k % 3 == 0 else {
+                            let response = try await client.post("/run", json: body)
+                            return (story, response.object["result"] as? String ?? "status \(response.status)")
+                        }
+                        let started = try await client.post("/runs", json: body)
+                        let id = try #require(started.object["run_id"] as? String, "status \(started.status)")
+                        let record = try await waitForStatus(clients[(story + k + 1) % 2], id, ["succeeded", "failed", "cancelled"])
+                        return (story, record["result"] as? String ?? "status \(record["status"] ?? "")")
+                    }
+                }
+            }
+            return try await group.reduce(into: [Int: [String]]()) { $0[$1.0, default: []].append($1.1) }
+        }
+        for story in 0..<stories {
+            let chain = results[story] ?? []
+            let suffixes = chain.map { String($0.drop(while: { $0 != "|" }).dropFirst()) }
+            #expect(Set(chain).count == runsPerStory, "story \(story): \(chain)")
+            #expect(suffixes.filter(\.isEmpty).count == 1, "story \(story): \(chain)")
+            let last = chain.max { $0.count < $1.count } ?? ""
+            #expect(Set(suffixes.filter { !$0.isEmpty }) == Set(chain).subtracting([last]), "story \(story): \(chain)")
+        }
+        a.signal(SIGTERM)
+        b.signal(SIGTERM)
+        _ = await a.waitForExit()
+        _ = await b.waitForExit()
+    }
+
     @Test func memoryAndDocumentsWrittenThroughOneReplicaAreReadThroughTheOther() async throws {
         let directory = try agents(delay: 10)
         defer { directory.remove() }
