@@ -44,8 +44,9 @@ struct Run: AsyncParsableCommand {
         do {
             (runID, outcome) = try await app.runs.runInline(RunRequest(flow: flow, input: input, storyID: story), progress: progress)
         } catch let error as any HTTPResponseError {
+            // Refused before it ran (storage unreachable): the `{"detail": …}` body /run would answer.
             await app.shutdown()
-            FileHandle.standardError.write(Data("flowd: \(error.detail)\n".utf8))
+            print(String(decoding: error.body, as: UTF8.self))
             throw ExitCode(1)
         }
         await app.shutdown()
