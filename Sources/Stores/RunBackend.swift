@@ -15,13 +15,13 @@ import Foundation
 ///   requested elsewhere came first.
 /// - `finish` never overwrites a requested cancel: it throws `.cancelled` then, writing
 ///   nothing, and the run is to end `cancelled`.
-/// - A run that a stopped process left unfinished ends `failed` with
-///   `RunFinish.interrupted`: at the next start (the embedded store) or once its replica's
-///   lease expires (the database), found by the backend itself.
-///
-/// Durable runs (a step journal, resuming a run, idempotency keys kept with the record) add
-/// to this protocol: each step appended beside the run's events, and the unfinished runs
-/// handed back instead of failed.
+/// - A run that a stopped process left unfinished is found by the backend itself: at the
+///   next start (the embedded store) or once its replica's lease expires (the database).
+///   With `RestartPolicy.resume` it is handed back (`InterruptedRun`, `resumed` counted,
+///   durably) to exactly one process, which goes on with it; with `.fail` it ends `failed`
+///   with `RunFinish.interrupted`.
+/// - A run's journal (`journal`) and its idempotency key (kept in its record) live and are
+///   pruned with its record. A key names at most one run among all processes.
 public protocol RunBackend: Sendable {
     /// Agents' memory (the story's contexts a run reads; the memory routes).
     var memory: any MemoryStore { get }
@@ -37,7 +37,27 @@ public protocol RunBackend: Sendable {
     /// storage. When `durable`, it survives a crash before this returns (its id is about to
     /// be handed out); otherwise nothing depends on it surviving one (`/run` without a
     /// stream: nobody learns the id before the run ends, and the end stores the record).
-    func arrive(_ record: RunRecord, durable: Bool) async throws(StoreError)
+    /// A record with an idempotency key whose key another run has already: nothing is
+    /// stored, and that run's id comes back (`.duplicate`). The key is stored in the same
+    /// write as the record.
+    func arrive(_ record: RunRecord, durable: Bool) async throws(StoreError) -> Arrival
+
+    /// The run started with idempotency key `key`, if its record is kept.
+    func runID(forKey key: String) async throws(StoreError) -> String?
+
+    /// Appends completed steps to a run's journal, with the events emitted since its last
+    /// journal write, durably before this returns; `first` is the number (1, 2, …) of
+    /// `steps[0]` in the journal. A run not yet durably stored (a `/run`'s arrival) is stored
+    /// with them, from `record`.
+    func journal(_ record: RunRecord, steps: [RunStep], first: Int, events: [RunEvent]) async throws(StoreError)
+
+    /// A run's journal as stored (a finished run's for a retry); nil when the run is unknown.
+    func steps(of runID: String) async throws(StoreError) -> [RunStep]?
+
+    /// The runs an earlier process left unfinished, in arrival order, handed to this one to
+    /// resume (embedded store, `RestartPolicy.resume`); called once, at start. Empty for a
+    /// database, whose lost runs come through `run(cancel:resume:)`.
+    func takeOverInterrupted() async throws(StoreError) -> [InterruptedRun]
 
     /// Waits until it is `record`'s turn in its story among the processes sharing the
     /// storage (the executor orders the runs of one process). When `announce`, the run is
@@ -72,14 +92,22 @@ public protocol RunBackend: Sendable {
 
     /// The backend's own work until the task is cancelled (leases, notifications, the runs
     /// of lost replicas). `cancel` gets the id of a run of this process that someone asked,
-    /// elsewhere, to cancel.
-    func run(cancel: @escaping @Sendable (String) -> Void) async
+    /// elsewhere, to cancel; `resume` gets runs of lost processes that this one took over,
+    /// in arrival order, to go on with.
+    func run(cancel: @escaping @Sendable (String) -> Void, resume: @escaping @Sendable ([InterruptedRun]) -> Void) async
 
     /// Drops the records of runs that finished before `cutoff`; how many.
     func prune(finishedBefore cutoff: Date) async throws(StoreError) -> Int
 
     /// Waits until everything accepted is durable (at exit); a database's connections close.
     func close() async throws(StoreError)
+}
+
+/// What `arrive` did.
+public enum Arrival: Sendable, Equatable {
+    case arrived
+    /// The record's idempotency key was taken by the run with this id; nothing was stored.
+    case duplicate(runID: String)
 }
 
 /// A run that this process does not hold, as the storage shows it.

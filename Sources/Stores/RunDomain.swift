@@ -31,6 +31,14 @@ public struct RunRecord: Sendable, Hashable {
     public var pendingDocs: [String]?
     /// The detail of a failed or cancelled run.
     public var error: String?
+    /// How many times a process took it up again after another left it unfinished.
+    public var resumed: Int = 0
+    /// The run this one retries from its failed step (`POST /runs/{id}/retry`).
+    public var retryOf: String?
+    /// The request's `input`: kept (not shown) so that the run can be resumed or retried.
+    public var input: String = ""
+    /// The `Idempotency-Key` the run was started with, and the route it came to.
+    public var idempotency: IdempotencyKey?
     private var createdMS: Int64
     private var finishedMS: Int64?
 
@@ -47,8 +55,12 @@ public struct RunRecord: Sendable, Hashable {
     public init(
         runID: String, flow: String, storyID: String, status: RunStatus,
         result: String? = nil, pendingDocs: [String]? = nil, error: String? = nil,
-        createdAt: Date, finishedAt: Date? = nil
+        createdAt: Date, finishedAt: Date? = nil, input: String = "", retryOf: String? = nil,
+        idempotency: IdempotencyKey? = nil
     ) {
+        self.input = input
+        self.retryOf = retryOf
+        self.idempotency = idempotency
         self.runID = runID
         self.flow = flow
         self.storyID = storyID
@@ -62,9 +74,28 @@ public struct RunRecord: Sendable, Hashable {
 
     var finishedMilliseconds: Int64? { finishedMS }
 
-    /// `{"run_id","flow","story_id","status","result","pending_docs","error","created_at","finished_at"}`,
-    /// in that order, `null` where absent, times ISO 8601 UTC with milliseconds.
+    /// `{"run_id","flow","story_id","status","result","pending_docs","error","created_at","finished_at","resumed"}`,
+    /// and `"retry_of"` on a retry, in that order, `null` where absent, times ISO 8601 UTC
+    /// with milliseconds: what `GET /runs/{id}` answers.
     public var json: JSONValue {
+        var o = apiObject
+        if let retryOf { o["retry_of"] = .string(retryOf) }
+        return .object(o)
+    }
+
+    /// `json` and what the stores keep besides: `input`, and the idempotency key with its route.
+    public var storedJSON: JSONValue {
+        var o = apiObject
+        if let retryOf { o["retry_of"] = .string(retryOf) }
+        o["input"] = .string(input)
+        if let idempotency {
+            o["idempotency_key"] = .string(idempotency.key)
+            o["idempotency_route"] = .string(idempotency.route)
+        }
+        return .object(o)
+    }
+
+    private var apiObject: JSONObject {
         var o = JSONObject()
         o["run_id"] = .string(runID)
         o["flow"] = .string(flow)
@@ -75,12 +106,14 @@ public struct RunRecord: Sendable, Hashable {
         o["error"] = error.map(JSONValue.string) ?? .null
         o["created_at"] = .string(ISOTime.string(milliseconds: createdMS))
         o["finished_at"] = finishedMS.map { .string(ISOTime.string(milliseconds: $0)) } ?? .null
-        return .object(o)
+        o["resumed"] = .int(Int64(resumed))
+        return o
     }
 
-    /// Reads the JSON form back; nil when a member is missing or of the wrong type, the
-    /// status is unknown or a time is not ISO 8601. `result`, `pending_docs`, `error` and
-    /// `finished_at` may be absent (read as null).
+    /// Reads the JSON form back (`storedJSON`, or `json`); nil when a member is missing or of
+    /// the wrong type, the status is unknown or a time is not ISO 8601. `result`,
+    /// `pending_docs`, `error`, `finished_at`, `retry_of` and the idempotency key may be
+    /// absent (read as null), `resumed` (0) and `input` ("") too.
     public init?(json: JSONValue) {
         guard case .object(let o) = json,
             case .string(let runID)? = o["run_id"],
@@ -99,8 +132,18 @@ public struct RunRecord: Sendable, Hashable {
             }
         }
         guard let result = optionalString("result"), let error = optionalString("error"),
-            let finished = optionalString("finished_at")
+            let finished = optionalString("finished_at"), let retryOf = optionalString("retry_of"),
+            let input = optionalString("input"), let key = optionalString("idempotency_key"),
+            let route = optionalString("idempotency_route")
         else { return nil }
+        switch o["resumed"] {
+        case nil: self.resumed = 0
+        case .int(let n)?: self.resumed = Int(clamping: n)
+        default: return nil
+        }
+        self.retryOf = retryOf
+        self.input = input ?? ""
+        if let key, let route { self.idempotency = IdempotencyKey(key: key, route: route) }
         var pendingDocs: [String]?
         switch o["pending_docs"] {
         case nil, .null?: pendingDocs = nil
@@ -130,7 +173,7 @@ public struct RunRecord: Sendable, Hashable {
         self.finishedMS = finishedMS
     }
 
-    /// Appends the same JSON as `json`, without building it.
+    /// Appends the same JSON as `storedJSON`, without building it.
     func appendJSON(to out: inout [UInt8]) {
         func string(_ s: String?) {
             if let s { JSONValue.appendString(s, to: &out) } else { out.append(contentsOf: "null".utf8) }
@@ -168,8 +211,112 @@ public struct RunRecord: Sendable, Hashable {
         } else {
             out.append(contentsOf: "null".utf8)
         }
+        out.append(contentsOf: #","resumed":"#.utf8)
+        JSONValue.appendInteger(Int64(resumed), to: &out)
+        if let retryOf {
+            out.append(contentsOf: #","retry_of":"#.utf8)
+            JSONValue.appendString(retryOf, to: &out)
+        }
+        out.append(contentsOf: #","input":"#.utf8)
+        JSONValue.appendString(input, to: &out)
+        if let idempotency {
+            out.append(contentsOf: #","idempotency_key":"#.utf8)
+            JSONValue.appendString(idempotency.key, to: &out)
+            out.append(contentsOf: #","idempotency_route":"#.utf8)
+            JSONValue.appendString(idempotency.route, to: &out)
+        }
         out.append(UInt8(ascii: "}"))
     }
+
+    /// Whether `other` (a new request with the same idempotency key) asks for the same run:
+    /// the same route, flow, input and story, and for a retry the same original.
+    public func isSameRequest(as other: RunRecord) -> Bool {
+        idempotency?.route == other.idempotency?.route && flow == other.flow && input == other.input
+            && storyID == other.storyID && retryOf == other.retryOf
+    }
+}
+
+/// An `Idempotency-Key` header as kept with its run's record: the key, and the route the
+/// request came to (`run`, `runs` or `retry`), for telling a replay from a reuse.
+public struct IdempotencyKey: Sendable, Hashable {
+    public var key: String
+    public var route: String
+
+    public init(key: String, route: String) {
+        self.key = key
+        self.route = route
+    }
+}
+
+/// One completed step of a run, as its journal keeps it: the agent, the prompt it was
+/// given (an llm agent's turn goes to its history), its output and the action it returned.
+public struct RunStep: Sendable, Hashable {
+    public var agent: String
+    public var prompt: String
+    public var output: String
+    /// nil: the default action.
+    public var action: String?
+
+    public init(agent: String, prompt: String, output: String, action: String?) {
+        self.agent = agent
+        self.prompt = prompt
+        self.output = output
+        self.action = action
+    }
+
+    /// `{"agent","prompt","output","action"}`.
+    public var json: JSONValue {
+        ["agent": .string(agent), "prompt": .string(prompt), "output": .string(output), "action": action.map(JSONValue.string) ?? .null]
+    }
+
+    public init?(json: JSONValue) {
+        guard case .object(let o) = json, case .string(let agent)? = o["agent"], case .string(let prompt)? = o["prompt"],
+            case .string(let output)? = o["output"]
+        else { return nil }
+        switch o["action"] {
+        case nil, .null?: action = nil
+        case .string(let a)?: action = a
+        default: return nil
+        }
+        self.agent = agent
+        self.prompt = prompt
+        self.output = output
+    }
+
+    /// Appends `json`, without building it.
+    public func appendJSON(to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"agent":"#.utf8)
+        JSONValue.appendString(agent, to: &out)
+        out.append(contentsOf: #","prompt":"#.utf8)
+        JSONValue.appendString(prompt, to: &out)
+        out.append(contentsOf: #","output":"#.utf8)
+        JSONValue.appendString(output, to: &out)
+        out.append(contentsOf: #","action":"#.utf8)
+        if let action { JSONValue.appendString(action, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+/// A run that a process left queued or running, as a backend hands it over to be resumed:
+/// its record (`resumed` already counting this time), its journal and its stored events.
+public struct InterruptedRun: Sendable {
+    public var record: RunRecord
+    public var steps: [RunStep]
+    public var events: [RunEvent]
+
+    public init(record: RunRecord, steps: [RunStep], events: [RunEvent]) {
+        self.record = record
+        self.steps = steps
+        self.events = events
+    }
+}
+
+/// What to do with the runs an earlier process left unfinished (`--on-restart`).
+public enum RestartPolicy: String, Sendable, CaseIterable {
+    /// Go on from the step after the last journaled one.
+    case resume
+    /// End them `failed` (`RunFinish.interrupted`).
+    case fail
 }
 
 /// One Server-Sent Event of a run.
@@ -204,6 +351,15 @@ public struct RunEvent: Sendable, Hashable {
                                 duration: Double? = nil) -> RunEvent {
         RunEvent(id: id, name: "progress", payload: .progress(
             runID: runID, agent: agent, status: status, timestampMS: ISOTime.milliseconds(time), duration: duration))
+    }
+
+    /// `event: progress` `resumed`: the run goes on after a process left it unfinished, with
+    /// `agent` (nil when no agent is left to run).
+    public static func resumed(id: Int, runID: String, agent: String?, at time: Date) -> RunEvent {
+        RunEvent(id: id, name: "progress", data: [
+            "run_id": .string(runID), "agent": agent.map(JSONValue.string) ?? .null, "status": "resumed",
+            "timestamp": .string(ISOTime.string(milliseconds: ISOTime.milliseconds(time))),
+        ])
     }
 
     /// `event: result`: an agent's output, right after its `completed` progress.
@@ -334,10 +490,13 @@ extension RunEvent {
 public struct RunFinish: Sendable, Hashable {
     public let record: RunRecord
     public let events: [RunEvent]
+    /// The run's journal, kept with a failed or cancelled run for a retry (empty otherwise).
+    public let steps: [RunStep]
 
-    public init(record: RunRecord, events: [RunEvent]) {
+    public init(record: RunRecord, events: [RunEvent], steps: [RunStep] = []) {
         self.record = record
         self.events = events
+        self.steps = steps
     }
 }
 
@@ -349,7 +508,7 @@ extension RunFinish {
     /// `failed`, with the detail `flowd stopped while the run was <status>` (and `why`, when
     /// given), finished `at`, and one `error` event after its `lastEventID` events.
     public static func interrupted(_ record: RunRecord, events: [RunEvent] = [], lastEventID: Int? = nil,
-                                   at time: Date, why: String? = nil) -> RunFinish {
+                                   steps: [RunStep] = [], at time: Date, why: String? = nil) -> RunFinish {
         var detail = "flowd stopped while the run was \(record.status.rawValue)"
         if let why { detail += " (\(why))" }
         var failed = record
@@ -359,6 +518,6 @@ extension RunFinish {
         failed.pendingDocs = nil
         failed.finishedAt = time
         let event = RunEvent.failure(id: (lastEventID ?? events.count) + 1, runID: record.runID, code: failureCode, detail: detail)
-        return RunFinish(record: failed, events: events + [event])
+        return RunFinish(record: failed, events: events + [event], steps: steps)
     }
 }
