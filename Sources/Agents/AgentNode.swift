@@ -106,8 +106,9 @@ struct AgentNode: Node {
     }
 
     func post(_ shared: RunState, prepResult: Prepared, execResult: String, context: NodeContext) async throws -> Action? {
-        shared.record(AgentStep(agent: definition.id, prompt: prepResult.prompt, output: execResult))
-        return definition.action(for: execResult)
+        let action = definition.action(for: execResult)
+        shared.record(AgentStep(agent: definition.id, prompt: prepResult.prompt, output: execResult, action: action))
+        return action
     }
 }
 

@@ -44,6 +44,15 @@ public protocol FlowRunObserver: Sendable {
     func agentCompleted(_ agent: String, output: String, duration: Duration) async
     /// After the agent's last attempt; not called when the run is cancelled.
     func agentFailed(_ agent: String, message: String, duration: Duration) async
+    /// The agent completed with `step`; by default `agentCompleted`. The engine awaits it
+    /// before the next agent starts (a run's journal is written here).
+    func stepCompleted(_ step: AgentStep, duration: Duration) async
+}
+
+extension FlowRunObserver {
+    public func stepCompleted(_ step: AgentStep, duration: Duration) async {
+        await agentCompleted(step.agent, output: step.output, duration: duration)
+    }
 }
 
 /// One agent execution of a run.
@@ -52,6 +61,15 @@ public struct AgentStep: Sendable, Equatable {
     /// The rendered prompt ("" for a mock without one).
     public var prompt: String
     public var output: String
+    /// The action it returned (nil: the default one).
+    public var action: String?
+
+    public init(agent: String, prompt: String, output: String, action: String? = nil) {
+        self.agent = agent
+        self.prompt = prompt
+        self.output = output
+        self.action = action
+    }
 }
 
 /// A successful run: the last agent's output and every step in order.

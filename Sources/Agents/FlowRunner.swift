@@ -19,10 +19,16 @@ public struct FlowRunner: Sendable {
         self.logger = logger
     }
 
-    public func run(flow: FlowDefinition, input: FlowInput, observer: (any FlowRunObserver)?) async throws(FlowRunError) -> FlowOutcome {
+    /// Runs `flow`; with `journal` (the steps a run completed before, in order), goes on after
+    /// them: their outputs are restored, their agents not run again, and they count toward
+    /// `max_steps` and in the outcome's steps.
+    public func run(flow: FlowDefinition, input: FlowInput, journal: [AgentStep] = [],
+                    observer: (any FlowRunObserver)?) async throws(FlowRunError) -> FlowOutcome {
         let state = RunState(input: input, httpClient: httpClient, llm: llm, logger: logger)
+        for step in journal { state.record(step) }
         do {
-            _ = try await flow.graph.run(state, params: [:], observer: observer.map { ObserverBridge(observer: $0, state: state) })
+            _ = try await flow.graph.run(state, params: [:], observer: observer.map { ObserverBridge(observer: $0, state: state) },
+                                         resumingAfter: journal.map { ($0.agent, $0.action) })
         } catch {
             if Task.isCancelled || error is CancellationError { throw .cancelled }
             throw Self.runError(error)
@@ -31,12 +37,20 @@ public struct FlowRunner: Sendable {
         return FlowOutcome(result: steps.last?.output ?? "", steps: steps)
     }
 
+    /// The agent a run that completed `journal` goes on with; nil when none is left (or the
+    /// journal does not fit the flow, which the run then reports).
+    public func nextAgent(of flow: FlowDefinition, after journal: [AgentStep]) -> String? {
+        (try? flow.graph.position(after: journal.map { ($0.agent, $0.action) }))?.next
+    }
+
     static func runError(_ error: any Error) -> FlowRunError {
         switch error {
         case let failure as AgentFailure:
             return .agentFailed(agent: failure.agent, message: failure.message)
         case let FlowError.maxStepsExceeded(step, maxSteps):
             return .agentFailed(agent: step, message: "max_steps (\(maxSteps)) exceeded")
+        case let FlowError.pathMismatch(step, position):
+            return .agentFailed(agent: step, message: "step \(position) of the run's journal is not where the flow goes now (the flow changed)")
         default:
             return .agentFailed(agent: "flow", message: "\(error)")
         }
@@ -53,7 +67,8 @@ private struct ObserverBridge: StepObserver {
     }
 
     func stepCompleted(_ name: String, duration: Duration) async {
-        await observer.agentCompleted(name, output: state.latestOutput(of: name), duration: duration)
+        let step = state.lastStep ?? AgentStep(agent: name, prompt: "", output: state.latestOutput(of: name))
+        await observer.stepCompleted(step, duration: duration)
     }
 
     func stepFailed(_ name: String, duration: Duration, error: any Error) async {

@@ -39,4 +39,6 @@ final class RunState: Sendable {
     }
 
     var steps: [AgentStep] { progress.withLock { $0.steps } }
+
+    var lastStep: AgentStep? { progress.withLock { $0.steps.last } }
 }

@@ -73,9 +73,42 @@ public struct Flow<Shared: Sendable>: Runnable {
     }
 
     public func run(_ shared: Shared, params: Params = [:], observer: (any StepObserver)? = nil) async throws -> Action? {
-        guard var current = startIndex else { return nil }
+        guard let start = startIndex else { return nil }
+        return try await walk(from: start, executed: 0, shared, params, observer)
+    }
+
+    /// Where a run that already took `path` (each step's name and the action it returned,
+    /// from the start) goes on: the next step (nil when the path ended the flow), how many
+    /// steps it executed, and the last action. Throws `FlowError.pathMismatch` when the path
+    /// is not one this flow walks (its steps were changed meanwhile).
+    public func position(after path: [(step: String, action: Action?)]) throws -> (next: String?, executed: Int, action: Action?) {
+        var current = startIndex
+        var last: Action?
+        for (k, taken) in path.enumerated() {
+            guard let index = current, steps[index].name == taken.step else {
+                throw FlowError.pathMismatch(step: taken.step, position: k + 1)
+            }
+            last = taken.action
+            let key = taken.action ?? "default"
+            current = steps[index].successors.first(where: { $0.action == key })?.index
+        }
+        return (current.map { steps[$0].name }, path.count, last)
+    }
+
+    /// Goes on with a run that already took `path` (see `position(after:)`): the steps after
+    /// it run, and count toward `maxSteps` after the path's.
+    public func run(_ shared: Shared, params: Params = [:], observer: (any StepObserver)? = nil,
+                    resumingAfter path: [(step: String, action: Action?)]) async throws -> Action? {
+        if path.isEmpty { return try await run(shared, params: params, observer: observer) }
+        let (next, executed, action) = try position(after: path)
+        guard let next, let index = indexByName[next] else { return action }
+        return try await walk(from: index, executed: executed, shared, params, observer)
+    }
+
+    private func walk(from start: Int, executed: Int, _ shared: Shared, _ params: Params, _ observer: (any StepObserver)?) async throws -> Action? {
+        var current = start
+        var executed = executed
         let stepParams = params.isEmpty ? self.params : self.params.merging(params) { _, given in given }
-        var executed = 0
         while true {
             try Task.checkCancellation()
             let step = steps[current]
@@ -120,10 +153,13 @@ public struct Flow<Shared: Sendable>: Runnable {
 public enum FlowError: Error, Sendable, Equatable, CustomStringConvertible {
     /// `step` would have been step `maxSteps + 1` of one run.
     case maxStepsExceeded(step: String, maxSteps: Int)
+    /// A resumed run's path names `step` as its step `position`, where the flow has another.
+    case pathMismatch(step: String, position: Int)
 
     public var description: String {
         switch self {
         case let .maxStepsExceeded(step, maxSteps): "\(step): max_steps (\(maxSteps)) exceeded"
+        case let .pathMismatch(step, position): "\(step): step \(position) of the journal is not where the flow goes (the flow changed)"
         }
     }
 }

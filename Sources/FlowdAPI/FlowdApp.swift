@@ -34,7 +34,10 @@ public final class FlowdApp: Sendable {
                               heartbeat: .milliseconds(Int64(configuration.heartbeatSeconds * 1000)),
                               metrics: metrics, logger: logger)
         self.runs = runs
-        backendTask = Task { await backend.run(cancel: { runs.liveRun($0)?.cancel() }) }
+        backendTask = Task {
+            await backend.run(cancel: { runs.liveRun($0)?.cancel() },
+                              resume: { taken in Task { await runs.resume(taken) } })
+        }
     }
 
     public var memory: any MemoryStore { backend.memory }

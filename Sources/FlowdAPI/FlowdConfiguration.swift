@@ -1,4 +1,5 @@
 import Foundation
+import Stores
 
 /// Everything `flowd serve` (and `flowd run`) is configured with, built once by the CLI from
 /// flags, then `FLOWD_*` environment variables, then defaults; nothing reads the environment later.
@@ -43,6 +44,8 @@ public struct FlowdConfiguration: Sendable {
     public var leaseTTLSeconds = 15.0
     /// Most connections to the database of this process.
     public var databasePoolSize = 16
+    /// What becomes of the runs an earlier process left unfinished (`--on-restart`).
+    public var onRestart = RestartPolicy.resume
 
     public init() {}
 }

@@ -31,6 +31,11 @@ final class LiveRun: FlowRunObserver, Sendable {
         var cancelRequested = false
         /// Waiting for the terminal event (`waitForConclusion`).
         var concludedWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Every completed step, those of its journal before this process included.
+        var steps: [RunStep] = []
+        /// How many of `steps` and `events` the journal has durably.
+        var journaledSteps = 0
+        var journaledEvents = 0
     }
 
     /// What a cancel request got.
@@ -54,17 +59,32 @@ final class LiveRun: FlowRunObserver, Sendable {
     private let progress: (any FlowRunObserver)?
     /// Gets each progress event as it is numbered (for other processes to follow).
     private let onEvent: (@Sendable (RunEvent) -> Void)?
+    private let journal: RunJournal?
 
-    init(record: RunRecord, metrics: FlowdMetrics? = nil, progress: (any FlowRunObserver)? = nil,
-         onEvent: (@Sendable (RunEvent) -> Void)? = nil) {
+    /// `resuming`: the steps and events a run left unfinished (or, for a retry, the steps of
+    /// the run it retries, with no events) already has; its events go on after them.
+    init(record: RunRecord, resuming: (steps: [RunStep], events: [RunEvent])? = nil, metrics: FlowdMetrics? = nil,
+         progress: (any FlowRunObserver)? = nil, journal: RunJournal? = nil, onEvent: (@Sendable (RunEvent) -> Void)? = nil) {
         runID = record.runID
-        state = Locked(State(record: record))
+        var initial = State(record: record)
+        if let resuming {
+            initial.steps = resuming.steps
+            initial.events = resuming.events
+            initial.published = resuming.events.count
+            initial.journaledSteps = resuming.steps.count
+            initial.journaledEvents = resuming.events.count
+        }
+        state = Locked(initial)
         self.metrics = metrics
         self.progress = progress
+        self.journal = journal
         self.onEvent = onEvent
     }
 
     var record: RunRecord { state.withLock { $0.record } }
+
+    /// The terminal event, once the run concluded.
+    var terminalEvent: RunEvent? { state.withLock { s in s.concluded ? s.events.last : nil } }
 
     /// The task that runs it; cancelled at once if a cancel came first.
     func attach(_ task: Task<Void, Never>) {
@@ -146,11 +166,39 @@ final class LiveRun: FlowRunObserver, Sendable {
     }
 
     func agentCompleted(_ agent: String, output: String, duration: Duration) async {
-        await progress?.agentCompleted(agent, output: output, duration: duration)
+        await stepCompleted(AgentStep(agent: agent, prompt: "", output: output), duration: duration)
+    }
+
+    /// Publishes the step's events and adds it to the journal; a step the journal must keep
+    /// durably (`RunJournal.mustBeDurable`) is written, with the cheaper ones before it,
+    /// before this returns, so before the next agent starts.
+    func stepCompleted(_ step: AgentStep, duration: Duration) async {
+        let agent = step.agent
+        await progress?.stepCompleted(step, duration: duration)
         metrics?.agent(agent, outcome: "completed", duration: duration)
         let now = Date()
         publish { id in .progress(id: id, runID: runID, agent: agent, status: "completed", at: now, duration: duration.seconds) }
-        publish { id in .result(id: id, runID: runID, agent: agent, output: output) }
+        publish { id in .result(id: id, runID: runID, agent: agent, output: step.output) }
+        let entry = RunStep(agent: agent, prompt: step.prompt, output: step.output, action: step.action)
+        guard let journal, journal.mustBeDurable(agent, duration) else {
+            state.withLock { $0.steps.append(entry) }
+            return
+        }
+        let (record, steps, first, events, eventsEnd) = state.withLock { s in
+            s.steps.append(entry)
+            return (s.record, Array(s.steps[s.journaledSteps...]), s.journaledSteps + 1, Array(s.events[s.journaledEvents...]), s.events.count)
+        }
+        guard await journal.write(record, steps, first, events) else { return }
+        state.withLock { s in
+            s.journaledSteps = max(s.journaledSteps, first - 1 + steps.count)
+            s.journaledEvents = max(s.journaledEvents, eventsEnd)
+        }
+    }
+
+    /// The run goes on after a process left it unfinished, with `agent` (nil: none is left).
+    func publishResumed(agent: String?) {
+        let now = Date()
+        publish { id in .resumed(id: id, runID: runID, agent: agent, at: now) }
     }
 
     func agentFailed(_ agent: String, message: String, duration: Duration) async {
@@ -176,8 +224,9 @@ final class LiveRun: FlowRunObserver, Sendable {
     /// Decides how the run ended, records it and appends its terminal event (not yet
     /// published). A run whose cancel was accepted ends `cancelled` whatever `outcome` says
     /// (it cannot have committed); a success is concluded exactly as `claimCommit` made it.
-    /// Returns that outcome, the final record and every event, for the run store.
-    func conclude(_ outcome: RunOutcome) -> (outcome: RunOutcome, record: RunRecord, events: [RunEvent]) {
+    /// Returns that outcome and the run's finish (its steps kept for a retry when it failed
+    /// or was cancelled), for the run store.
+    func conclude(_ outcome: RunOutcome) -> (outcome: RunOutcome, finish: RunFinish) {
         state.withLock { s in
             s.settled = true
             var outcome = outcome
@@ -191,19 +240,24 @@ final class LiveRun: FlowRunObserver, Sendable {
             }
             s.record = record
             s.events.append(terminal)
-            return (outcome, s.record, s.events)
+            return (outcome, LiveRun.finish(of: s))
         }
+    }
+
+    private static func finish(of s: State) -> RunFinish {
+        let retriable = s.record.status == .failed || s.record.status == .cancelled
+        return RunFinish(record: s.record, events: s.events, steps: retriable ? s.steps : [])
     }
 
     /// Replaces a conclusion not yet published by `cancelled` (another replica's cancel came
     /// first, as the shared store found); returns the new record and events.
-    func reconcludeCancelled() -> (record: RunRecord, events: [RunEvent]) {
+    func reconcludeCancelled() -> RunFinish {
         state.withLock { s in
             if s.events.count > s.published { s.events.removeLast() }
             let (record, terminal) = LiveRun.conclusion(of: s, .cancelled)
             s.record = record
             s.events.append(terminal)
-            return (record, s.events)
+            return LiveRun.finish(of: s)
         }
     }
 
@@ -274,4 +328,12 @@ final class LiveRun: FlowRunObserver, Sendable {
         }
         return true
     }
+}
+
+/// Where a run's completed steps go, and which of them must be durable before the next
+/// agent starts (SPEC "Durable runs": an llm agent's, or one of 100 ms or more).
+struct RunJournal: Sendable {
+    /// Writes `steps` (numbered from `first`) and `events` durably; false when it could not.
+    let write: @Sendable (_ record: RunRecord, _ steps: [RunStep], _ first: Int, _ events: [RunEvent]) async -> Bool
+    let mustBeDurable: @Sendable (_ agent: String, _ duration: Duration) -> Bool
 }

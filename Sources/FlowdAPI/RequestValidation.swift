@@ -30,10 +30,36 @@ struct ValidationIssue: Sendable {
                         context: ["pattern": .string(pattern)])
     }
 
+    /// `Idempotency-Key`: 1 to 255 characters of visible ASCII.
+    static let idempotencyKeyPattern = "^[!-~]{1,255}$"
+
+    static func badIdempotencyKey(_ key: String) -> ValidationIssue {
+        patternMismatch(["header", "idempotency-key"], input: key, pattern: idempotencyKeyPattern)
+    }
+
+    /// The key came with another request before.
+    static func idempotencyKeyReused(_ key: String) -> ValidationIssue {
+        ValidationIssue(type: "idempotency_key_reused", location: ["header", "idempotency-key"],
+                        message: "Idempotency-Key was used for another request", input: .string(key))
+    }
+
     static func tooLong(_ location: [String], input: String, maxLength: Int) -> ValidationIssue {
         ValidationIssue(type: "string_too_long", location: location,
                         message: "String should have at most \(maxLength) characters", input: .string(input),
                         context: ["max_length": .int(Int64(maxLength))])
+    }
+}
+
+extension RequestValidation {
+    /// The request's `Idempotency-Key`, if it has one; a bad one is an issue for the 422.
+    static func idempotencyKey(_ request: HTTPRequest, issues: inout [ValidationIssue]) -> String? {
+        guard let key = request.headers["Idempotency-Key"] else { return nil }
+        let bytes = key.utf8
+        guard (1...255).contains(bytes.count), bytes.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            issues.append(.badIdempotencyKey(key))
+            return nil
+        }
+        return key
     }
 }
 

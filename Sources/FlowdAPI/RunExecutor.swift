@@ -2,6 +2,7 @@ import Agents
 import FlowdHTTP
 import Logging
 import Stores
+import FlowdSync
 
 /// How a run ended, as `/run` answers it.
 public enum RunOutcome: Sendable, Equatable {
@@ -57,14 +58,9 @@ public actor RunExecutor {
     let documents: any DocumentStore
     let logger: Logger
 
-    /// Stories with a run going; each with the runs waiting for it, in arrival order.
-    private var stories: [String: [Waiter]] = [:]
-    private var nextWaiterID: UInt64 = 0
-
-    private struct Waiter {
-        let id: UInt64
-        let continuation: CheckedContinuation<Bool, Never>
-    }
+    /// Stories with a run going: the turn holding each (first), then the turns waiting for
+    /// it, in the order they were reserved.
+    private var stories: [String: [StoryTurn]] = [:]
 
     public init(catalog: AgentCatalog, runner: FlowRunner, memory: any MemoryStore, documents: any DocumentStore,
                 logger: Logger) {
@@ -78,53 +74,54 @@ public actor RunExecutor {
     /// Runs `body` in the story's turn in this process: after the story's earlier runs here,
     /// before its later ones. Nil, without running it, when the task was cancelled while waiting.
     public nonisolated func inTurn<T: Sendable>(of story: String, _ body: () async -> T) async -> T? {
-        guard await enterStory(story) else { return nil }
+        await inTurn(await reserveTurn(of: story), body)
+    }
+
+    /// Takes the next place in the story's queue now (resumed runs take theirs, in their
+    /// order, before any new run arrives). Every turn reserved is then passed to `inTurn`
+    /// or to `abandon`.
+    public func reserveTurn(of story: String) -> StoryTurn {
+        let turn = StoryTurn(story: story)
+        if stories[story] == nil {
+            turn.open()
+            stories[story] = [turn]
+        } else {
+            stories[story]!.append(turn)
+        }
+        return turn
+    }
+
+    /// Waits for `turn`, runs `body`, then hands the story on. Nil, without running it,
+    /// when the task was cancelled while waiting.
+    public nonisolated func inTurn<T: Sendable>(_ turn: StoryTurn, _ body: () async -> T) async -> T? {
+        guard await turn.wait(onCancel: { Task { await self.abandon(turn) } }) else { return nil }
         let value = await body()
-        await leaveStory(story)
+        await abandon(turn)
         return value
     }
 
-    /// Waits for the story's earlier runs; false when cancelled while waiting.
-    private func enterStory(_ story: String) async -> Bool {
-        if stories[story] == nil {
-            stories[story] = []
-            return true
+    /// Gives up `turn`, held or waiting: the story goes on with the next one.
+    public func abandon(_ turn: StoryTurn) {
+        guard var queue = stories[turn.story], let index = queue.firstIndex(where: { $0 === turn }) else { return }
+        queue.remove(at: index)
+        turn.close()
+        if queue.isEmpty {
+            stories[turn.story] = nil
+            return
         }
-        nextWaiterID += 1
-        let id = nextWaiterID
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                if Task.isCancelled {
-                    continuation.resume(returning: false)
-                } else {
-                    stories[story, default: []].append(Waiter(id: id, continuation: continuation))
-                }
-            }
-        } onCancel: {
-            Task { await self.dropWaiter(story, id) }
-        }
+        if index == 0 { queue[0].open() }
+        stories[turn.story] = queue
     }
 
-    private func dropWaiter(_ story: String, _ id: UInt64) {
-        guard let index = stories[story]?.firstIndex(where: { $0.id == id }) else { return }
-        stories[story]!.remove(at: index).continuation.resume(returning: false)
-    }
-
-    /// Hands the story to its next waiting run, if any.
-    private func leaveStory(_ story: String) {
-        guard var waiters = stories[story] else { return }
-        if waiters.isEmpty {
-            stories[story] = nil
-        } else {
-            let next = waiters.removeFirst()
-            stories[story] = waiters
-            next.continuation.resume(returning: true)
-        }
+    /// The agent a run of `flow` that completed `journal` goes on with (nil: none is left).
+    public nonisolated func nextAgent(of flow: String, after journal: [RunStep]) -> String? {
+        guard let definition = catalog.flow(named: flow) else { return nil }
+        return runner.nextAgent(of: definition, after: journal.map { AgentStep(agent: $0.agent, prompt: $0.prompt, output: $0.output, action: $0.action) })
     }
 
     /// Documents, contexts, the flow; writes nothing. Runs on the caller's task, outside the
     /// actor. The flow must exist (the API checked it).
-    public nonisolated func run(_ request: RunRequest, observer: (any FlowRunObserver)?) async -> FlowResult {
+    public nonisolated func run(_ request: RunRequest, journal: [RunStep] = [], observer: (any FlowRunObserver)?) async -> FlowResult {
         guard let flow = catalog.flow(named: request.flow) else { return .ended(.failed(detail: "unknown flow '\(request.flow)'")) }
         let keys = flow.agentIDs.map { "\($0):\(request.storyID)" }
         let documentTexts: [String: String]
@@ -154,6 +151,7 @@ public actor RunExecutor {
             outcome = try await runner.run(
                 flow: flow,
                 input: FlowInput(input: request.input, storyID: request.storyID, documents: documentTexts, memory: agentMemory),
+                journal: journal.map { AgentStep(agent: $0.agent, prompt: $0.prompt, output: $0.output, action: $0.action) },
                 observer: observer)
         } catch {
             switch error {
@@ -201,5 +199,70 @@ public actor RunExecutor {
             transaction.set(.isolated, key, .object(context))
         }
         return transaction
+    }
+}
+
+/// A run's place in its story's queue in this process (`RunExecutor.reserveTurn`): closed
+/// while earlier runs hold the story, open once it is this run's turn.
+public final class StoryTurn: Sendable {
+    let story: String
+    private struct State {
+        var isOpen = false
+        var isClosed = false
+        var waiter: CheckedContinuation<Bool, Never>?
+    }
+    private let state = Locked(State())
+
+    init(story: String) { self.story = story }
+
+    /// It is this run's turn: wakes its waiter (unless it was given up meanwhile).
+    func open() {
+        let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+            guard !s.isClosed else { return nil }
+            s.isOpen = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: true)
+    }
+
+    /// Gives up a turn not yet open (its task was cancelled); true when it did.
+    private func closeIfWaiting() -> Bool {
+        let (closed, waiter) = state.withLock { s -> (Bool, CheckedContinuation<Bool, Never>?) in
+            guard !s.isOpen, !s.isClosed else { return (false, nil) }
+            s.isClosed = true
+            defer { s.waiter = nil }
+            return (true, s.waiter)
+        }
+        waiter?.resume(returning: false)
+        return closed
+    }
+
+    /// Given up: wakes its waiter with false.
+    func close() {
+        let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+            s.isClosed = true
+            defer { s.waiter = nil }
+            return s.waiter
+        }
+        waiter?.resume(returning: false)
+    }
+
+    /// True once the turn opens; false when it is given up or the task is cancelled while
+    /// waiting (`onCancel` then takes it out of the queue).
+    func wait(onCancel: @escaping @Sendable () -> Void) async -> Bool {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { s -> Bool? in
+                    if s.isClosed { return false }
+                    if s.isOpen { return true }
+                    s.waiter = continuation
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            if closeIfWaiting() { onCancel() }
+        }
     }
 }

@@ -7,15 +7,18 @@ public struct RunRequest: Sendable {
     public var flow: String
     public var input: String
     public var storyID: String
+    /// The `Idempotency-Key` header, valid when present.
+    public var idempotencyKey: String?
 
-    public init(flow: String = "default", input: String, storyID: String) {
+    public init(flow: String = "default", input: String, storyID: String, idempotencyKey: String? = nil) {
         self.flow = flow
         self.input = input
         self.storyID = storyID
+        self.idempotencyKey = idempotencyKey
     }
 
     /// Parses and checks a body: 415, 400 (not JSON, not an object), 422 with every field
-    /// issue at once, then 400 for an unknown flow (naming the configured ones): the original
+    /// issue (and a bad `Idempotency-Key`) at once, then 400 for an unknown flow (naming the configured ones): the original
     /// service's handler saw only valid bodies.
     static func decode(_ request: HTTPRequest, catalog: AgentCatalog, maxInput: Int) throws(HTTPError) -> RunRequest {
         let body = try RequestValidation.jsonObject(request)
@@ -52,6 +55,8 @@ public struct RunRequest: Sendable {
         case let other?: issues.append(.notAString(["body", "story_id"], input: other))
         }
 
+        let key = RequestValidation.idempotencyKey(request, issues: &issues)
+
         if !issues.isEmpty {
             // A long input is not echoed back whole.
             throw HTTPError.unprocessable(issues.map { issue in
@@ -64,6 +69,6 @@ public struct RunRequest: Sendable {
         guard catalog.flow(named: flow) != nil else {
             throw HTTPError(HTTPStatus.badRequest, "Unknown flow '\(flow)'; flows: \(catalog.flowNames.joined(separator: ", "))")
         }
-        return RunRequest(flow: flow, input: input, storyID: storyID)
+        return RunRequest(flow: flow, input: input, storyID: storyID, idempotencyKey: key)
     }
 }

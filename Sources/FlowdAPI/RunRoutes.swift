@@ -17,46 +17,137 @@ struct RunRoutes: Sendable {
         router.get("/runs/{id}") { request in try await record(request) }
         router.get("/runs/{id}/events") { request in try await events(request) }
         router.post("/runs/{id}/cancel") { request in try await cancel(request) }
+        router.post("/runs/{id}/retry") { request in try await retry(request) }
         router.get("/flows") { _ in flows() }
     }
 
-    /// Body checks (415, 400, 422), then 503 while draining.
-    private func admit(_ request: HTTPRequest) throws(HTTPError) -> RunRequest {
+    /// What the checks before a run's start found.
+    private enum Admitted {
+        case new(RunRequest)
+        /// The idempotency key names a run started by the same request before.
+        case replay(RunRecord)
+    }
+
+    /// Body checks (415, 400, 422), then 503 while draining, unless the request's key names a
+    /// run already: that one is answered even while draining.
+    private func admit(_ request: HTTPRequest, route: String) async throws -> Admitted {
         let run = try RunRequest.decode(request, catalog: catalog, maxInput: maxInput)
-        if lifecycle.isDraining { throw HTTPError.unavailable("Server is draining") }
-        return run
+        if lifecycle.isDraining {
+            if let key = run.idempotencyKey,
+               let earlier = try await runs.previousRun(like: RunRecord(
+                    runID: "", flow: run.flow, storyID: run.storyID, status: .queued, createdAt: Date(), input: run.input,
+                    idempotency: IdempotencyKey(key: key, route: route))) {
+                return .replay(earlier)
+            }
+            throw HTTPError.unavailable("Server is draining")
+        }
+        return .new(run)
     }
 
     /// The JSON answer once the run ends, or (`Accept: text/event-stream`) its events as they happen.
     private func run(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let body = try admit(request)
-        if ServerSentEvents.wanted(by: request) {
-            let run = try await runs.start(body)
-            let follower = EventSubscriber(heartbeat: runs.heartbeat)
-            run.follow(follower, after: 0)
-            var response = follower.response
-            response.headers.append("X-Run-ID", run.runID)
-            return response
+        let streaming = ServerSentEvents.wanted(by: request)
+        let body: RunRequest
+        switch try await admit(request, route: "run") {
+        case .replay(let earlier): return try await replay(earlier, streaming: streaming)
+        case .new(let run): body = run
+        }
+        if streaming {
+            switch try await runs.start(body, route: "run") {
+            case .replay(let earlier): return try await replay(earlier, streaming: true)
+            case .started(let run):
+                let follower = EventSubscriber(heartbeat: runs.heartbeat)
+                run.follow(follower, after: 0)
+                var response = follower.response
+                response.headers.append("X-Run-ID", run.runID)
+                return response
+            }
         }
         // On this request's task: cancelling it (the drain timeout) cancels the run.
-        let (runID, outcome) = try await runs.runInline(body)
-        let runHeader = ("X-Run-ID", runID)
-        do {
-            var response = try RunRoutes.answer(outcome, runID: runID, draining: lifecycle.isDraining)
-            response.headers.append(runHeader.0, runHeader.1)
-            return response
-        } catch {
-            var error = error
-            error.headers.append(runHeader.0, runHeader.1)
-            throw error
+        switch try await runs.runInline(body) {
+        case .replay(let earlier):
+            return try await replay(earlier, streaming: false)
+        case .ran(let runID, let outcome):
+            let draining = lifecycle.isDraining
+            return try RunRoutes.withRunHeaders(runID: runID) { () throws(HTTPError) in
+                try RunRoutes.answer(outcome, runID: runID, draining: draining)
+            }
         }
     }
 
     /// `POST /runs`: 202 with the id once the record is durable; the run goes on without the client.
     private func startInBackground(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let run = try await runs.start(try admit(request))
-        return .json(HTTPStatus.accepted, ["run_id": .string(run.runID), "status": "queued"],
-                     headers: HTTPHeaders([("Location", "/runs/\(run.runID)"), ("X-Run-ID", run.runID)]))
+        switch try await admit(request, route: "runs") {
+        case .replay(let earlier): return accepted(earlier, replayed: true)
+        case .new(let body):
+            switch try await runs.start(body, route: "runs") {
+            case .replay(let earlier): return accepted(earlier, replayed: true)
+            case .started(let run): return accepted(run.record, replayed: false)
+            }
+        }
+    }
+
+    /// `POST /runs/{id}/retry`: a new run from the failed step of a failed or cancelled one.
+    private func retry(_ request: HTTPRequest) async throws -> HTTPResponse {
+        var issues: [ValidationIssue] = []
+        let id = try RequestValidation.pathID(request)
+        let key = RequestValidation.idempotencyKey(request, issues: &issues)
+        if !issues.isEmpty { throw HTTPError.unprocessable(issues) }
+        if lifecycle.isDraining {
+            throw HTTPError.unavailable("Server is draining")
+        }
+        switch try await runs.retry(id, idempotencyKey: key) {
+        case .replay(let earlier): return accepted(earlier, replayed: true)
+        case .started(let run): return accepted(run.record, replayed: false)
+        }
+    }
+
+    /// 202 `{"run_id","status"}` with `Location` and `X-Run-ID`: `queued` for a run just
+    /// started, the status now of a replayed one (with `Idempotent-Replayed`).
+    private func accepted(_ record: RunRecord, replayed: Bool) -> HTTPResponse {
+        var headers = HTTPHeaders([("Location", "/runs/\(record.runID)"), ("X-Run-ID", record.runID)])
+        if replayed { headers.append("Idempotent-Replayed", "true") }
+        let status = replayed ? record.status : .queued
+        return .json(HTTPStatus.accepted, ["run_id": .string(record.runID), "status": .string(status.rawValue)], headers: headers)
+    }
+
+    /// A `/run` whose key names an earlier run: that run's answer, once it ended (or its
+    /// events from the first, streamed), with `Idempotent-Replayed: true`.
+    private func replay(_ earlier: RunRecord, streaming: Bool) async throws -> HTTPResponse {
+        let runID = earlier.runID
+        var response: HTTPResponse
+        if streaming {
+            response = try await eventStream(runID, after: 0)
+            response.headers.append("X-Run-ID", runID)
+        } else {
+            guard let terminal = try await terminalEvent(of: runID) else { throw HTTPError.notFound("Run '\(runID)' not found") }
+            do {
+                response = try RunRoutes.withRunHeaders(runID: runID) { () throws(HTTPError) in try RunRoutes.answer(terminal: terminal) }
+            } catch {
+                var error = error
+                error.headers.append("Idempotent-Replayed", "true")
+                throw error
+            }
+        }
+        response.headers.append("Idempotent-Replayed", "true")
+        return response
+    }
+
+    /// The terminal event of a run, once it has one (waiting for a run still going).
+    private func terminalEvent(of runID: String) async throws -> RunEvent? {
+        if let run = runs.liveRun(runID) {
+            await run.waitForConclusion()
+            return run.terminalEvent
+        }
+        switch try await runs.backend.storedEvents(runID, after: 0) {
+        case nil: return nil
+        case .finished(let events)?: return events.last
+        case .running?:
+            let terminal = Locked<RunEvent?>(nil)
+            await runs.backend.follow(runID, after: 0, send: { event in if event.isTerminal { terminal.withLock { $0 = event } } },
+                                      isClosed: { false })
+            return terminal.withLock { $0 }
+        }
     }
 
     private func record(_ request: HTTPRequest) async throws -> HTTPResponse {
@@ -70,6 +161,10 @@ struct RunRoutes: Sendable {
     private func events(_ request: HTTPRequest) async throws -> HTTPResponse {
         let id = try RequestValidation.pathID(request)
         let after = request.headers["Last-Event-ID"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
+        return try await eventStream(id, after: after)
+    }
+
+    private func eventStream(_ id: String, after: Int) async throws -> HTTPResponse {
         if let run = runs.liveRun(id) {
             let follower = EventSubscriber(heartbeat: runs.heartbeat)
             if run.follow(follower, after: after) { return follower.response }
@@ -114,6 +209,34 @@ struct RunRoutes: Sendable {
             throw HTTPError(HTTPStatus.conflict, "Run already \(record.status.rawValue)")
         }
         return .json(HTTPStatus.accepted, ["run_id": .string(id), "status": "cancelled"])
+    }
+
+    /// `body`'s answer, or error, with the run's `X-Run-ID`.
+    static func withRunHeaders(runID: String, _ body: () throws(HTTPError) -> HTTPResponse) throws(HTTPError) -> HTTPResponse {
+        do {
+            var response = try body()
+            response.headers.append("X-Run-ID", runID)
+            return response
+        } catch {
+            var error = error
+            error.headers.append("X-Run-ID", runID)
+            throw error
+        }
+    }
+
+    /// The `/run` answer a run's terminal event stands for.
+    static func answer(terminal: RunEvent) throws(HTTPError) -> HTTPResponse {
+        switch terminal.name {
+        case RunEventName.done:
+            return .json(HTTPStatus.ok, terminal.data)
+        case RunEventName.cancelled:
+            throw HTTPError(HTTPStatus.conflict, "Run cancelled")
+        default:
+            let status = terminal.data["status"]?.intValue.map { Int($0) } ?? HTTPStatus.internalError
+            let detail = terminal.data["detail"]?.stringValue ?? ""
+            if status == HTTPStatus.unavailable { throw HTTPError.unavailable(detail) }
+            throw HTTPError(status, detail)
+        }
     }
 
     /// The `/run` answer for an outcome.

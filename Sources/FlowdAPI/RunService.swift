@@ -6,8 +6,9 @@ import Stores
 import FlowdSync
 
 /// Every run of this process, and the one owner of each run's life: admits and starts
-/// them, runs them in their story's turn, commits or stores their end through the backend,
-/// and lets clients follow, await and cancel them. Live runs are kept here; finished ones,
+/// them (new, retried, or resumed after a process left them unfinished), runs them in
+/// their story's turn, journals their steps, commits or stores their end through the
+/// backend, and lets clients follow, await and cancel them. Live runs are kept here; finished ones,
 /// and those of other processes, are read from the backend.
 ///
 /// Invariant: a run leaves the live set only after its final record is stored, so a reader
@@ -36,36 +37,109 @@ public final class RunService: Sendable {
     public var runsInFlight: Int { live.withLock { $0.count } }
 
     /// Admits and starts a run in a task of its own (503 beyond `--max-runs`); it has
-    /// arrived, durably, before this returns: its id is about to be handed out.
-    func start(_ request: RunRequest) async throws -> LiveRun {
-        let run = try admit(request, visible: true)
-        try await arrive(run, durable: true)
+    /// arrived, durably, before this returns: its id is about to be handed out. With an
+    /// idempotency key already used for the same request, that run instead (`.replay`).
+    func start(_ request: RunRequest, route: String) async throws -> Admission {
+        let record = newRecord(request, route: route)
+        if let earlier = try await replayWhenFull(record) { return .replay(earlier) }
+        let run = try admit(record, visible: true)
+        if let earlier = try await arrive(run, durable: true) { return .replay(earlier) }
         run.attach(Task { await self.execute(run, request, visible: true) })
-        return run
+        return .started(run)
     }
 
     /// Admits a run and runs it on the calling task (`/run` without a stream, `flowd run`):
     /// nobody learns its id before its end, so its arrival need not be durable. `progress`
-    /// hears of its agents too.
-    public func runInline(_ request: RunRequest, progress: (any FlowRunObserver)? = nil) async throws -> (runID: String, outcome: RunOutcome) {
-        let run = try admit(request, visible: false, progress: progress)
-        try await arrive(run, durable: false)
+    /// hears of its agents too. With an idempotency key already used for the same request,
+    /// that run's record instead (`.replay`), not waited for.
+    public func runInline(_ request: RunRequest, progress: (any FlowRunObserver)? = nil) async throws -> InlineRun {
+        let record = newRecord(request, route: "run")
+        if let earlier = try await replayWhenFull(record) { return .replay(earlier) }
+        let run = try admit(record, visible: false, progress: progress)
+        if let earlier = try await arrive(run, durable: false) { return .replay(earlier) }
         run.beginInline()
         let outcome = await execute(run, request, visible: false)
         run.endInline()
-        return (run.runID, outcome)
+        return .ran(runID: run.runID, outcome: outcome)
+    }
+
+    /// Starts a new run of a failed or cancelled run's flow, input and story, from the agent
+    /// that failed, with the outputs of the original's journaled steps (404 unknown, 409 any
+    /// other status).
+    func retry(_ runID: String, idempotencyKey: String?) async throws -> Admission {
+        guard let original = try await record(runID) else { throw HTTPError.notFound("Run '\(runID)' not found") }
+        var record = RunRecord(runID: RunIDs.make(), flow: original.flow, storyID: original.storyID, status: .queued,
+                               createdAt: Date(), input: original.input, retryOf: runID)
+        record.idempotency = idempotencyKey.map { IdempotencyKey(key: $0, route: "retry") }
+        if let earlier = try await previousRun(like: record) { return .replay(earlier) }
+        guard original.status == .failed || original.status == .cancelled else {
+            throw HTTPError(HTTPStatus.conflict, "Run '\(runID)' \(original.status.rawValue); only a failed or cancelled run can be retried")
+        }
+        let journal = try await backend.steps(of: runID) ?? []
+        if let earlier = try await replayWhenFull(record) { return .replay(earlier) }
+        let run = try admit(record, visible: true, resuming: (journal, []))
+        if let earlier = try await arrive(run, durable: true) { return .replay(earlier) }
+        if !journal.isEmpty {
+            // The new run's own journal starts with the steps it takes over, for its own resumption.
+            do {
+                try await backend.journal(run.record, steps: journal, first: 1, events: [])
+            } catch {
+                logger.error("retry's journal not stored", metadata: ["run_id": "\(run.runID)", "error": "\(error)"])
+            }
+        }
+        let request = RunRequest(flow: record.flow, input: record.input, storyID: record.storyID)
+        run.attach(Task { await self.execute(run, request, visible: true, journal: journal) })
+        return .started(run)
+    }
+
+    /// Resumes the runs a process left unfinished, in arrival order, each first in its
+    /// story's queue here (before any run that arrives after this returns).
+    func resume(_ interrupted: [InterruptedRun]) async {
+        for stopped in interrupted {
+            let record = stopped.record
+            let request = RunRequest(flow: record.flow, input: record.input, storyID: record.storyID)
+            let run = LiveRun(record: record, resuming: (stopped.steps, stopped.events), metrics: metrics,
+                              journal: journal(for: record), onEvent: publisher(record.runID))
+            live.withLock { $0[run.runID] = run }
+            let turn = await executor.reserveTurn(of: record.storyID)
+            logger.notice("run resumed", metadata: ["run_id": "\(run.runID)", "flow": "\(record.flow)", "story_id": "\(record.storyID)",
+                                                    "resumed": "\(record.resumed)", "steps": "\(stopped.steps.count)"])
+            run.attach(Task { await self.execute(run, request, visible: true, journal: stopped.steps, resumedTurn: turn) })
+        }
+    }
+
+    /// At start: the runs an earlier process of this storage left unfinished, resumed.
+    public func resumeInterrupted() async throws {
+        await resume(try await backend.takeOverInterrupted())
+    }
+
+    private func newRecord(_ request: RunRequest, route: String) -> RunRecord {
+        RunRecord(runID: RunIDs.make(), flow: request.flow, storyID: request.storyID, status: .queued, createdAt: Date(),
+                  input: request.input, idempotency: request.idempotencyKey.map { IdempotencyKey(key: $0, route: route) })
+    }
+
+    /// The run an idempotency key already names, when the request is the same; 422 when it
+    /// was another request; nil when the key is new (or there is none).
+    func previousRun(like record: RunRecord) async throws -> RunRecord? {
+        guard let key = record.idempotency?.key, let runID = try await backend.runID(forKey: key),
+              let earlier = try await self.record(runID) else { return nil }
+        guard earlier.isSameRequest(as: record) else { throw HTTPError.unprocessable([.idempotencyKeyReused(key)]) }
+        return earlier
+    }
+
+    /// At `--max-runs`, a request whose key names a run is still answered (with that run).
+    private func replayWhenFull(_ record: RunRecord) async throws -> RunRecord? {
+        guard record.idempotency != nil, runsInFlight >= maxRuns else { return nil }
+        return try await previousRun(like: record)
     }
 
     /// A run whose id is handed out at once (`visible`) publishes its events to the backend,
     /// for other processes to follow.
-    private func admit(_ request: RunRequest, visible: Bool, progress: (any FlowRunObserver)? = nil) throws(HTTPError) -> LiveRun {
+    private func admit(_ record: RunRecord, visible: Bool, progress: (any FlowRunObserver)? = nil,
+                       resuming: (steps: [RunStep], events: [RunEvent])? = nil) throws(HTTPError) -> LiveRun {
         if !backend.isAvailable { throw HTTPError.unavailable("Storage unavailable") }
-        let runID = RunIDs.make()
-        var onEvent: (@Sendable (RunEvent) -> Void)?
-        if visible { onEvent = { [backend] event in backend.publish(runID, event) } }
-        let run = LiveRun(record: RunRecord(runID: runID, flow: request.flow, storyID: request.storyID,
-                                           status: .queued, createdAt: Date()),
-                          metrics: metrics, progress: progress, onEvent: onEvent)
+        let run = LiveRun(record: record, resuming: resuming, metrics: metrics, progress: progress,
+                          journal: journal(for: record), onEvent: visible ? publisher(record.runID) : nil)
         let admitted = live.withLock { runs -> Bool in
             guard runs.count < maxRuns else { return false }
             runs[run.runID] = run
@@ -75,29 +149,65 @@ public final class RunService: Sendable {
         return run
     }
 
-    /// The run's place in its story's order; a run the backend refused is forgotten.
-    private func arrive(_ run: LiveRun, durable: Bool) async throws(StoreError) {
+    private func publisher(_ runID: String) -> @Sendable (RunEvent) -> Void {
+        { [backend] event in backend.publish(runID, event) }
+    }
+
+    /// The run's journal: through the backend, durably for an llm agent's step and for one of
+    /// 100 ms or more, before the next agent starts.
+    private func journal(for record: RunRecord) -> RunJournal {
+        RunJournal(
+            write: { [backend, logger] record, steps, first, events in
+                do {
+                    try await backend.journal(record, steps: steps, first: first, events: events)
+                    return true
+                } catch {
+                    logger.error("run journal not stored", metadata: ["run_id": "\(record.runID)", "error": "\(error)"])
+                    return false
+                }
+            },
+            mustBeDurable: { [catalog = executor.catalog] agent, duration in
+                duration >= RunService.durableStepDuration || catalog.agent(id: agent)?.kind == .llm
+            })
+    }
+
+    /// A step that took this long is journaled durably before the next agent starts.
+    static let durableStepDuration: Duration = .milliseconds(100)
+
+    /// The run's place in its story's order; a run the backend refused is forgotten. When its
+    /// key names another run already, that run's record (this one is forgotten).
+    private func arrive(_ run: LiveRun, durable: Bool) async throws -> RunRecord? {
+        let arrival: Arrival
         do {
-            try await backend.arrive(run.record, durable: durable)
+            arrival = try await backend.arrive(run.record, durable: durable)
         } catch {
             live.withLock { _ = $0.removeValue(forKey: run.runID) }
             throw error
         }
+        guard case .duplicate(let earlierID) = arrival else { return nil }
+        live.withLock { _ = $0.removeValue(forKey: run.runID) }
+        guard let earlier = try await record(earlierID) else { throw HTTPError.unavailable("Run '\(earlierID)' not readable yet") }
+        guard earlier.isSameRequest(as: run.record) else {
+            throw HTTPError.unprocessable([.idempotencyKeyReused(run.record.idempotency?.key ?? "")])
+        }
+        return earlier
     }
 
     /// A run's life from its turn to its stored end.
     @discardableResult
-    private func execute(_ run: LiveRun, _ request: RunRequest, visible: Bool) async -> RunOutcome {
+    private func execute(_ run: LiveRun, _ request: RunRequest, visible: Bool, journal: [RunStep] = [],
+                         resumedTurn: StoryTurn? = nil) async -> RunOutcome {
         let started = ContinuousClock.now
-        var (outcome, record, events) = run.conclude(await perform(run, request, visible: visible))
+        var (outcome, finish) = run.conclude(await perform(run, request, visible: visible, journal: journal, resumedTurn: resumedTurn))
         if case .succeeded = outcome {
             // Its commit stored its end with its memory.
-        } else if await !storeFinish(RunFinish(record: record, events: events)) {
+        } else if await !storeFinish(finish) {
             // Another process's cancel came first (the shared store decided): the run ends cancelled.
-            (record, events) = run.reconcludeCancelled()
+            finish = run.reconcludeCancelled()
             outcome = .cancelled
-            _ = await storeFinish(RunFinish(record: record, events: events))
+            _ = await storeFinish(finish)
         }
+        let record = finish.record
         // The run stays live, and so readable here, until its record is stored.
         run.publishConclusion()
         live.withLock { _ = $0.removeValue(forKey: run.runID) }
@@ -109,19 +219,31 @@ public final class RunService: Sendable {
     }
 
     /// The run in its story's turn (among processes: the backend; in this one: the executor),
-    /// its flow, and its success committed.
-    private func perform(_ run: LiveRun, _ request: RunRequest, visible: Bool) async -> RunOutcome {
+    /// its flow, and its success committed. A resumed run (`resumedTurn`, its place taken
+    /// when it was handed over) says so first, naming the agent it goes on with.
+    private func perform(_ run: LiveRun, _ request: RunRequest, visible: Bool, journal: [RunStep],
+                         resumedTurn: StoryTurn?) async -> RunOutcome {
         do {
-            guard try await backend.waitForTurn(run.record, announce: visible) else { return .cancelled }
+            guard try await backend.waitForTurn(run.record, announce: visible) else {
+                if let resumedTurn { await executor.abandon(resumedTurn) }
+                return .cancelled
+            }
         } catch {
+            if let resumedTurn { await executor.abandon(resumedTurn) }
             return .storeFailed(error)
         }
-        let outcome = await executor.inTurn(of: request.storyID) { () async -> RunOutcome in
+        let body = { () async -> RunOutcome in
             run.markRunning()
-            switch await executor.run(request, observer: run) {
+            if resumedTurn != nil { run.publishResumed(agent: self.executor.nextAgent(of: request.flow, after: journal)) }
+            switch await self.executor.run(request, journal: journal, observer: run) {
             case .ended(let outcome): return outcome
-            case .succeeded(let result, let memory): return await commit(run, result: result, memory: memory)
+            case .succeeded(let result, let memory): return await self.commit(run, result: result, memory: memory)
             }
+        }
+        let outcome = if let resumedTurn {
+            await executor.inTurn(resumedTurn, body)
+        } else {
+            await executor.inTurn(of: request.storyID, body)
         }
         return outcome ?? .cancelled
     }
@@ -167,6 +289,7 @@ public final class RunService: Sendable {
     }
 
     /// Cancels every live run (the drain timeout).
+    /// (Resumed runs are live too: a drain waits for them like for any other.)
     public func cancelAll() {
         for run in live.withLock({ Array($0.values) }) { run.cancel() }
     }
@@ -193,4 +316,18 @@ public final class RunService: Sendable {
             try? await Task.sleep(for: .seconds(3600))
         }
     }
+}
+
+/// What a request that starts a run got.
+enum Admission {
+    case started(LiveRun)
+    /// Its idempotency key names this run, started by an earlier request: nothing started.
+    case replay(RunRecord)
+}
+
+/// What `RunService.runInline` did.
+public enum InlineRun: Sendable {
+    case ran(runID: String, outcome: RunOutcome)
+    /// Its idempotency key names this run, started by an earlier request: nothing ran.
+    case replay(RunRecord)
 }

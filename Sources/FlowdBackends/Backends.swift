@@ -15,7 +15,8 @@ public enum Backends {
         switch configuration.store {
         case .jsonl:
             return try await JSONLRunBackend.open(dataDirectory: configuration.dataDirectory,
-                                                  docsDirectory: configuration.docsDirectory, logger: logger)
+                                                  docsDirectory: configuration.docsDirectory, logger: logger,
+                                                  onRestart: configuration.onRestart)
         case .postgres:
             return try await PostgresRunBackend.open(
                 url: configuration.databaseURL ?? "", poolSize: configuration.databasePoolSize,

@@ -45,9 +45,16 @@ public struct PostgresRunBackend: RunBackend {
         database.isAvailable ? nil : "Database unreachable"
     }
 
-    public func arrive(_ record: RunRecord, durable: Bool) async throws(StoreError) {
+    public func arrive(_ record: RunRecord, durable: Bool) async throws(StoreError) -> Arrival {
         try await cluster.runs.create(record, durable: durable)
+        return .arrived
     }
+
+    // TEMP stubs until the PostgreSQL journal lands.
+    public func runID(forKey key: String) async throws(StoreError) -> String? { nil }
+    public func journal(_ record: RunRecord, steps: [RunStep], first: Int, events: [RunEvent]) async throws(StoreError) {}
+    public func steps(of runID: String) async throws(StoreError) -> [RunStep]? { [] }
+    public func takeOverInterrupted() async throws(StoreError) -> [InterruptedRun] { [] }
 
     public func waitForTurn(_ record: RunRecord, announce: Bool) async throws(StoreError) -> Bool {
         var running = record
@@ -102,7 +109,7 @@ public struct PostgresRunBackend: RunBackend {
         try await cluster.requestCancel(runID)
     }
 
-    public func run(cancel: @escaping @Sendable (String) -> Void) async {
+    public func run(cancel: @escaping @Sendable (String) -> Void, resume: @escaping @Sendable ([InterruptedRun]) -> Void) async {
         await cluster.run(cancel: cancel)
     }
 

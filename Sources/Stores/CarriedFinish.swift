@@ -33,7 +33,7 @@ public struct CarriedFinish: Sendable, Hashable {
     init?(decoding bytes: [UInt8]) {
         var parser = JSONParser()
         let decoded = bytes.withUnsafeBufferPointer { RunLog.decode($0, at: 0, with: &parser) }
-        guard case .success(.finish(let id, let entry)) = decoded else { return nil }
+        guard case .success(.finish(let id, let entry, _)) = decoded else { return nil }
         runID = id
         self.bytes = bytes
         self.entry = entry

@@ -10,7 +10,10 @@ import Logging
 /// - A success is one line of `memory.jsonl` and one `fdatasync`: the run's finish rides in
 ///   its memory line (`CarriedFinish`) and the run store writes its own copy later, nobody
 ///   waiting. Other ends are one line of `runs.jsonl`.
-/// - Runs a stop left unfinished are failed (`RunFinish.interrupted`) when it opens.
+/// - Runs a stop left unfinished are, with `RestartPolicy.resume`, handed over at start
+///   (`takeOverInterrupted`) with their journals; with `.fail`, failed when it opens.
+/// - A run's journal is `steps` lines of `runs.jsonl`; an idempotency key lives in the run's
+///   record (in RAM from a `/run`'s arrival until its record is written).
 /// - No other process shares the files, so nothing is followed or cancelled elsewhere.
 public struct JSONLRunBackend: RunBackend {
     let memoryStore: JSONLMemoryStore
@@ -30,12 +33,12 @@ public struct JSONLRunBackend: RunBackend {
         dataDirectory: URL, docsDirectory: URL, logger: Logger,
         memoryCompactionMinimum: Int = JSONLMemoryStore.defaultCompactionMinimum,
         carriedCompactionMinimum: Int = JSONLMemoryStore.defaultCarriedCompactionMinimum,
-        runCompactionMinimum: Int = JSONLRunStore.defaultCompactionMinimum
+        runCompactionMinimum: Int = JSONLRunStore.defaultCompactionMinimum, onRestart: RestartPolicy = .resume
     ) async throws(StoreError) -> JSONLRunBackend {
         let files = try FileDocumentStore(directory: docsDirectory)
         let (memory, runs) = try await JSONLStores.open(
             directory: dataDirectory, logger: logger, memoryCompactionMinimum: memoryCompactionMinimum,
-            carriedCompactionMinimum: carriedCompactionMinimum, runCompactionMinimum: runCompactionMinimum)
+            carriedCompactionMinimum: carriedCompactionMinimum, runCompactionMinimum: runCompactionMinimum, onRestart: onRestart)
         return JSONLRunBackend(memoryStore: memory, runs: runs, files: files, dataDirectory: dataDirectory)
     }
 
@@ -45,11 +48,29 @@ public struct JSONLRunBackend: RunBackend {
         access(dataDirectory.path, W_OK) == 0 ? nil : "Data directory is not writable"
     }
 
-    /// A durable arrival is a synced `start` line. Otherwise nothing is written: the run's
-    /// end stores its whole record.
-    public func arrive(_ record: RunRecord, durable: Bool) async throws(StoreError) {
-        guard durable else { return }
-        try await runs.create(record, durable: true)
+    /// A durable arrival is a synced `start` line. Otherwise nothing is written (its key, if
+    /// any, is taken in RAM): the run's journal or its end stores its whole record.
+    public func arrive(_ record: RunRecord, durable: Bool) async throws(StoreError) -> Arrival {
+        guard durable else {
+            return record.idempotency == nil ? .arrived : try await runs.reserveKey(of: record)
+        }
+        return try await runs.arrive(record, durable: true)
+    }
+
+    public func runID(forKey key: String) async throws(StoreError) -> String? {
+        await runs.runID(forKey: key)
+    }
+
+    public func journal(_ record: RunRecord, steps: [RunStep], first: Int, events: [RunEvent]) async throws(StoreError) {
+        try await runs.journal(record, steps: steps, events: events)
+    }
+
+    public func steps(of runID: String) async throws(StoreError) -> [RunStep]? {
+        try await runs.steps(of: runID)
+    }
+
+    public func takeOverInterrupted() async throws(StoreError) -> [InterruptedRun] {
+        try await runs.takeOverInterrupted()
     }
 
     /// No other process: the executor's order is the story's order.
@@ -62,7 +83,7 @@ public struct JSONLRunBackend: RunBackend {
     }
 
     public func finish(_ finish: RunFinish) async throws(StoreError) {
-        try await runs.finish(finish.record, events: finish.events)
+        try await runs.finish(finish.record, events: finish.events, steps: finish.steps)
     }
 
     public func record(_ runID: String) async throws(StoreError) -> RunRecord? {
@@ -78,7 +99,7 @@ public struct JSONLRunBackend: RunBackend {
 
     public func requestCancel(_ runID: String) async throws(StoreError) -> RunRecord? { nil }
 
-    public func run(cancel: @escaping @Sendable (String) -> Void) async {}
+    public func run(cancel: @escaping @Sendable (String) -> Void, resume: @escaping @Sendable ([InterruptedRun]) -> Void) async {}
 
     public func prune(finishedBefore cutoff: Date) async throws(StoreError) -> Int {
         try await runs.prune(finishedBefore: cutoff)

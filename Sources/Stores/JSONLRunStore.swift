@@ -47,6 +47,13 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     private var active: [String: RunRecord]
     /// Finished runs: where their lines are.
     private var finished: [String: RunLog.FinishedEntry]
+    /// The journals of live runs, as written.
+    private var journals: [String: RunLog.Journal]
+    /// Idempotency key → run id, for every run kept (a `/run`'s from its arrival, in RAM
+    /// until its record is written with the key).
+    private var keys: [String: String]
+    /// Live runs left unfinished by an earlier process, in arrival order, until taken over.
+    private var interrupted: [String]
     /// Carried finishes accepted but not yet written: read from RAM meanwhile.
     private var carried: [String: CarriedFinish] = [:]
     /// Lines written without a sync (batches of carried finishes and non-durable creates
@@ -64,6 +71,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
 
     enum Op {
         case start(String)
+        case steps(RunRecord, RunLog.Journal)
         /// The entry's `lineOffset` is relative to the batch's first byte.
         case finish(String, RunLog.FinishedEntry)
         case prune(beforeMS: Int64, token: Int)
@@ -74,13 +82,14 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     /// Opens (creating it if missing) the run store in `directory` and replays its file.
     ///
     /// Takes an exclusive `flock` on `runs.lock` (`.locked` if another process holds it).
-    /// Every run the file shows started but not finished is finished as `failed`, with the
-    /// error `flowd stopped while the run was <status>` and one `error` event, durably,
-    /// before this returns.
+    /// Every run the file shows started but not finished is, with `RestartPolicy.fail`,
+    /// finished as `failed`, with the error `flowd stopped while the run was <status>` and
+    /// one `error` event, durably, before this returns; with `.resume` it stays live until
+    /// `takeOverInterrupted` hands it on.
     public static func open(
-        directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum
+        directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum, onRestart: RestartPolicy = .fail
     ) async throws(StoreError) -> JSONLRunStore {
-        try await open(directory: directory, logger: logger, compactionMinimum: compactionMinimum) { _ throws(StoreError) in
+        try await open(directory: directory, logger: logger, compactionMinimum: compactionMinimum, onRestart: onRestart) { _ throws(StoreError) in
             ((), [])
         }.store
     }
@@ -89,7 +98,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     /// asks `adopt` (given the finished runs it has) for carried finishes to store, and
     /// stores, durably, those of runs it has not finished.
     static func open<Extra: Sendable>(
-        directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum,
+        directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum, onRestart: RestartPolicy,
         adopt: (_ finished: [String: RunLog.FinishedEntry]) async throws(StoreError) -> (Extra, [CarriedFinish])
     ) async throws(StoreError) -> (store: JSONLRunStore, extra: Extra) {
         let dir = directory.path
@@ -133,7 +142,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
                     logger.warning("runs: run finishes found only in memory.jsonl stored", metadata: ["file": "\(path)", "runs": "\(stored)"])
                 }
                 let interrupted = state.active.count
-                if interrupted > 0 {
+                if interrupted > 0, onRestart == .fail {
                     try finishInterrupted(&state, file: file, now: now)
                     logger.warning(
                         "runs: runs interrupted by a stop marked failed", metadata: ["file": "\(path)", "runs": "\(interrupted)"])
@@ -179,7 +188,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         }
         for (id, var entry) in entries {
             entry.lineOffset += state.fileSize
-            RunLog.apply(.finish(id, entry), to: &state)
+            RunLog.apply(.finish(id, entry, key: state.active[id]?.idempotency?.key), to: &state)
         }
         state.fileSize += bytes.count
         state.lines += entries.count
@@ -189,9 +198,11 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     private static func finishInterrupted(_ state: inout RunLog.Recovered, file: SharedFile, now: Date) throws(StoreError) {
         var bytes: [UInt8] = []
         var entries: [(String, RunLog.FinishedEntry)] = []
-        for (id, record) in state.active.sorted(by: { $0.value.createdAt < $1.value.createdAt }) {
-            let verdict = RunFinish.interrupted(record, at: now)
-            entries.append((id, RunLog.appendFinish(verdict.record, events: verdict.events, to: &bytes)))
+        for (id, record) in state.active.sorted(by: { (state.arrival[$0.key] ?? 0) < (state.arrival[$1.key] ?? 0) }) {
+            let journal = state.journals[id] ?? RunLog.Journal()
+            let verdict = RunFinish.interrupted(record, events: journal.events, lastEventID: journal.events.last?.id,
+                                                steps: journal.steps, at: now)
+            entries.append((id, RunLog.appendFinish(verdict.record, events: verdict.events, steps: verdict.steps, to: &bytes)))
         }
         try appendFinishes(bytes, entries, to: &state, file: file)
     }
@@ -211,6 +222,9 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         self.lines = recovered.lines
         self.active = recovered.active
         self.finished = recovered.finished
+        self.journals = recovered.journals
+        self.keys = recovered.keys
+        self.interrupted = recovered.active.keys.sorted { (recovered.arrival[$0] ?? 0) < (recovered.arrival[$1] ?? 0) }
     }
 
     deinit {
@@ -271,11 +285,21 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     // MARK: Writes
 
     public func create(_ record: RunRecord, durable: Bool) async throws(StoreError) {
+        _ = try await arrive(record, durable: durable)
+    }
+
+    /// `create`, unless the record's idempotency key names another run: then nothing is
+    /// written and that run's id comes back.
+    func arrive(_ record: RunRecord, durable: Bool) async throws(StoreError) -> Arrival {
         guard Identifier.isValidID(record.runID) else { throw StoreError(.invalidID, "invalid run id \"\(record.runID)\"") }
         guard !record.status.isFinished else {
             throw StoreError(.invalidRecord, "a new run must be queued or running, not \(record.status.rawValue)")
         }
         try checkWritable()
+        if let key = record.idempotency?.key {
+            if let earlier = keys[key], earlier != record.runID { return .duplicate(runID: earlier) }
+            keys[key] = record.runID
+        }
         RunLog.appendStart(record, to: &commit.pending.bytes)
         commit.pending.ops.append(.start(record.runID))
         active[record.runID] = record
@@ -284,9 +308,84 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         } else if !commit.syncing {
             scheduleIdleFlush()
         }
+        return .arrived
+    }
+
+    /// Takes a run's idempotency key for it, writing nothing (a `/run`'s arrival: its record
+    /// is written with its journal or its end); the id of the run that has it already, if one does.
+    func reserveKey(of record: RunRecord) throws(StoreError) -> Arrival {
+        try checkWritable()
+        guard let key = record.idempotency?.key else { return .arrived }
+        if let earlier = keys[key], earlier != record.runID { return .duplicate(runID: earlier) }
+        keys[key] = record.runID
+        return .arrived
+    }
+
+    public func runID(forKey key: String) -> String? { keys[key] }
+
+    /// Appends steps to a live run's journal with the events since its last such line,
+    /// durably. `record` makes the run known if its start was never written.
+    func journal(_ record: RunRecord, steps: [RunStep], events: [RunEvent]) async throws(StoreError) {
+        guard Identifier.isValidID(record.runID) else { throw StoreError(.invalidID, "invalid run id \"\(record.runID)\"") }
+        guard !record.status.isFinished, finished[record.runID] == nil else {
+            throw StoreError(.invalidRecord, "run \(record.runID) has finished: its journal is closed")
+        }
+        try checkWritable()
+        let journal = RunLog.Journal(steps: steps, events: events)
+        RunLog.appendSteps(record, journal, to: &commit.pending.bytes)
+        commit.pending.ops.append(.steps(record, journal))
+        try await awaitBatch()
+    }
+
+    /// A run's journal: a live one's from RAM, a finished one's from its line; nil when unknown.
+    public nonisolated func steps(of runID: String) async throws(StoreError) -> [RunStep]? {
+        guard Identifier.isValidID(runID) else { return nil }
+        switch await findJournal(runID) {
+        case nil: return nil
+        case .live(let steps): return steps
+        case .finished(let file, let entry): return try RunLog.readSteps(file, entry)
+        }
+    }
+
+    private enum FoundJournal {
+        case live([RunStep])
+        case finished(SharedFile, RunLog.FinishedEntry)
+    }
+
+    private func findJournal(_ runID: String) -> FoundJournal? {
+        if carried[runID] != nil { return .live([]) }
+        if active[runID] != nil { return .live(journals[runID]?.steps ?? []) }
+        if let entry = finished[runID] { return .finished(file, entry) }
+        return nil
+    }
+
+    /// The runs an earlier process left live, handed over once (in arrival order) to be
+    /// resumed: each record's `resumed` is counted and written, durably, before this returns.
+    public func takeOverInterrupted() async throws(StoreError) -> [InterruptedRun] {
+        let ids = interrupted.filter { active[$0] != nil }
+        interrupted = []
+        guard !ids.isEmpty else { return [] }
+        try checkWritable()
+        var taken: [InterruptedRun] = []
+        for id in ids {
+            guard var record = active[id] else { continue }
+            record.resumed += 1
+            let journal = journals[id] ?? RunLog.Journal()
+            RunLog.appendStart(record, to: &commit.pending.bytes)
+            commit.pending.ops.append(.start(id))
+            active[id] = record
+            taken.append(InterruptedRun(record: record, steps: journal.steps, events: journal.events))
+        }
+        try await awaitBatch()
+        return taken
     }
 
     public func finish(_ record: RunRecord, events: [RunEvent]) async throws(StoreError) {
+        try await finish(record, events: events, steps: [])
+    }
+
+    /// `finish`, keeping the run's journal (`steps`) in its line, for a retry.
+    func finish(_ record: RunRecord, events: [RunEvent], steps: [RunStep]) async throws(StoreError) {
         guard Identifier.isValidID(record.runID) else { throw StoreError(.invalidID, "invalid run id \"\(record.runID)\"") }
         guard record.status.isFinished else {
             throw StoreError(.invalidRecord, "a finished run cannot be \(record.status.rawValue)")
@@ -294,7 +393,8 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         try checkWritable()
         var record = record
         if record.finishedAt == nil { record.finishedAt = Date() }
-        let entry = RunLog.appendFinish(record, events: events, to: &commit.pending.bytes)
+        if let key = record.idempotency?.key { keys[key] = record.runID }
+        let entry = RunLog.appendFinish(record, events: events, steps: steps, to: &commit.pending.bytes)
         commit.pending.ops.append(.finish(record.runID, entry))
         try await awaitBatch()
     }
@@ -432,15 +532,23 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         switch op {
         case .start(let id):
             finished[id] = nil
+        case .steps(let record, let journal):
+            guard finished[record.runID] == nil, carried[record.runID] == nil else { return }
+            if active[record.runID] == nil { active[record.runID] = record }
+            journals[record.runID, default: RunLog.Journal()].append(journal)
         case .finish(let id, var entry):
             entry.lineOffset += base
             active[id] = nil
             carried[id] = nil
+            journals[id] = nil
             finished[id] = entry
         case .prune(let before, let token):
             let count = finished.count
             finished = finished.filter { $0.value.finishedMS >= before }
             pruneResults[token] = count - finished.count
+            if finished.count < count {
+                keys = keys.filter { finished[$0.value] != nil || active[$0.value] != nil || carried[$0.value] != nil }
+            }
         }
     }
 
@@ -458,7 +566,9 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     private func compact() async {
         var queuedStarts = Set<String>()
         for case .start(let id) in commit.pending.ops { queuedStarts.insert(id) }
-        let live = active.values.filter { !queuedStarts.contains($0.runID) }.sorted { $0.createdAt < $1.createdAt }
+        let live = active.values.sorted { $0.createdAt < $1.createdAt }
+        let liveJournals = journals
+        let pendingStarts = queuedStarts
         var ids: [String] = []
         var entries: [RunLog.FinishedEntry] = []
         ids.reserveCapacity(finished.count)
@@ -489,7 +599,9 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
                         buffer.removeAll(keepingCapacity: true)
                     }
                     for record in live {
-                        RunLog.appendStart(record, to: &buffer)
+                        // A start still pending is written after this; a journal is kept either way.
+                        if !pendingStarts.contains(record.runID) { RunLog.appendStart(record, to: &buffer) }
+                        if let journal = liveJournals[record.runID] { RunLog.appendSteps(record, journal, to: &buffer) }
                         try spill(false)
                     }
                     // Finish lines in file order, read through a window of the old file.
@@ -537,7 +649,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
                 for (k, id) in ids.enumerated() { finished[id]?.lineOffset = offsets[k] }
                 file = newFile
                 fileSize = size
-                lines = live.count + ids.count
+                lines = live.count + liveJournals.count + ids.count
                 compactionFloor = 0
                 logger.info("runs: compacted", metadata: ["file": "\(path)", "lines_before": "\(before)", "lines_after": "\(lines)"])
             case .failedAfterRename(let error):

@@ -9,15 +9,16 @@ public enum JSONLStores {
     ///
     /// Order: `runs.jsonl` is replayed first; then `memory.jsonl`, which reports the carried
     /// finishes of runs that `runs.jsonl` lacks (a crash came before the run store wrote
-    /// them); those are stored durably before the run store marks interrupted runs failed.
+    /// them); those are stored durably before the run store marks interrupted runs failed
+    /// (`RestartPolicy.fail`) or keeps them to be resumed (`.resume`).
     public static func open(
         directory: URL, logger: Logger,
         memoryCompactionMinimum: Int = JSONLMemoryStore.defaultCompactionMinimum,
         carriedCompactionMinimum: Int = JSONLMemoryStore.defaultCarriedCompactionMinimum,
-        runCompactionMinimum: Int = JSONLRunStore.defaultCompactionMinimum
+        runCompactionMinimum: Int = JSONLRunStore.defaultCompactionMinimum, onRestart: RestartPolicy = .fail
     ) async throws(StoreError) -> (memory: JSONLMemoryStore, runs: JSONLRunStore) {
         let (runs, memory) = try await JSONLRunStore.open(
-            directory: directory, logger: logger, compactionMinimum: runCompactionMinimum
+            directory: directory, logger: logger, compactionMinimum: runCompactionMinimum, onRestart: onRestart
         ) { finished throws(StoreError) in
             let memory = try await JSONLMemoryStore.open(
                 directory: directory, logger: logger, compactionMinimum: memoryCompactionMinimum,

@@ -5,7 +5,11 @@ import Logging
 ///
 /// One JSON object per line, `\n`-terminated:
 /// - `{"op":"start","run":{…record…}}` — a run was created (queued or running);
-/// - `{"op":"finish","run":{…final record…},"events":[{"id":1,"event":"progress","data":{…}},…]}`;
+/// - `{"op":"steps","run":{…record…},"steps":[{"agent","prompt","output","action"},…],"events":[…]}`
+///   — steps a live run completed (its journal), with the events since its last such line;
+///   the record makes a run whose start was never written (a `/run`'s) known from here;
+/// - `{"op":"finish","run":{…final record…},"events":[{"id":1,"event":"progress","data":{…}},…]}`,
+///   with `"steps":[…]` (the whole journal) when a failed or cancelled run has one;
 /// - `{"op":"prune","before":"2026-11-25T12:00:00.000Z"}` — finished runs known at this
 ///   point whose `finished_at` is before that time are gone.
 enum RunLog {
@@ -26,13 +30,33 @@ enum RunLog {
 
     enum Line {
         case start(RunRecord)
-        case finish(String, FinishedEntry)
+        case steps(RunRecord, Journal)
+        /// The run's id, where its line is, and its idempotency key.
+        case finish(String, FinishedEntry, key: String?)
         case prune(beforeMS: Int64)
+    }
+
+    /// What a live run's `steps` lines hold so far.
+    struct Journal: Sendable {
+        var steps: [RunStep] = []
+        var events: [RunEvent] = []
+
+        mutating func append(_ more: Journal) {
+            steps += more.steps
+            events += more.events
+        }
     }
 
     struct Recovered: Sendable {
         var active: [String: RunRecord] = [:]
         var finished: [String: FinishedEntry] = [:]
+        /// The journals of live runs.
+        var journals: [String: Journal] = [:]
+        /// Idempotency key → run id, for live and finished runs.
+        var keys: [String: String] = [:]
+        /// Live runs in the order they first appeared (their arrival order).
+        var arrival: [String: Int] = [:]
+        var arrivals = 0
         /// Bytes of good lines (the file is truncated to this when its tail was torn).
         var fileSize = 0
         /// Non-blank lines in the file, good or not: the compaction trigger compares them with live runs.
@@ -47,8 +71,30 @@ enum RunLog {
         out.append(contentsOf: "}\n".utf8)
     }
 
+    static func appendSteps(_ record: RunRecord, _ journal: Journal, to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"op":"steps","run":"#.utf8)
+        record.appendJSON(to: &out)
+        appendArrays(journal.steps, journal.events, to: &out)
+        out.append(contentsOf: "}\n".utf8)
+    }
+
+    /// `,"steps":[…],"events":[…]`.
+    private static func appendArrays(_ steps: [RunStep], _ events: [RunEvent], to out: inout [UInt8]) {
+        out.append(contentsOf: #","steps":["#.utf8)
+        for (k, step) in steps.enumerated() {
+            if k > 0 { out.append(UInt8(ascii: ",")) }
+            step.appendJSON(to: &out)
+        }
+        out.append(contentsOf: #"],"events":["#.utf8)
+        for (k, event) in events.enumerated() {
+            if k > 0 { out.append(UInt8(ascii: ",")) }
+            event.appendJSON(to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+    }
+
     /// Appends a finish line; the entry's `lineOffset` is where the line starts in `out`.
-    static func appendFinish(_ record: RunRecord, events: [RunEvent], to out: inout [UInt8]) -> FinishedEntry {
+    static func appendFinish(_ record: RunRecord, events: [RunEvent], steps: [RunStep] = [], to out: inout [UInt8]) -> FinishedEntry {
         let start = out.count
         out.append(contentsOf: #"{"op":"finish","run":"#.utf8)
         let recordStart = out.count
@@ -62,6 +108,14 @@ enum RunLog {
         }
         out.append(UInt8(ascii: "]"))
         let eventsEnd = out.count
+        if !steps.isEmpty {
+            out.append(contentsOf: #","steps":["#.utf8)
+            for (k, step) in steps.enumerated() {
+                if k > 0 { out.append(UInt8(ascii: ",")) }
+                step.appendJSON(to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
         out.append(contentsOf: "}\n".utf8)
         return FinishedEntry(
             lineOffset: start, finishedMS: record.finishedMilliseconds ?? 0,
@@ -87,6 +141,7 @@ enum RunLog {
         var record: JSONValue?
         var recordRange: Range<Int>?
         var events: Range<Int>?
+        var stepsRange: Range<Int>?
         var before: String?
         do throws(JSONParseError) {
             if !parser.consume(UInt8(ascii: "}")) {
@@ -106,6 +161,11 @@ enum RunLog {
                             return .failure("events is not an array")
                         }
                         events = range
+                    case "steps":
+                        guard let range = parser.skipContainer(), line[range.lowerBound] == UInt8(ascii: "[") else {
+                            return .failure("steps is not an array")
+                        }
+                        stepsRange = range
                     case "before":
                         before = try parser.readString()
                     default:
@@ -124,6 +184,20 @@ enum RunLog {
                 return .failure("start without a valid run record")
             }
             return .success(.start(run))
+        case "steps":
+            guard let record, let run = RunRecord(json: record), Identifier.isValidID(run.runID), !run.status.isFinished else {
+                return .failure("steps without a valid run record")
+            }
+            guard let stepsRange, let events else { return .failure("steps without steps or events") }
+            guard let steps = decodeSteps(UnsafeBufferPointer(rebasing: line[stepsRange])),
+                case .success(.array(let eventValues)) = JSONValue.parse(buffer: UnsafeBufferPointer(rebasing: line[events]))
+            else { return .failure("unreadable steps or events") }
+            var journal = Journal(steps: steps)
+            for value in eventValues {
+                guard let event = RunEvent(json: value) else { return .failure("unreadable event") }
+                journal.events.append(event)
+            }
+            return .success(.steps(run, journal))
         case "finish":
             guard let record, let recordRange, let run = RunRecord(json: record), Identifier.isValidID(run.runID),
                 run.status.isFinished, let finishedMS = run.finishedMilliseconds
@@ -135,7 +209,7 @@ enum RunLog {
                     FinishedEntry(
                         lineOffset: offset, finishedMS: finishedMS, lineLength: UInt32(line.count + 1),
                         recordStart: UInt32(recordRange.lowerBound), recordLength: UInt32(recordRange.count),
-                        eventsStart: UInt32(events.lowerBound), eventsLength: UInt32(events.count))))
+                        eventsStart: UInt32(events.lowerBound), eventsLength: UInt32(events.count)), key: run.idempotency?.key))
         case "prune":
             guard let before, let ms = ISOTime.milliseconds(parsing: before) else { return .failure("prune without a valid time") }
             return .success(.prune(beforeMS: ms))
@@ -149,12 +223,43 @@ enum RunLog {
         case .start(let record):
             state.finished[record.runID] = nil
             state.active[record.runID] = record
-        case .finish(let id, let entry):
+            state.arrived(record)
+        case .steps(let record, let journal):
+            guard state.finished[record.runID] == nil else { return }
+            state.active[record.runID] = record
+            state.journals[record.runID, default: Journal()].append(journal)
+            state.arrived(record)
+        case .finish(let id, let entry, let key):
             state.active[id] = nil
+            state.journals[id] = nil
+            state.arrival[id] = nil
             state.finished[id] = entry
+            if let key { state.keys[key] = id }
         case .prune(let before):
             state.finished = state.finished.filter { $0.value.finishedMS >= before }
+            state.keys = state.keys.filter { state.finished[$0.value] != nil || state.active[$0.value] != nil }
         }
+    }
+
+    /// A run's steps as a `steps` member holds them; nil when one is not a step.
+    static func decodeSteps(_ bytes: UnsafeBufferPointer<UInt8>) -> [RunStep]? {
+        guard case .success(.array(let values)) = JSONValue.parse(buffer: bytes) else { return nil }
+        var steps: [RunStep] = []
+        for value in values {
+            guard let step = RunStep(json: value) else { return nil }
+            steps.append(step)
+        }
+        return steps
+    }
+
+    /// The journal kept in a finished run's line (`steps`), read from the file.
+    static func readSteps(_ file: SharedFile, _ entry: FinishedEntry) throws(StoreError) -> [RunStep] {
+        let bytes = try FileIO.pread(file.fd, count: Int(entry.lineLength), at: entry.lineOffset, path: file.path)
+        guard case .object(let line)? = try? JSONValue.parse(bytes[...]) else {
+            throw StoreError(.corrupt, "unreadable run line at offset \(entry.lineOffset)", path: file.path)
+        }
+        guard case .array(let values)? = line["steps"] else { return [] }
+        return values.compactMap(RunStep.init(json:))
     }
 
     /// The record of a finished run, read from its line.
@@ -227,6 +332,16 @@ enum RunLog {
                 return .rejected(reason: error.reason)
             }
         }
+    }
+}
+
+extension RunLog.Recovered {
+    mutating func arrived(_ record: RunRecord) {
+        if arrival[record.runID] == nil {
+            arrivals += 1
+            arrival[record.runID] = arrivals
+        }
+        if let key = record.idempotency?.key { keys[key] = record.runID }
     }
 }
 

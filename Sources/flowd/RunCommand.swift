@@ -42,7 +42,10 @@ struct Run: AsyncParsableCommand {
         let runID: String
         let outcome: RunOutcome
         do {
-            (runID, outcome) = try await app.runs.runInline(RunRequest(flow: flow, input: input, storyID: story), progress: progress)
+            // No idempotency key, so the run always runs.
+            guard case .ran(let id, let ended) = try await app.runs.runInline(RunRequest(flow: flow, input: input, storyID: story),
+                                                                                progress: progress) else { throw ExitCode(1) }
+            (runID, outcome) = (id, ended)
         } catch let error as any HTTPResponseError {
             // Refused before it ran (storage unreachable): the `{"detail": …}` body /run would answer.
             await app.shutdown()

@@ -22,6 +22,13 @@ struct Serve: AsyncParsableCommand {
         let logger = makeLogger(environment: environment)
 
         let app = try await openApp(configuration, logger: logger)
+        do {
+            // Before the first request: resumed runs go first in their stories' queues.
+            try await app.runs.resumeInterrupted()
+        } catch {
+            logger.critical("cannot resume the runs an earlier process left unfinished: \(error)")
+            throw ExitCode(2)
+        }
         let server = app.makeServer()
         do {
             try server.start()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlowdAPI
+import Stores
 import Foundation
 
 /// Options shared by the commands that touch the agents, documents and data.
@@ -14,7 +15,7 @@ struct StorageOptions: ParsableArguments {
     var store: String?
     @Option(name: .customLong("database-url"), help: "postgres://user:password@host:port/database, with --store postgres (FLOWD_DATABASE_URL).")
     var databaseURL: String?
-    @Option(name: .customLong("lease-ttl"), help: "Seconds after which the runs of a replica that stopped renewing its lease are failed, with --store postgres (FLOWD_LEASE_TTL). Default 15.")
+    @Option(name: .customLong("lease-ttl"), help: "Seconds after which the runs of a replica that stopped renewing its lease are taken over (or failed, with --on-restart fail), with --store postgres (FLOWD_LEASE_TTL). Default 15.")
     var leaseTTL: Double?
     @Option(name: .customLong("db-pool-size"), help: "Most connections to the database per process, with --store postgres (FLOWD_DB_POOL_SIZE). Default 16.")
     var dbPoolSize: Int?
@@ -60,6 +61,9 @@ struct ServeOptions: ParsableArguments {
     @Option(name: .customLong("run-retention"), help: "Hours finished run records are kept (FLOWD_RUN_RETENTION). Default 168.")
     var runRetention: Double?
 
+    @Option(name: .customLong("on-restart"), help: "What becomes of the runs an earlier process left queued or running: resume (go on from the last journaled step) or fail (FLOWD_ON_RESTART). Default resume.")
+    var onRestart: String?
+
     @Option(name: .customLong("http-threads"), help: "libmicrohttpd event-loop threads (FLOWD_HTTP_THREADS). Default: half the cores, at least 1.")
     var httpThreads: Int?
 
@@ -74,6 +78,10 @@ struct ServeOptions: ParsableArguments {
         c.heartbeatSeconds = try env.seconds(heartbeat, "FLOWD_HEARTBEAT") ?? c.heartbeatSeconds
         c.runRetentionHours = try env.seconds(runRetention, "FLOWD_RUN_RETENTION") ?? c.runRetentionHours
         c.httpThreads = try env.number(httpThreads, "FLOWD_HTTP_THREADS", in: 1...256) ?? c.httpThreads
+        if let policy = env.value(onRestart, "FLOWD_ON_RESTART") {
+            guard let parsed = RestartPolicy(rawValue: policy) else { throw ValidationError("--on-restart must be resume or fail, not \(policy)") }
+            c.onRestart = parsed
+        }
         c.apiKey = env.variables["FLOWD_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         c.llmBaseURL = env.variables["FLOWD_LLM_BASE_URL"]
         c.llmAPIKey = env.variables["FLOWD_LLM_API_KEY"]
