@@ -40,6 +40,7 @@ public protocol RunBackend: Sendable {
     /// A record with an idempotency key whose key another run has already: nothing is
     /// stored, and that run's id comes back (`.duplicate`). The key is stored in the same
     /// write as the record.
+    @discardableResult
     func arrive(_ record: RunRecord, durable: Bool) async throws(StoreError) -> Arrival
 
     /// The run started with idempotency key `key`, if its record is kept.

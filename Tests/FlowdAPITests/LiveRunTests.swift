@@ -41,10 +41,10 @@ struct LiveRunTests {
         #expect(run.cancel() == .accepted(.running), "a second cancel is accepted too, and changes nothing")
         guard case .cancelled = run.claimCommit(result: "out") else { Issue.record("the commit was claimed"); return }
         // Whatever the run then says of its end (a failure, pending documents), it was cancelled.
-        let (outcome, record, events) = run.conclude(.pendingDocuments(["brief"]))
+        let (outcome, finish) = run.conclude(.pendingDocuments(["brief"]))
         #expect(outcome == .cancelled)
-        #expect(record.status == .cancelled)
-        #expect(events.last?.name == "cancelled")
+        #expect(finish.record.status == .cancelled)
+        #expect(finish.events.last?.name == "cancelled")
     }
 
     @Test func aCancelAfterTheEndIsDecidedComesTooLate() {

@@ -118,7 +118,8 @@ struct ProcessTests {
 }
 
 extension ProcessTests {
-    @Test func runRecordsSurviveARestartAndAKilledRunReadsFailed() async throws {
+    /// `--on-restart fail` keeps the older behaviour: a run the kill interrupted ends failed.
+    @Test func runRecordsSurviveARestartAndAKilledRunReadsFailedWithOnRestartFail() async throws {
         let directory = try slowAgents(delayMilliseconds: 30_000)
         defer { directory.remove() }
         try directory.write("agents/quick.yaml", "kind: template\nprompt: \"quick {{input}}\"\n")
@@ -132,7 +133,7 @@ extension ProcessTests {
         flowd.signal(SIGKILL)
         _ = await flowd.waitForExit()
 
-        let restarted = try await FlowdProcess.start(serve: arguments(directory))
+        let restarted = try await FlowdProcess.start(serve: arguments(directory) + ["--on-restart", "fail"])
         let kept = try await restarted.client.get("/runs/\(doneID)")
         #expect(kept.object["status"] as? String == "succeeded")
         #expect(kept.object["result"] as? String == "quick x")

@@ -151,8 +151,8 @@ struct RunBackendContractTests {
         defer { fixture.remove() }
         let owner = try await fixture.openBackend(replica: "owner")
         let other = try await fixture.openBackend(replica: "other")
-        let ownerWork = Task { await owner.run(cancel: { _ in }) }
-        let otherWork = Task { await other.run(cancel: { _ in }) }
+        let ownerWork = Task { await owner.run(cancel: { _ in }, resume: { _ in }) }
+        let otherWork = Task { await other.run(cancel: { _ in }, resume: { _ in }) }
         let record = Self.arrived("r1")
         try await owner.arrive(record, durable: true)
         #expect(try await owner.waitForTurn(record, announce: true))
