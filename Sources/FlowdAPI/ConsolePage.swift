@@ -54,7 +54,12 @@ button:disabled { opacity: .5; cursor: not-allowed; }
 .flows p { margin: 0; font-size: .9rem; overflow-wrap: anywhere; }
 code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .875rem; }
 pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding: .5rem; border-radius: 6px; background: var(--bg); border: 1px solid var(--line); max-height: 20rem; overflow: auto; }
-#run-id { overflow-wrap: anywhere; }
+#run-id, #run-meta { overflow-wrap: anywhere; }
+a { color: var(--accent); }
+#run-meta { margin: 0 0 .75rem; }
+#run-retry-of:not([hidden]) + #run-resumed::before { content: " · "; }
+.steps .resumed { color: var(--state); padding: 0 .75rem; font-style: italic; }
+#run-actions { margin-top: .75rem; }
 #run-panel { margin-top: 1.25rem; border-top: 1px solid var(--line); padding-top: .75rem; }
 .steps { list-style: none; margin: 0; padding: 0; display: grid; gap: .5rem; }
 .step { border: 1px solid var(--line); border-left: 6px solid var(--muted); border-radius: 6px; padding: .5rem .75rem; background: var(--bg); }
@@ -65,7 +70,7 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding
 [data-status="running"], [data-status="queued"], [data-status="cancelling"] { --state: var(--accent); }
 [data-status="completed"], [data-status="succeeded"] { --state: var(--ok); }
 [data-status="failed"] { --state: var(--bad); }
-[data-status="cancelled"], [data-status="pending_docs"] { --state: var(--warn); }
+[data-status="cancelled"], [data-status="pending_docs"], [data-status="interrupted"], [data-status="resumed"] { --state: var(--warn); }
 .step[data-status] { border-left-color: var(--state, var(--muted)); }
 .badge, #run-status { color: var(--state, var(--muted)); }
 .result { margin-top: 1rem; border: 2px solid var(--ok); border-radius: 8px; padding: .75rem 1rem; background: var(--bg); }
@@ -121,9 +126,16 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding
     </form>
     <div id="error" class="error" role="alert" hidden></div>
     <div id="run-panel" hidden>
-      <h3 class="run-heading">Run <code id="run-id"></code></h3>
+      <h3 id="run-heading" class="run-heading" tabindex="-1">Run <code id="run-id"></code></h3>
       <p>Status: <strong id="run-status" role="status" data-status=""></strong> <span id="stream-note" class="note"></span></p>
+      <p id="run-meta" class="note" hidden><span id="run-retry-of" hidden>Retry of run
+        <a id="retry-of-link" href="#"><code id="retry-of-id"></code></a></span><span
+        id="run-resumed" data-count="0" hidden></span></p>
       <ol id="steps" class="steps" aria-label="Agents of this run" aria-live="polite"></ol>
+      <div id="run-actions" class="actions" hidden>
+        <button type="button" id="retry" aria-describedby="retry-hint">Retry from the failed step</button>
+        <span id="retry-hint" class="hint">Starts a new run that keeps the outputs of the agents that completed and goes on from the one that failed or was cancelled.</span>
+      </div>
       <div id="result" class="result" role="region" aria-labelledby="result-title" tabindex="-1" hidden>
         <h3 id="result-title">Result</h3>
         <pre id="result-text"></pre>
@@ -154,8 +166,7 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding
   const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
   let key = sessionStorage.getItem(KEY);
   let agents = [];        // every agent of every flow, for the memory view
-  let current = null;     // the run on screen
-  let lastRequest = null; // for "Run again"
+  let current = null;     // the run on screen; its `request` (flow, story, input) when known, for "Run again"
 
   class Unauthorized extends Error {}
 
@@ -225,6 +236,7 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding
     $('key-panel').hidden = true;
     showKeyStatus();
     loadFlows();
+    openFromLocation();
   });
   $('forget-key').addEventListener('click', () => {
     key = null;
@@ -273,35 +285,114 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding
     }
     start(request);
   });
-  $('run-again').addEventListener('click', () => { if (lastRequest) start(lastRequest); });
+  $('run-again').addEventListener('click', () => { if (current && current.request) start(current.request); });
 
   async function start(request) {
-    stopFollowing();
-    lastRequest = request;
     hideError();
     $('run').disabled = true;
     try {
       const response = await api('POST', '/runs', JSON.stringify(request));
       if (response.status !== 202) { showError(detailText(response.data, response.status)); return; }
-      current = { id: response.data.run_id, lastEventId: 0, finished: false, steps: new Map(), source: null, controller: null, timer: 0 };
-      $('run-id').textContent = current.id;
-      $('steps').replaceChildren();
-      $('result').hidden = true;
-      $('pending').hidden = true;
-      $('pending-list').replaceChildren();
-      $('stream-note').textContent = '';
-      $('run-panel').hidden = false;
-      setStatus('queued');
-      $('cancel').disabled = false;
+      show({ run_id: response.data.run_id, status: 'queued', resumed: 0 }, request);
       if (!$('memory-story').value) $('memory-story').value = request.story_id;
-      current.timer = setInterval(tick, 200, current);
-      follow(current);
     } catch (error) {
       showError(failure(error));
     } finally {
       $('run').disabled = false;
     }
   }
+
+  /** Puts a run on screen (what its record says so far) and follows its events from the first. */
+  function show(record, request) {
+    stopFollowing();
+    current = { id: record.run_id, request, lastEventId: 0, finished: false, steps: new Map(), source: null, controller: null, timer: 0 };
+    $('run-id').textContent = current.id;
+    $('steps').replaceChildren();
+    $('result').hidden = true;
+    $('pending').hidden = true;
+    $('pending-list').replaceChildren();
+    $('stream-note').textContent = '';
+    $('run-actions').hidden = true;
+    showRecord(current, record);
+    $('run-panel').hidden = false;
+    setStatus(record.status);
+    $('cancel').disabled = ['succeeded', 'pending_docs', 'failed', 'cancelled'].includes(record.status);
+    current.timer = setInterval(tick, 200, current);
+    follow(current);
+  }
+
+  /** What the record adds to the events: how often the run was resumed, and what it retries. */
+  function showRecord(run, record) {
+    if (run !== current) return;
+    const resumed = Number(record.resumed) || 0;
+    const note = $('run-resumed');
+    note.dataset.count = String(resumed);
+    note.textContent = resumed === 1 ? 'Resumed once after a restart' : 'Resumed ' + resumed + ' times after a restart';
+    note.hidden = resumed <= 0;
+    const original = typeof record.retry_of === 'string' && ID.test(record.retry_of) ? record.retry_of : null;
+    $('run-retry-of').hidden = !original;
+    if (original) {
+      $('retry-of-id').textContent = original;
+      $('retry-of-link').href = '#run=' + encodeURIComponent(original);
+      $('retry-of-link').dataset.run = original;
+    }
+    $('run-meta').hidden = note.hidden && !original;
+  }
+
+  async function refreshRecord(run) {
+    try {
+      const response = await api('GET', path('runs', run.id));
+      if (response.ok) showRecord(run, response.data);
+    } catch (error) {
+      // The events go on; the next `resumed` event reads the record again.
+    }
+  }
+
+  /** Opens a run that is not on screen (the run a retry retries, a `#run=<id>` link). */
+  async function openRun(id) {
+    if (!ID.test(id)) { showError('No such run id: ' + id); return; }
+    hideError();
+    try {
+      const response = await api('GET', path('runs', id));
+      if (!response.ok) { showError(detailText(response.data, response.status)); return; }
+      show(response.data, null);
+      $('run-heading').focus();
+    } catch (error) {
+      showError(failure(error));
+    }
+  }
+
+  function openFromLocation() {
+    const match = /^#run=(.+)$/.exec(location.hash);
+    if (!match) return;
+    let id = null;
+    try { id = decodeURIComponent(match[1]); } catch (error) { /* a malformed link: nothing to open */ }
+    if (id) openRun(id);
+  }
+
+  $('retry-of-link').addEventListener('click', (event) => {
+    event.preventDefault();
+    const id = event.currentTarget.dataset.run;
+    if (id) openRun(id);
+  });
+
+  $('retry').addEventListener('click', async () => {
+    const run = current;
+    if (!run || !run.finished) return;
+    const button = $('retry');
+    button.disabled = true;
+    hideError();
+    try {
+      const response = await api('POST', path('runs', run.id, 'retry'));
+      if (response.status !== 202) { showError(detailText(response.data, response.status)); return; }
+      show({ run_id: response.data.run_id, status: 'queued', resumed: 0, retry_of: run.id }, run.request);
+      $('run-heading').focus();
+    } catch (error) {
+      showError(failure(error));
+    } finally {
+      button.disabled = false;
+    }
+  });
 
   function stopFollowing() {
     if (!current) return;
@@ -407,6 +498,15 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding
   }
 
   function progress(run, data) {
+    if (data.status === 'resumed') {
+      // The process that ran it died and another took it up: what was running then starts over.
+      for (const step of run.steps.values()) if (step.dataset.status === 'running') setStep(step, 'interrupted');
+      $('steps').append(el('li', { class: 'resumed', 'data-status': 'resumed', text: data.agent
+        ? 'Resumed after a restart, going on with ' + data.agent + '.'
+        : 'Resumed after a restart; no agent was left to run.' }));
+      refreshRecord(run);
+      return;
+    }
     if (data.status === 'started') {
       setStatus('running');
       const step = el('li', { class: 'step', 'data-agent': data.agent, 'data-status': 'running' },
@@ -452,6 +552,7 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding
     setStatus(status);
     $('stream-note').textContent = '';
     $('cancel').disabled = true;
+    $('run-actions').hidden = !(status === 'failed' || status === 'cancelled');
   }
 
   function showResult(text) {
@@ -463,8 +564,10 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding
   async function settle(run) {
     try {
       const response = await api('GET', path('runs', run.id));
-      if (!response.ok || run.finished) return;
+      if (!response.ok) return;
       const record = response.data;
+      showRecord(run, record);
+      if (run.finished) return;
       if (record.status === 'succeeded') { finish(run, 'succeeded'); showResult(record.result); }
       else if (record.status === 'pending_docs') { finish(run, 'pending_docs'); showPending(record.pending_docs); }
       else if (record.status === 'failed') { finish(run, 'failed'); showError(record.error); }
@@ -519,6 +622,7 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding
       });
       return item;
     }));
+    $('run-again').hidden = !(current && current.request);
     $('pending').hidden = false;
     const first = $('pending-list').querySelector('textarea');
     if (first) first.focus();
@@ -551,8 +655,10 @@ pre { white-space: pre-wrap; overflow-wrap: anywhere; margin: .5rem 0 0; padding
     }
   });
 
+  window.addEventListener('hashchange', openFromLocation);
   showKeyStatus();
   loadFlows();
+  openFromLocation();
 })();
 </script>
 </body>

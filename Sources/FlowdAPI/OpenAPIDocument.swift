@@ -28,6 +28,10 @@ public enum OpenAPIDocument {
         return .object(document)
     }
 
+    /// The `Idempotency-Key` header's pattern as JSON Schema (ECMA-262) writes it: 1 to 255
+    /// characters of visible ASCII, %x21-7E.
+    public static let idempotencyKeyPattern = "^[!-~]{1,255}$"
+
     private static let info = """
         Runs PocketFlow-style agent flows. Every error answer is JSON `{"detail": …}`: a message, \
         or for 422 a FastAPI-style list of issues. When several answers apply, the first of these \
@@ -87,9 +91,12 @@ public enum OpenAPIDocument {
                             "type": "object",
                             "properties": [
                                 "loc": ["type": "array", "items": ["type": ["string", "integer"]],
-                                        "description": "`[\"body\", field]` or `[\"path\", parameter]`."],
+                                        "description": "`[\"body\", field]`, `[\"path\", parameter]` or `[\"header\", \"idempotency-key\"]`."],
                                 "msg": ["type": "string"],
-                                "type": ["type": "string", "description": "`missing`, `string_type`, `string_pattern_mismatch`, `string_too_long`, `enum`."],
+                                "type": [
+                                    "type": "string",
+                                    "description": "`missing`, `string_type`, `string_pattern_mismatch`, `string_too_long`, `enum`; `idempotency_key_reused` for an `Idempotency-Key` sent before with another request.",
+                                ],
                                 "input": ["description": "The offending value (left out when long)."],
                                 "ctx": ["type": "object"],
                             ],
@@ -122,7 +129,13 @@ public enum OpenAPIDocument {
             ],
             "RunAccepted": [
                 "type": "object",
-                "properties": ["run_id": ["type": "string"], "status": ["const": "queued"]],
+                "properties": [
+                    "run_id": ["type": "string"],
+                    "status": [
+                        "type": "string", "enum": .array(RunStatus.allCases.map { .string($0.rawValue) }),
+                        "description": "`queued` for the run this request started; in a replay (`Idempotent-Replayed: true`), the status of the run the key started, now.",
+                    ],
+                ],
                 "required": ["run_id", "status"],
             ],
             "CancelAccepted": [
@@ -146,16 +159,29 @@ public enum OpenAPIDocument {
                     "error": ["type": ["string", "null"], "description": "The detail of a failed or cancelled run."],
                     "created_at": ["type": "string", "format": "date-time"],
                     "finished_at": ["type": ["string", "null"], "format": "date-time"],
+                    "resumed": [
+                        "type": "integer", "minimum": 0,
+                        "description": "How many times the run was taken up again after the process that had it queued or running died (or, with PostgreSQL, its replica's lease expired); 0 for a run never resumed.",
+                    ],
+                    "retry_of": [
+                        "type": "string", "pattern": .string(RequestValidation.idPattern),
+                        "description": "Only on a retry (`POST /runs/{id}/retry`): the failed or cancelled run it goes on from.",
+                    ],
                 ],
-                "required": ["run_id", "flow", "story_id", "status", "result", "pending_docs", "error", "created_at", "finished_at"],
+                "required": ["run_id", "flow", "story_id", "status", "result", "pending_docs", "error", "created_at", "finished_at", "resumed"],
             ],
             "ProgressEvent": [
                 "type": "object",
-                "description": "SSE `event: progress`.",
+                "description": """
+                    SSE `event: progress`. `resumed` is the first event a run sends after the process \
+                    that ran it died (or, with PostgreSQL, its replica's lease expired) and another took \
+                    it up: `agent` is the agent it goes on with, whose `started` follows, or null when \
+                    no agent is left to run.
+                    """,
                 "properties": [
                     "run_id": ["type": "string"],
-                    "agent": ["type": "string"],
-                    "status": ["type": "string", "enum": ["started", "completed", "failed"]],
+                    "agent": ["type": ["string", "null"], "description": "The agent; null only on `resumed`, when no agent is left to run."],
+                    "status": ["type": "string", "enum": ["started", "completed", "failed", "resumed"]],
                     "timestamp": ["type": "string"],
                     "duration": ["type": "number", "description": "Seconds; on `completed` and `failed`."],
                 ],
@@ -296,9 +322,37 @@ public enum OpenAPIDocument {
                     "schema": ["$ref": "#/components/schemas/Scope"],
                 ],
                 "MemoryKey": pathParameter("key", pattern: RequestValidation.memoryKeyPattern, "A memory key."),
+                "IdempotencyKey": [
+                    "name": "Idempotency-Key", "in": "header", "required": false,
+                    "description": """
+                        Makes the request safe to repeat (the IETF draft of that name; Stripe's API). The \
+                        first request with a key starts its run and keeps the key with the run's record, \
+                        durably, before any answer, for as long as the record (`--run-retention`). A later \
+                        request with the key and the same request (route, run id for a retry, `flow`, \
+                        `input` and `story_id` after defaults) starts nothing and is answered, even while \
+                        draining or at `--max-runs`, with the original run's answer and \
+                        `Idempotent-Replayed: true`. The key with another request is 422 (`type` \
+                        `idempotency_key_reused`); a key that does not match the pattern is 422 too (`loc` \
+                        `["header", "idempotency-key"]`). An answer given before a run was admitted (400, \
+                        401, 404, 409, 413, 415, 422, 503) stores no key.
+                        """,
+                    "schema": ["type": "string", "minLength": 1, "maxLength": 255, "pattern": .string(idempotencyKeyPattern)],
+                ],
             ],
             "headers": [
                 "RetryAfter": ["description": "Seconds to wait before retrying.", "schema": ["type": "integer"]],
+                "RunID": [
+                    "description": "The id of the run the answer is about (`/runs/<id>`).", "required": true,
+                    "schema": ["type": "string", "pattern": .string(RequestValidation.idPattern)],
+                ],
+                "RunIDIfAdmitted": [
+                    "description": "The id of the run the answer is about, when a run was admitted before it (`/runs/<id>`).",
+                    "schema": ["type": "string", "pattern": .string(RequestValidation.idPattern)],
+                ],
+                "IdempotentReplayed": [
+                    "description": "`true` when the answer is the replay of the run an earlier request with the same `Idempotency-Key` started; absent otherwise.",
+                    "schema": ["type": "string", "enum": ["true"]],
+                ],
             ],
             // 405 answers a method that no operation here declares, so no operation can answer
             // it: it is described here only. (The other routing answer, 404, is declared on every
@@ -412,13 +466,19 @@ public enum OpenAPIDocument {
                             Checks that every document the flow's agents need exists, runs the agents and \
                             commits their memory before answering. With `Accept: text/event-stream` the 200 \
                             is an event stream; an answer decided before the run starts (400, 401, 413, 415, \
-                            422, 503) is still the JSON one.
+                            422, 503) is still the JSON one. Every answer about an admitted run carries its id \
+                            in `X-Run-ID` (a stream with its headers): a client cut off while it waits finds \
+                            the outcome under `/runs/{id}`, or by sending the request again with its \
+                            `Idempotency-Key`, which answers what the run answers (waiting for it while it \
+                            goes; a stream from its first event).
                             """,
+                        parameters: [ref("IdempotencyKey", in: "parameters")],
                         body: jsonBody("RunRequest"),
                         responses: [
                             "200": [
                                 "description": "The flow ran, or documents are missing.",
                                 "links": runLinks,
+                                "headers": .object(runHeaders(admitted: true)),
                                 // A generated client reads one media type per status, the first it
                                 // knows: the JSON answer, the one a client gets unless it asks.
                                 "content": [
@@ -427,31 +487,41 @@ public enum OpenAPIDocument {
                                 ],
                             ],
                             "400": detail("The body is not JSON or not an object, or the flow is unknown."),
-                            "409": detail("The run was cancelled (`POST /runs/{id}/cancel`)."),
+                            "409": [
+                                "description": "The run was cancelled (`POST /runs/{id}/cancel`).",
+                                "headers": .object(runHeaders(admitted: true)),
+                                "content": json("Detail"),
+                            ],
                             "413": tooLarge,
                             "415": unsupportedMediaType,
-                            "422": validation("A field is missing or not a string, `story_id` does not match its pattern, or `input` is too long."),
-                            "500": detail("An agent failed after its retries or timed out, a loop ran past `max_steps`, or storage failed."),
-                            "503": unavailable("Too many runs in flight (`--max-runs`), the server is draining, the drain timeout cut the run off, or (`--store postgres`) the database is unreachable."),
+                            "422": validation("A field is missing or not a string, `story_id` does not match its pattern, `input` is too long, or the `Idempotency-Key` is malformed or was sent before with another request."),
+                            "500": [
+                                "description": "An agent failed after its retries or timed out, a loop ran past `max_steps`, or storage failed.",
+                                "headers": .object(runHeaders(admitted: false)),
+                                "content": json("Detail"),
+                            ],
+                            "503": unavailable(
+                                "Too many runs in flight (`--max-runs`), the server is draining, the drain timeout cut the run off, or (`--store postgres`) the database is unreachable.",
+                                headers: runHeaders(admitted: false)),
                         ]),
                 ],
                 "/runs": [
                     "post": operation(
                         "startRun", tag: "runs",
                         summary: "Start a run in the background",
-                        description: "Same body as `/run`. The run's record is stored before the answer; follow it under `/runs/{id}`.",
+                        description: """
+                            Same body as `/run`. The run's record is stored before the answer; follow it under \
+                            `/runs/{id}`. Sent again with the same `Idempotency-Key`, it answers 202 with the \
+                            same `run_id` (its `status` as it is now) and starts nothing.
+                            """,
+                        parameters: [ref("IdempotencyKey", in: "parameters")],
                         body: jsonBody("RunRequest"),
                         responses: [
-                            "202": [
-                                "description": "The run is queued.",
-                                "links": runLinks,
-                                "headers": ["Location": ["description": "`/runs/<run_id>`.", "required": true, "schema": ["type": "string"]]],
-                                "content": json("RunAccepted"),
-                            ],
+                            "202": accepted("The run is queued (or, replayed, the run the key started)."),
                             "400": detail("The body is not JSON or not an object, or the flow is unknown."),
                             "413": tooLarge,
                             "415": unsupportedMediaType,
-                            "422": validation("A field is missing or not a string, `story_id` does not match its pattern, or `input` is too long."),
+                            "422": validation("A field is missing or not a string, `story_id` does not match its pattern, `input` is too long, or the `Idempotency-Key` is malformed or was sent before with another request."),
                             "500": storageFailed,
                             "503": unavailable("Too many runs in flight (`--max-runs`), the server is draining, or (`--store postgres`) the database is unreachable."),
                         ]),
@@ -460,7 +530,11 @@ public enum OpenAPIDocument {
                     "parameters": [ref("RunID", in: "parameters")],
                     "get": operation(
                         "getRun", tag: "runs", summary: "A run's record",
-                        description: "Records survive a restart; a run that was queued or running when the process died is `failed`.",
+                        description: """
+                            Records survive a restart. A run that was queued or running when the process died \
+                            is resumed by the next one (`resumed` counts how often; the agents whose steps were \
+                            journaled are not run again), or, with `--on-restart fail`, ends `failed`.
+                            """,
                         responses: [
                             "200": ["description": "The record.", "content": json("RunRecord")],
                             "404": notFound("No run with this id."),
@@ -472,7 +546,12 @@ public enum OpenAPIDocument {
                     "parameters": [ref("RunID", in: "parameters")],
                     "get": operation(
                         "followRunEvents", tag: "runs", summary: "A run's events, replayed then followed live",
-                        description: "From the first event (or the one after `Last-Event-ID`) to the terminal one.",
+                        description: """
+                            From the first event (or the one after `Last-Event-ID`) to the terminal one. A \
+                            resumed run's events go on after the highest id stored, with a `progress` \
+                            `resumed`; a client that saw later ids (sent, not yet durable when the process \
+                            died) may see those ids again for the steps that run again.
+                            """,
                         parameters: [[
                             "name": "Last-Event-ID", "in": "header", "required": false,
                             "description": "Only the events after this id are sent (a whole number; anything else counts as 0).",
@@ -497,6 +576,28 @@ public enum OpenAPIDocument {
                             "409": detail("The run has already succeeded, failed or answered `pending_docs`."),
                             "422": pathValidation,
                             "500": storageFailed,
+                        ]),
+                ],
+                "/runs/{id}/retry": [
+                    "parameters": [ref("RunID", in: "parameters")],
+                    "post": operation(
+                        "retryRun", tag: "runs", summary: "Retry a failed or cancelled run from its failed step",
+                        description: """
+                            Starts a new run of the same flow, input and story, whose record has `retry_of`, \
+                            queued in its story's order like any new run. It starts at the agent that failed \
+                            (or was cancelled, or had not started) with the outputs of the original's \
+                            journaled steps: those agents are not run again and send no events, but their \
+                            steps count toward `max_steps` and their outputs are part of the retry's memory \
+                            commit. No body.
+                            """,
+                        parameters: [ref("IdempotencyKey", in: "parameters")],
+                        responses: [
+                            "202": accepted("The retry is queued (or, replayed, the retry the key started)."),
+                            "404": notFound("No run with this id."),
+                            "409": detail("The run is not `failed` or `cancelled`."),
+                            "422": validation("The id does not match its pattern, or the `Idempotency-Key` is malformed or was sent before with another request."),
+                            "500": storageFailed,
+                            "503": unavailable("Too many runs in flight (`--max-runs`), the server is draining, or (`--store postgres`) the database is unreachable."),
                         ]),
                 ],
                 "/flows": [
@@ -645,7 +746,7 @@ public enum OpenAPIDocument {
                 "/": [
                     "get": operation(
                         "console", tag: "operations", summary: "The web console",
-                        description: "One self-contained HTML page (no outside assets, a strict `Content-Security-Policy`) that lists the flows, starts and follows runs, uploads missing documents, cancels runs and shows a story's memory through the routes here. It holds no data and is served without the API key; it asks the person for the key and sends it to every other route.",
+                        description: "One self-contained HTML page (no outside assets, a strict `Content-Security-Policy`) that lists the flows, starts and follows runs, uploads missing documents, cancels runs, retries a failed or cancelled run from its failed step and shows a story's memory through the routes here. It holds no data and is served without the API key; it asks the person for the key and sends it to every other route.",
                         public: true,
                         responses: [
                             "200": [
@@ -673,7 +774,8 @@ public enum OpenAPIDocument {
                 "description": """
                     Server-Sent Events, lines ending in LF. Each event is an `id:` line (1, 2, 3, … \
                     within the run), an `event:` line and one `data:` line of JSON that has `run_id`, \
-                    then an empty line: `progress` (data: `ProgressEvent`) and `result` \
+                    then an empty line: `progress` (data: `ProgressEvent`; `resumed` when a run goes \
+                    on after a restart) and `result` \
                     (`ResultEvent`) events, then exactly one terminal event, after which the stream \
                     ends: `done` (`DoneEvent`: the `/run` 200 body), `error` (`ErrorEvent`) or \
                     `cancelled` (`CancelledEvent`). A `: ping` comment line goes out every \
@@ -689,7 +791,26 @@ public enum OpenAPIDocument {
         /// The run an answer names, followed under `/runs/{id}`.
         private var runLinks: JSONValue {
             let id: JSONObject = ["id": "$response.body#/run_id"]
-            return ["GetRun": link("getRun", id), "FollowRunEvents": link("followRunEvents", id), "CancelRun": link("cancelRun", id)]
+            return [
+                "GetRun": link("getRun", id), "FollowRunEvents": link("followRunEvents", id), "CancelRun": link("cancelRun", id),
+                "RetryRun": link("retryRun", id),
+            ]
+        }
+
+        /// `X-Run-ID` (required when the answer is always about an admitted run) and
+        /// `Idempotent-Replayed`.
+        private func runHeaders(admitted: Bool) -> JSONObject {
+            [
+                "X-Run-ID": ref(admitted ? "RunID" : "RunIDIfAdmitted", in: "headers"),
+                "Idempotent-Replayed": ref("IdempotentReplayed", in: "headers"),
+            ]
+        }
+
+        /// 202 of a run started in the background: `{"run_id", "status": "queued"}`.
+        private func accepted(_ description: String) -> JSONValue {
+            var headers: JSONObject = ["Location": ["description": "`/runs/<run_id>`.", "required": true, "schema": ["type": "string"]]]
+            for (name, header) in runHeaders(admitted: true) { headers[name] = header }
+            return ["description": .string(description), "links": runLinks, "headers": .object(headers), "content": json("RunAccepted")]
         }
 
         /// The document an answer names.
@@ -774,12 +895,10 @@ public enum OpenAPIDocument {
 
         private var storageFailed: JSONValue { detail("Storage failed.") }
 
-        private func unavailable(_ description: String) -> JSONValue {
-            [
-                "description": .string(description),
-                "headers": ["Retry-After": ["$ref": "#/components/headers/RetryAfter"]],
-                "content": json("Detail"),
-            ]
+        private func unavailable(_ description: String, headers more: JSONObject = [:]) -> JSONValue {
+            var headers: JSONObject = ["Retry-After": ref("RetryAfter", in: "headers")]
+            for (name, header) in more { headers[name] = header }
+            return ["description": .string(description), "headers": .object(headers), "content": json("Detail")]
         }
     }
 }

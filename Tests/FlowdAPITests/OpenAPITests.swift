@@ -16,7 +16,8 @@ struct OpenAPITests {
     static let registeredRoutes: Set<Route> = [
         Route("GET", "/healthz"), Route("GET", "/readyz"),
         Route("POST", "/run"), Route("POST", "/runs"), Route("GET", "/runs/{id}"),
-        Route("GET", "/runs/{id}/events"), Route("POST", "/runs/{id}/cancel"), Route("GET", "/flows"),
+        Route("GET", "/runs/{id}/events"), Route("POST", "/runs/{id}/cancel"), Route("POST", "/runs/{id}/retry"),
+        Route("GET", "/flows"),
         Route("GET", "/docs"), Route("PUT", "/docs/{id}"), Route("GET", "/docs/{id}"), Route("DELETE", "/docs/{id}"),
         Route("PUT", "/doc/{id}"), Route("GET", "/doc/{id}"), Route("GET", "/doc/{id}/status"),
         Route("GET", "/memory/{scope}"), Route("GET", "/memory/{scope}/{key}"),
@@ -222,6 +223,118 @@ struct OpenAPITests {
         #expect((methodNotAllowed["headers"] as? [String: Any])?["Allow"] != nil)
         let schema = (((methodNotAllowed["content"] as? [String: Any])?["application/json"] as? [String: Any])?["schema"] as? [String: Any])
         #expect(schema?["$ref"] as? String == "#/components/schemas/Detail")
+    }
+
+    static let routesThatStartRuns: Set<Route> = [Route("POST", "/run"), Route("POST", "/runs"), Route("POST", "/runs/{id}/retry")]
+
+    static func schemas(_ document: [String: Any]) -> [String: [String: Any]] {
+        (document["components"] as? [String: Any])?["schemas"] as? [String: [String: Any]] ?? [:]
+    }
+
+    @Test func theRoutesThatStartRunsAndOnlyTheyTakeAnIdempotencyKey() throws {
+        let document = try Self.document()
+        let parameters = (document["components"] as? [String: Any])?["parameters"] as? [String: [String: Any]]
+        let key = try #require(parameters?["IdempotencyKey"])
+        #expect(key["name"] as? String == "Idempotency-Key")
+        #expect(key["in"] as? String == "header")
+        #expect(key["required"] as? Bool == false)
+        #expect((key["schema"] as? [String: Any])?["pattern"] as? String == "^[!-~]{1,255}$")
+        for (route, operation) in Self.operations(document) {
+            let refs = (operation["parameters"] as? [[String: Any]] ?? []).compactMap { $0["$ref"] as? String }
+            #expect(refs.contains("#/components/parameters/IdempotencyKey") == Self.routesThatStartRuns.contains(route), "\(route)")
+        }
+    }
+
+    /// The pattern as a JSON Schema validator reads it (ECMA-262, as `NSRegularExpression` does
+    /// for these few constructs): what the server takes, 1 to 255 of %x21-7E.
+    @Test(arguments: [
+        ("k", true), ("!~", true), ("order-42:a/b?c=d", true), (String(repeating: "x", count: 255), true),
+        ("", false), (" ", false), ("two words", false), ("tab\t", false), ("é", false), ("\u{7F}", false),
+        (String(repeating: "x", count: 256), false),
+    ])
+    func theIdempotencyKeyPatternTakesVisibleASCIIOnly(key: String, valid: Bool) throws {
+        let pattern = try NSRegularExpression(pattern: OpenAPIDocument.idempotencyKeyPattern)
+        let matched = pattern.firstMatch(in: key, range: NSRange(key.startIndex..., in: key)) != nil
+        #expect(matched == valid, "\(key.debugDescription)")
+    }
+
+    @Test func everyAnswerAboutAnAdmittedRunDeclaresItsRunIDAndWhetherItIsAReplay() throws {
+        let operations = Self.operations(try Self.document())
+        // Required where the answer is always about an admitted run; optional where it may
+        // come before one was (storage failed, too many runs).
+        let expected: [(Route, String, Bool)] = [
+            (Route("POST", "/run"), "200", true), (Route("POST", "/run"), "409", true),
+            (Route("POST", "/run"), "500", false), (Route("POST", "/run"), "503", false),
+            (Route("POST", "/runs"), "202", true), (Route("POST", "/runs/{id}/retry"), "202", true),
+        ]
+        let components = try Self.document()["components"] as? [String: Any]
+        let headers = components?["headers"] as? [String: [String: Any]] ?? [:]
+        for (route, status, required) in expected {
+            let response = (operations[route]?["responses"] as? [String: [String: Any]])?[status]
+            let declared = response?["headers"] as? [String: [String: Any]] ?? [:]
+            let runID = try #require(declared["X-Run-ID"]?["$ref"] as? String, "\(route) \(status)")
+            #expect((headers[String(runID.split(separator: "/").last ?? "")]?["required"] as? Bool ?? false) == required, "\(route) \(status)")
+            let replayed = try #require(declared["Idempotent-Replayed"]?["$ref"] as? String, "\(route) \(status)")
+            let schema = headers[String(replayed.split(separator: "/").last ?? "")]?["schema"] as? [String: Any]
+            #expect(schema?["enum"] as? [String] == ["true"])
+            if status == "202" {
+                #expect(declared["Location"]?["required"] as? Bool == true, "\(route)")
+                let content = (response?["content"] as? [String: [String: Any]])?["application/json"]?["schema"] as? [String: Any]
+                #expect(content?["$ref"] as? String == "#/components/schemas/RunAccepted", "\(route)")
+            }
+        }
+    }
+
+    @Test func aRetryAnswersLikeTheOtherRunRoutes() throws {
+        for secured in [false, true] {
+            let retry = try #require(Self.operations(try Self.document(apiKeyRequired: secured))[Route("POST", "/runs/{id}/retry")])
+            #expect(retry["operationId"] as? String == "retryRun")
+            #expect(retry["requestBody"] == nil)
+            let statuses = Set((retry["responses"] as? [String: Any] ?? [:]).keys)
+            let expected: Set<String> = ["202", "404", "409", "422", "500", "503"]
+            #expect(statuses == expected.union(secured ? ["401"] : []))
+            #expect(((retry["responses"] as? [String: [String: Any]])?["503"]?["headers"] as? [String: Any])?["Retry-After"] != nil)
+        }
+    }
+
+    @Test func aRunRecordAlwaysSaysHowOftenItWasResumedAndARetryWhatItRetries() throws {
+        let record = try #require(Self.schemas(try Self.document())["RunRecord"])
+        let required = record["required"] as? [String] ?? []
+        #expect(required.contains("resumed") && !required.contains("retry_of"))
+        let properties = record["properties"] as? [String: [String: Any]]
+        #expect(properties?["resumed"]?["type"] as? String == "integer")
+        #expect(properties?["resumed"]?["minimum"] as? Int == 0)
+        #expect(properties?["retry_of"]?["type"] as? String == "string")
+        #expect(properties?["retry_of"]?["pattern"] as? String == "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+    }
+
+    /// What `GET /runs/{id}` answers is what the schema describes: every member declared,
+    /// every required one there, for a plain run and a resumed retry.
+    @Test func theRecordsJSONHasTheSchemasMembers() throws {
+        let properties = Set((Self.schemas(try Self.document())["RunRecord"]?["properties"] as? [String: Any] ?? [:]).keys)
+        let required = Set(Self.schemas(try Self.document())["RunRecord"]?["required"] as? [String] ?? [])
+        var retry = RunRecord(runID: "r2", flow: "default", storyID: "s1", status: .running, createdAt: Date(), retryOf: "r1")
+        retry.resumed = 2
+        for record in [RunRecord(runID: "r1", flow: "default", storyID: "s1", status: .failed, createdAt: Date()), retry] {
+            guard case .object(let json) = record.json else { Issue.record("not an object"); continue }
+            let members = Set(json.keys)
+            #expect(members.isSubset(of: properties), "undeclared: \(members.subtracting(properties))")
+            #expect(required.isSubset(of: members), "missing: \(required.subtracting(members))")
+        }
+    }
+
+    @Test func aProgressEventMayTellThatTheRunWasResumedWithNoAgentLeft() throws {
+        let progress = try #require(Self.schemas(try Self.document())["ProgressEvent"])
+        let properties = progress["properties"] as? [String: [String: Any]]
+        #expect(properties?["status"]?["enum"] as? [String] == ["started", "completed", "failed", "resumed"])
+        #expect(properties?["agent"]?["type"] as? [String] == ["string", "null"])
+        #expect((progress["description"] as? String)?.contains("resumed") == true)
+        guard case .object(let data) = RunEvent.resumed(id: 7, runID: "r1", agent: nil, at: Date()).data else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(Set(data.keys).isSubset(of: Set(properties?.keys.map { $0 } ?? [])))
+        #expect(data["agent"] == .null && data["status"] == "resumed")
     }
 
     @Test func everyOperationHasAUniqueOperationID() throws {

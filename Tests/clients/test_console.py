@@ -6,8 +6,11 @@ Skipped, saying why, only where chromium, chromedriver or selenium is not instal
 (`scripts/test` installs them); a browser that is installed but fails is a failure."""
 import os
 import re
+import signal
 import socket
+import subprocess
 import threading
+import time
 
 import pytest
 import requests
@@ -236,6 +239,8 @@ def test_the_default_flow_runs_by_keyboard_and_shows_both_agents_and_the_result(
     assert find(browser, "#result").is_displayed()
     assert find(browser, "#result-text").text == "summary of analysis of a notes app"
     assert not find(browser, "#error").is_displayed()
+    assert not find(browser, "#retry").is_displayed()  # only a failed or cancelled run is retried
+    assert not find(browser, "#run-meta").is_displayed()  # neither resumed nor a retry
     screenshot(browser, "console-1-succeeded.png")
 
     # The story's memory, as the run left it.
@@ -311,6 +316,123 @@ def test_a_failed_run_shows_the_servers_detail(browser, flowd):
     assert not find(browser, "#result").is_displayed()
     screenshot(browser, "console-6-failed.png")
     assert_clean_log(browser)
+
+
+def wait_record(url, run_id, done):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        record = requests.get(f"{url}/runs/{run_id}", timeout=10).json()
+        if done(record):
+            return record
+        time.sleep(0.05)
+    raise AssertionError(f"run {run_id} never got there: {record}")
+
+
+def test_a_run_opens_from_a_link_and_its_events_are_replayed(browser, flowd):
+    run_id = requests.post(f"{flowd}/runs", json={"story_id": "console-link", "input": "a link"}, timeout=10).json()["run_id"]
+    wait_record(flowd, run_id, lambda record: record["status"] == "succeeded")
+    open_console(browser, flowd)
+    browser.get(f"{flowd}/#run={run_id}")  # the address of a run, as the page links to one
+    wait_for(browser, lambda d: find(d, "#run-id").text == run_id, "the linked run never opened")
+    wait_status(browser, "succeeded")
+    assert steps(browser) == [("analyst", "completed"), ("summarizer", "completed")]
+    assert find(browser, "#result-text").text == "summary of analysis of a link"
+    assert browser.switch_to.active_element == find(browser, "#run-heading")
+    assert not find(browser, "#cancel").is_enabled()
+    assert not find(browser, "#run-meta").is_displayed()
+    browser.get("about:blank")
+    assert_clean_log(browser)
+
+
+def require_retry_route(url):
+    """GUARD, to remove once the server has `POST /runs/{id}/retry` (SPEC "Durable runs"): a
+    malformed id is 422 where the route exists, the routing 404 (or 405) where it does not. The
+    probe starts nothing either way."""
+    status = requests.post(f"{url}/runs/-probe/retry", timeout=10).status_code
+    if status in (404, 405):
+        pytest.skip(f"GUARD: the server has no POST /runs/{{id}}/retry yet (the probe answered {status})")
+
+
+def test_a_failed_run_is_retried_from_its_failed_step_and_links_to_the_original(browser, flowd):
+    from selenium.webdriver.common.keys import Keys
+    require_retry_route(flowd)
+    open_console(browser, flowd)
+    fill_run_form(browser, "failing", "console-retry", "a notes app")
+    find(browser, "#run").click()
+    wait_status(browser, "failed")
+    original = find(browser, "#run-id").text
+    retry = find(browser, "#retry")
+    assert retry.is_displayed() and retry.text == "Retry from the failed step"
+    screenshot(browser, "console-10-failed-with-retry.png")
+
+    retry.send_keys(Keys.ENTER)  # a keyboard user's activation of the button
+    wait_for(browser, lambda d: find(d, "#run-id").text not in ("", original), "no new run after Retry")
+    retried = find(browser, "#run-id").text
+    assert browser.switch_to.active_element == find(browser, "#run-heading")
+    wait_status(browser, "failed")  # boom fails again: it is the step that is retried
+    # The analyst's step is the original's, journaled: it is not run again and sends no event.
+    assert steps(browser) == [("boom", "failed")]
+    assert find(browser, "#error").text == "Flow execution failed: boom: out of ideas"
+    assert find(browser, "#run-retry-of").is_displayed()
+    assert find(browser, "#retry-of-id").text == original
+    assert not find(browser, "#run-resumed").is_displayed()
+    assert find(browser, "#retry").is_displayed()  # a retry that failed can be retried in turn
+    record = requests.get(f"{flowd}/runs/{retried}", timeout=10).json()
+    assert (record["retry_of"], record["status"], record["resumed"]) == (original, "failed", 0)
+    screenshot(browser, "console-11-retried.png")
+
+    find(browser, "#retry-of-link").click()  # opens the original, replaying its events
+    wait_for(browser, lambda d: find(d, "#run-id").text == original, "the original never opened")
+    wait_status(browser, "failed")
+    assert steps(browser) == [("analyst", "completed"), ("boom", "failed")]
+    assert not find(browser, "#run-meta").is_displayed()
+    assert_clean_log(browser)
+
+
+def serve(work, port=0):
+    """flowd on the folders of `work` (as `start_flowd` made them): the same data after a restart."""
+    process = subprocess.Popen(
+        [flowd_process.FLOWD, "serve", "--port", str(port), "--agents", os.path.join(work, "agents"),
+         "--docs", os.path.join(work, "docs"), "--data", os.path.join(work, "data"), "--drain-timeout", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={k: v for k, v in os.environ.items() if k != "FLOWD_API_KEY"})
+    match = re.search(r"http://\S+", process.stdout.readline())
+    assert match, "flowd did not start"
+    return match.group(0), process
+
+
+def test_a_run_resumed_after_a_crash_says_so(browser):
+    url, process, work = start_flowd()
+    try:
+        run_id = requests.post(f"{url}/runs", json={"flow": "napping", "story_id": "console-crash", "input": "a nap"},
+                               timeout=10).json()["run_id"]
+        with requests.get(f"{url}/runs/{run_id}/events", stream=True, timeout=WAIT) as events:
+            for line in events.iter_lines(decode_unicode=True):
+                if '"agent":"napper"' in line.replace(" ", "") and '"started"' in line:
+                    break  # killed during the napper's 4 s
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        url, process = serve(work)
+        record = wait_record(url, run_id, lambda record: record["status"] != "running" or record.get("resumed"))
+        if record["status"] == "failed" or "resumed" not in record:
+            # GUARD, to remove once the server resumes runs (SPEC "Durable runs").
+            pytest.skip(f"GUARD: the server does not resume runs yet (after a restart the run is {record['status']})")
+
+        browser.get(f"{url}/#run={run_id}")
+        wait_for(browser, lambda d: find(d, "#run-id").text == run_id, "the run never opened")
+        wait_status(browser, "succeeded")
+        assert find(browser, "#run-resumed").is_displayed()
+        assert find(browser, "#run-resumed").get_attribute("data-count") == "1"
+        assert find(browser, "#run-resumed").text == "Resumed once after a restart"
+        notes = [li.text for li in find_all(browser, "#steps li.resumed")]
+        assert len(notes) == 1 and notes[0].startswith("Resumed after a restart, going on with ")
+        assert [agent for agent, status in steps(browser) if status != "interrupted"][-2:] == ["napper", "summarizer"]
+        assert find(browser, "#result-text").text == "summary of analysis of a nap"
+        screenshot(browser, "console-12-resumed.png")
+        browser.get("about:blank")
+        assert_clean_log(browser)
+    finally:
+        stop_flowd(process, work)
 
 
 def test_on_a_narrow_screen_nothing_overflows_and_every_control_is_labelled(browser, flowd):

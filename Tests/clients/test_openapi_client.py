@@ -296,6 +296,92 @@ def test_a_cancelled_run_ends_with_one_cancelled_event(document, generated, clie
     assert isinstance(conflict.parsed, m.Detail)
 
 
+def require_durable_runs(url):
+    """GUARD, to remove once the server has durable runs and idempotency keys (SPEC "Durable
+    runs", "Idempotency keys"): the retry route answers a malformed id 422 (the routing 404 or
+    405 without it), and a key that is too long is 422 (without keys, a run starts)."""
+    status = requests.post(f"{url}/runs/-probe/retry", timeout=10).status_code
+    if status in (404, 405):
+        pytest.skip(f"GUARD: the server has no POST /runs/{{id}}/retry yet (the probe answered {status})")
+    status = requests.post(f"{url}/runs", json={"input": "probe", "story_id": "oc-probe"},
+                           headers={"Idempotency-Key": "k" * 256}, timeout=10).status_code
+    if status != 422:
+        pytest.skip(f"GUARD: the server does not check Idempotency-Key yet (a key of 256 characters answered {status})")
+
+
+def test_a_cancelled_run_is_retried_from_its_step_once_per_key(document, generated, client, flowd):
+    m = models(generated)
+    retry = api(generated, "runs", "retry_run")
+    unknown = retry.sync_detailed("no-such-run", client=client)  # driven whatever the server has
+    assert unknown.status_code == 404 and isinstance(unknown.parsed, m.Detail)
+    require_durable_runs(flowd)
+    malformed = retry.sync_detailed("not an id", client=client)
+    assert malformed.status_code == 422 and malformed.parsed.detail[0].loc == ["path", "id"]
+    empty = retry.sync_detailed("", client=client)
+    assert empty.status_code == 404
+
+    run_id = api(generated, "runs", "start_run").sync(
+        client=client, body=m.RunRequest(input_="zz", story_id="oc-retry", flow=m.RunRequestFlow.SLOW)).run_id
+    assert api(generated, "runs", "cancel_run").sync_detailed(run_id, client=client).status_code == 202
+    bad_key = retry.sync_detailed(run_id, client=client, idempotency_key="two words")
+    assert bad_key.status_code == 422 and bad_key.parsed.detail[0].loc == ["header", "idempotency-key"]
+
+    first = retry.sync_detailed(run_id, client=client, idempotency_key="oc-retry-1")
+    assert first.status_code == 202 and isinstance(first.parsed, m.RunAccepted)
+    retried = first.parsed.run_id
+    assert retried != run_id
+    assert (first.headers["Location"], first.headers["X-Run-ID"]) == (f"/runs/{retried}", retried)
+    assert "Idempotent-Replayed" not in first.headers
+    again = retry.sync_detailed(run_id, client=client, idempotency_key="oc-retry-1")
+    assert (again.status_code, again.parsed.run_id, again.headers["Idempotent-Replayed"]) == (202, retried, "true")
+
+    record = api(generated, "runs", "get_run").sync(retried, client=client)
+    assert (record.retry_of, record.resumed, record.story_id, record.flow) == (run_id, 0, "oc-retry", "slow")
+    assert api(generated, "runs", "get_run").sync(run_id, client=client).resumed == 0
+    # It goes on at the sleeper: the analyst's step was the original's. Cancelled once it started.
+    with requests.get(f"{flowd}/runs/{retried}/events", stream=True, timeout=30) as stream:
+        for line in stream.iter_lines(decode_unicode=True):
+            if line.startswith("data:") and json.loads(line[5:]).get("status") == "started":
+                break
+    assert api(generated, "runs", "cancel_run").sync_detailed(retried, client=client).status_code == 202
+    events = sse_events(api(generated, "runs", "follow_run_events").sync(retried, client=client))
+    assert [(e[1], e[2].get("agent"), e[2].get("status")) for e in events] == [
+        ("progress", "sleeper", "started"), ("cancelled", None, None)]
+    check_event_data(document, generated, events)
+
+    finished = api(generated, "runs", "run_flow").sync(client=client, body=m.RunRequest(input_="x", story_id="oc-retry-2"))
+    conflict = retry.sync_detailed(finished.run_id, client=client)
+    assert conflict.status_code == 409 and isinstance(conflict.parsed, m.Detail)
+
+
+def test_a_request_sent_again_with_its_idempotency_key_starts_nothing(generated, client, flowd):
+    m = models(generated)
+    require_durable_runs(flowd)
+    run_flow, start_run = api(generated, "runs", "run_flow"), api(generated, "runs", "start_run")
+    body = m.RunRequest(input_="once", story_id="oc-key")
+    first = run_flow.sync_detailed(client=client, body=body, idempotency_key="oc-key-run")
+    again = run_flow.sync_detailed(client=client, body=body, idempotency_key="oc-key-run")
+    assert first.status_code == again.status_code == 200
+    assert again.parsed.to_dict() == first.parsed.to_dict()
+    assert again.headers["X-Run-ID"] == first.headers["X-Run-ID"] == first.parsed.run_id
+    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+
+    started = start_run.sync_detailed(client=client, body=body, idempotency_key="oc-key-runs")
+    replayed = start_run.sync_detailed(client=client, body=body, idempotency_key="oc-key-runs")
+    assert (started.status_code, replayed.status_code) == (202, 202)
+    assert replayed.parsed.run_id == started.parsed.run_id != first.parsed.run_id
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+
+    # The same key with another request (another input; another route) starts nothing.
+    for call in (lambda: start_run.sync_detailed(client=client, body=m.RunRequest(input_="twice", story_id="oc-key"),
+                                                 idempotency_key="oc-key-runs"),
+                 lambda: run_flow.sync_detailed(client=client, body=body, idempotency_key="oc-key-runs")):
+        reused = call()
+        assert reused.status_code == 422
+        assert [(issue.loc, issue.type_) for issue in reused.parsed.detail] == [
+            (["header", "idempotency-key"], "idempotency_key_reused")]
+
+
 def test_the_flows_are_listed(generated, client):
     flows = api(generated, "runs", "list_flows").sync(client=client)
     assert [(f.name, f.agents, f.requires) for f in flows.flows] == [
