@@ -30,7 +30,7 @@ public enum OpenAPIDocument {
 
     /// The `Idempotency-Key` header's pattern as JSON Schema (ECMA-262) writes it: 1 to 255
     /// characters of visible ASCII, %x21-7E.
-    public static let idempotencyKeyPattern = "^[!-~]{1,255}$"
+    public static let idempotencyKeyPattern = ValidationIssue.idempotencyKeyPattern
 
     private static let info = """
         Runs PocketFlow-style agent flows. Every error answer is JSON `{"detail": …}`: a message, \

@@ -344,18 +344,8 @@ def test_a_run_opens_from_a_link_and_its_events_are_replayed(browser, flowd):
     assert_clean_log(browser)
 
 
-def require_retry_route(url):
-    """GUARD, to remove once the server has `POST /runs/{id}/retry` (SPEC "Durable runs"): a
-    malformed id is 422 where the route exists, the routing 404 (or 405) where it does not. The
-    probe starts nothing either way."""
-    status = requests.post(f"{url}/runs/-probe/retry", timeout=10).status_code
-    if status in (404, 405):
-        pytest.skip(f"GUARD: the server has no POST /runs/{{id}}/retry yet (the probe answered {status})")
-
-
 def test_a_failed_run_is_retried_from_its_failed_step_and_links_to_the_original(browser, flowd):
     from selenium.webdriver.common.keys import Keys
-    require_retry_route(flowd)
     open_console(browser, flowd)
     fill_run_form(browser, "failing", "console-retry", "a notes app")
     find(browser, "#run").click()
@@ -414,9 +404,7 @@ def test_a_run_resumed_after_a_crash_says_so(browser):
         process.wait(timeout=10)
         url, process = serve(work)
         record = wait_record(url, run_id, lambda record: record["status"] != "running" or record.get("resumed"))
-        if record["status"] == "failed" or "resumed" not in record:
-            # GUARD, to remove once the server resumes runs (SPEC "Durable runs").
-            pytest.skip(f"GUARD: the server does not resume runs yet (after a restart the run is {record['status']})")
+        assert record.get("resumed") == 1, record
 
         browser.get(f"{url}/#run={run_id}")
         wait_for(browser, lambda d: find(d, "#run-id").text == run_id, "the run never opened")

@@ -296,25 +296,11 @@ def test_a_cancelled_run_ends_with_one_cancelled_event(document, generated, clie
     assert isinstance(conflict.parsed, m.Detail)
 
 
-def require_durable_runs(url):
-    """GUARD, to remove once the server has durable runs and idempotency keys (SPEC "Durable
-    runs", "Idempotency keys"): the retry route answers a malformed id 422 (the routing 404 or
-    405 without it), and a key that is too long is 422 (without keys, a run starts)."""
-    status = requests.post(f"{url}/runs/-probe/retry", timeout=10).status_code
-    if status in (404, 405):
-        pytest.skip(f"GUARD: the server has no POST /runs/{{id}}/retry yet (the probe answered {status})")
-    status = requests.post(f"{url}/runs", json={"input": "probe", "story_id": "oc-probe"},
-                           headers={"Idempotency-Key": "k" * 256}, timeout=10).status_code
-    if status != 422:
-        pytest.skip(f"GUARD: the server does not check Idempotency-Key yet (a key of 256 characters answered {status})")
-
-
 def test_a_cancelled_run_is_retried_from_its_step_once_per_key(document, generated, client, flowd):
     m = models(generated)
     retry = api(generated, "runs", "retry_run")
     unknown = retry.sync_detailed("no-such-run", client=client)  # driven whatever the server has
     assert unknown.status_code == 404 and isinstance(unknown.parsed, m.Detail)
-    require_durable_runs(flowd)
     malformed = retry.sync_detailed("not an id", client=client)
     assert malformed.status_code == 422 and malformed.parsed.detail[0].loc == ["path", "id"]
     empty = retry.sync_detailed("", client=client)
@@ -356,7 +342,6 @@ def test_a_cancelled_run_is_retried_from_its_step_once_per_key(document, generat
 
 def test_a_request_sent_again_with_its_idempotency_key_starts_nothing(generated, client, flowd):
     m = models(generated)
-    require_durable_runs(flowd)
     run_flow, start_run = api(generated, "runs", "run_flow"), api(generated, "runs", "start_run")
     body = m.RunRequest(input_="once", story_id="oc-key")
     first = run_flow.sync_detailed(client=client, body=body, idempotency_key="oc-key-run")
