@@ -543,12 +543,11 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
             journals[id] = nil
             finished[id] = entry
         case .prune(let before, let token):
-            let count = finished.count
-            finished = finished.filter { $0.value.finishedMS >= before }
-            pruneResults[token] = count - finished.count
-            if finished.count < count {
-                keys = keys.filter { finished[$0.value] != nil || active[$0.value] != nil || carried[$0.value] != nil }
-            }
+            let gone = Set(finished.lazy.filter { $0.value.finishedMS < before }.map(\.key))
+            finished = finished.filter { !gone.contains($0.key) }
+            pruneResults[token] = gone.count
+            // Only the pruned runs' keys go: a `/run`'s key is in RAM before any line of it.
+            if !gone.isEmpty { keys = keys.filter { !gone.contains($0.value) } }
         }
     }
 

@@ -236,8 +236,9 @@ enum RunLog {
             state.finished[id] = entry
             if let key { state.keys[key] = id }
         case .prune(let before):
-            state.finished = state.finished.filter { $0.value.finishedMS >= before }
-            state.keys = state.keys.filter { state.finished[$0.value] != nil || state.active[$0.value] != nil }
+            let gone = Set(state.finished.lazy.filter { $0.value.finishedMS < before }.map(\.key))
+            state.finished = state.finished.filter { !gone.contains($0.key) }
+            if !gone.isEmpty { state.keys = state.keys.filter { !gone.contains($0.value) } }
         }
     }
 
