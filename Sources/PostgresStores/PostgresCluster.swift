@@ -11,7 +11,9 @@ import Stores
 ///   when it is the lowest-`seq` unfinished run of its story. Waiting is a LISTEN for
 ///   `s:<story>` (sent by every finish) with a 250 ms poll behind it.
 /// - Leases: the replica renews `flowd_replicas.lease_expires` several times per TTL; every
-///   replica fails, once a second, the unfinished runs whose owner's lease expired.
+///   replica, once a second, takes the unfinished runs whose owner's lease expired: it
+///   resumes them (`RestartPolicy.resume`: they become its own, `resumed` counted) or fails
+///   them (`.fail`). The row lock and the owner change make exactly one replica take a run.
 /// - Reachability: a renewal that fails or times out marks the database unavailable (the
 ///   stores then fail at once, `/readyz` and new runs say 503); one that works marks it back.
 public final class PostgresCluster: Sendable {
@@ -19,6 +21,8 @@ public final class PostgresCluster: Sendable {
     public let runs: PostgresRunStore
     public let replicaID: String
     let leaseTTL: Duration
+    /// What becomes of the runs of a replica whose lease expired.
+    let onRestart: RestartPolicy
     let logger: Logger
     let wakeups = Wakeups()
     private let pendingEvents = Locked<[(runID: String, event: RunEvent)]>([])
@@ -28,10 +32,12 @@ public final class PostgresCluster: Sendable {
     static let cancelPoll = Duration.milliseconds(400)
     static let followPoll = Duration.milliseconds(500)
 
-    public init(database: PostgresDatabase, replicaID: String, leaseTTL: Duration, logger: Logger) {
+    public init(database: PostgresDatabase, replicaID: String, leaseTTL: Duration, onRestart: RestartPolicy = .resume,
+                logger: Logger) {
         self.database = database
         self.replicaID = replicaID
         self.leaseTTL = leaseTTL
+        self.onRestart = onRestart
         self.logger = logger
         runs = PostgresRunStore(database: database, owner: replicaID)
     }
@@ -42,13 +48,15 @@ public final class PostgresCluster: Sendable {
     }
 
     /// The background work of the replica, until cancelled: lease renewal, the listener,
-    /// expired leases, cancel requests (`cancel` is called with the id of a run of this
-    /// replica that someone asked to cancel), live events.
-    public func run(cancel: @escaping @Sendable (String) -> Void) async {
+    /// expired leases (`resume` gets the runs this replica took over, in arrival order),
+    /// cancel requests (`cancel` is called with the id of a run of this replica that someone
+    /// asked to cancel), live events.
+    public func run(cancel: @escaping @Sendable (String) -> Void,
+                    resume: @escaping @Sendable ([InterruptedRun]) -> Void) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.heartbeat() }
             group.addTask { await self.listen(cancel: cancel) }
-            group.addTask { await self.reapExpiredLeases() }
+            group.addTask { await self.reapExpiredLeases(resume: resume) }
             group.addTask { await self.pollCancels(cancel) }
             group.addTask { await self.writeEvents() }
             await group.waitForAll()
@@ -66,10 +74,11 @@ public final class PostgresCluster: Sendable {
         while !Task.isCancelled {
             let ticket = wakeups.register(key)
             defer { wakeups.unregister(ticket) }
-            let (first, started) = announce ? try await startIfFirst(record) : (try await firstUnfinished(record.storyID), false)
+            let (first, started, mine) = announce
+                ? try await startIfFirst(record) : (try await firstUnfinished(record.storyID), false, true)
             if started || (!announce && first == record.runID) { return true }
-            if first == nil {
-                throw StoreError(.failed, "run \(record.runID) was finished by another replica (lease expired)")
+            if first == nil || !mine {
+                throw StoreError(.failed, "run \(record.runID) was finished or taken over by another replica (lease expired)")
             }
             await ticket.wait(timeout: PostgresCluster.turnPoll)
         }
@@ -84,22 +93,26 @@ public final class PostgresCluster: Sendable {
         return rows.first
     }
 
-    /// One round trip: who is first, and if it is this run, mark it running.
-    private func startIfFirst(_ record: RunRecord) async throws(StoreError) -> (first: String?, started: Bool) {
+    /// One round trip: who is first, and if it is this run, mark it running; `mine` is false
+    /// when the run is no longer this replica's to run (finished or taken over elsewhere).
+    private func startIfFirst(_ record: RunRecord) async throws(StoreError) -> (first: String?, started: Bool, mine: Bool) {
         let rows = try await database.rows("""
             WITH first AS (
                 SELECT run_id FROM flowd_runs WHERE story_id = \(record.storyID) AND finished_at IS NULL ORDER BY seq LIMIT 1),
             started AS (
-                UPDATE flowd_runs SET status = \(record.status.rawValue), record = \(record.json.jsonString)
+                UPDATE flowd_runs SET status = \(record.status.rawValue), record = \(record.storedJSON.jsonString)
                 -- Rechecked on the row as it is once locked: a query a cancelled run abandoned
-                -- may land after that run's finish, which it must not overwrite.
+                -- may land after that run's finish, which it must not overwrite; nor may a
+                -- replica whose lease expired write over the replica that took the run over.
                 WHERE run_id = \(record.runID) AND run_id = (SELECT run_id FROM first) AND finished_at IS NULL
+                  AND owner = \(replicaID)
                 RETURNING 1)
             SELECT (SELECT run_id FROM first), EXISTS (SELECT 1 FROM started),
+                   EXISTS (SELECT 1 FROM flowd_runs WHERE run_id = \(record.runID) AND finished_at IS NULL AND owner = \(replicaID)),
                    set_config('synchronous_commit', 'off', true)
-            """, "run turn") { row in try row.decode((String?, Bool, String).self) }
-        guard let (first, started, _) = rows.first else { throw StoreError(.io, "run turn: no answer row") }
-        return (first, started)
+            """, "run turn") { row in try row.decode((String?, Bool, Bool, String).self) }
+        guard let (first, started, mine, _) = rows.first else { throw StoreError(.io, "run turn: no answer row") }
+        return (first, started, mine)
     }
 
     // MARK: Live events
@@ -255,14 +268,13 @@ public final class PostgresCluster: Sendable {
         }
     }
 
-    /// Once a second: the unfinished runs of replicas whose lease expired become `failed`,
-    /// with an `error` event, and their stories move on.
-    private func reapExpiredLeases() async {
+    /// Once a second: the unfinished runs of replicas whose lease expired are taken over.
+    private func reapExpiredLeases(resume: @escaping @Sendable ([InterruptedRun]) -> Void) async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             guard database.isAvailable else { continue }
             do {
-                try await reapOnce()
+                try await reapOnce(resume: resume)
             } catch where !Task.isCancelled {
                 logger.warning("expired leases not checked", metadata: ["error": "\(error)"])
             } catch {
@@ -271,10 +283,17 @@ public final class PostgresCluster: Sendable {
         }
     }
 
-    func reapOnce() async throws(StoreError) {
-        let me = replicaID
-        let logger = self.logger
-        let reaped = try await database.transaction("lease expiry") { connection -> [String] in
+    /// One look for the unfinished runs whose owner's lease expired, in one transaction that
+    /// locks their rows (`FOR UPDATE SKIP LOCKED`: replicas looking at once take different
+    /// runs, and a run taken over belongs to a live lease afterwards, so no one takes it
+    /// again). With `.resume` each becomes this replica's, its record's `resumed` counted
+    /// (its status and a requested cancel as they were), and once committed `resume` gets
+    /// them with their journals and stored events, in arrival order. With `.fail` each ends
+    /// `failed` (`RunFinish.interrupted`) with an `error` event. Either way its story's
+    /// waiters are woken.
+    func reapOnce(resume: @Sendable ([InterruptedRun]) -> Void) async throws(StoreError) {
+        let (me, policy, logger) = (replicaID, onRestart, self.logger)
+        let (failed, resumed) = try await database.transaction("lease expiry") { connection -> ([String], [InterruptedRun]) in
             let rows = try await connection.query("""
                 SELECT r.run_id, r.owner, r.record, (SELECT coalesce(max(e.event_id), 0) FROM flowd_run_events e WHERE e.run_id = r.run_id)
                 FROM flowd_runs r
@@ -285,25 +304,78 @@ public final class PostgresCluster: Sendable {
                 """, logger: logger)
             var found: [(String, String, String, Int32)] = []
             for try await row in rows.decode((String, String, String, Int32).self) { found.append(row) }
-            var failed: [String] = []
-            for (runID, owner, text, lastEvent) in found {
-                guard let record = try? PostgresRunStore.parseRecord(text, runID) else { continue }
-                let verdict = RunFinish.interrupted(record, lastEventID: Int(lastEvent), at: Date(),
-                                                    why: "replica \(owner) lost its lease")
-                try await connection.query("""
-                    UPDATE flowd_runs SET status = 'failed', finished_at = now(), record = \(verdict.record.json.jsonString)
-                    WHERE run_id = \(runID)
-                    """, logger: logger)
-                try await PostgresRunStore.insertEvents(verdict.events.map { (runID, $0) }, on: connection, logger: logger)
-                try await connection.query(
-                    "SELECT pg_notify(\(PostgresDatabase.channel), 's:' || \(record.storyID)), pg_notify(\(PostgresDatabase.channel), 'e:' || \(runID))",
-                    logger: logger)
-                failed.append(runID)
+            switch policy {
+            case .fail:
+                return (try await PostgresCluster.fail(found, on: connection, logger: logger), [])
+            case .resume:
+                return ([], try await PostgresCluster.takeOver(found, by: me, on: connection, logger: logger))
             }
-            return failed
         }
-        for runID in reaped {
+        for runID in failed {
             logger.warning("run failed: its replica's lease expired", metadata: ["run_id": "\(runID)"])
         }
+        for run in resumed {
+            logger.warning("run taken over: its replica's lease expired",
+                           metadata: ["run_id": "\(run.record.runID)", "resumed": "\(run.record.resumed)"])
+        }
+        if !resumed.isEmpty { resume(resumed) }
+    }
+
+    /// `.fail`: each locked run (id, owner, record, last event id) ends `failed`; their ids.
+    private static func fail(_ found: [(String, String, String, Int32)],
+                             on connection: PostgresConnection, logger: Logger) async throws -> [String] {
+        var failed: [String] = []
+        for (runID, owner, text, lastEvent) in found {
+            guard let record = try? PostgresRunStore.parseRecord(text, runID) else { continue }
+            let verdict = RunFinish.interrupted(record, lastEventID: Int(lastEvent), at: Date(),
+                                                why: "replica \(owner) lost its lease")
+            try await connection.query("""
+                UPDATE flowd_runs SET status = 'failed', finished_at = now(), record = \(verdict.record.storedJSON.jsonString)
+                WHERE run_id = \(runID)
+                """, logger: logger)
+            try await PostgresRunStore.insertEvents(verdict.events.map { (runID, $0) }, on: connection, logger: logger)
+            try await connection.query(
+                "SELECT pg_notify(\(PostgresDatabase.channel), 's:' || \(record.storyID)), pg_notify(\(PostgresDatabase.channel), 'e:' || \(runID))",
+                logger: logger)
+            failed.append(runID)
+        }
+        return failed
+    }
+
+    /// `.resume`: each locked run becomes `me`'s with `resumed` counted; they come back, in
+    /// the order found, with their journals and every stored event.
+    private static func takeOver(_ found: [(String, String, String, Int32)], by me: String,
+                                 on connection: PostgresConnection, logger: Logger) async throws -> [InterruptedRun] {
+        var records: [RunRecord] = []
+        for (runID, _, text, _) in found {
+            guard var record = try? PostgresRunStore.parseRecord(text, runID) else { continue }
+            record.resumed += 1
+            records.append(record)
+        }
+        guard !records.isEmpty else { return [] }
+        let ids = records.map(\.runID)
+        try await connection.query("""
+            UPDATE flowd_runs r SET owner = \(me), record = t.record
+            FROM unnest(\(ids)::text[], \(records.map(\.storedJSON.jsonString))::text[]) AS t(run_id, record)
+            WHERE r.run_id = t.run_id
+            """, logger: logger)
+        var steps: [String: [RunStep]] = [:]
+        for try await (runID, body) in try await connection.query("""
+            SELECT run_id, body FROM flowd_run_steps WHERE run_id = ANY(\(ids)) ORDER BY run_id, step_no
+            """, logger: logger).decode((String, String).self) {
+            steps[runID, default: []].append(try PostgresRunStore.parseStep(body, runID))
+        }
+        var events: [String: [RunEvent]] = [:]
+        for try await (runID, body) in try await connection.query("""
+            SELECT run_id, body FROM flowd_run_events WHERE run_id = ANY(\(ids)) ORDER BY run_id, event_id
+            """, logger: logger).decode((String, String).self) {
+            events[runID, default: []].append(try PostgresRunStore.parseEvent(body, runID))
+        }
+        // A waiter of a story whose run changed hands looks again (the old owner's, if it is
+        // still alive, finds the run is no longer its own).
+        let stories = Array(Set(records.map(\.storyID)))
+        try await connection.query(
+            "SELECT pg_notify(\(PostgresDatabase.channel), 's:' || story) FROM unnest(\(stories)::text[]) AS story", logger: logger)
+        return records.map { InterruptedRun(record: $0, steps: steps[$0.runID] ?? [], events: events[$0.runID] ?? []) }
     }
 }

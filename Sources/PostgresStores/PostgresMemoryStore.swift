@@ -72,13 +72,14 @@ public struct PostgresMemoryStore: MemoryStore {
         }
     }
 
-    /// A run's success: `transaction` (which sets each key once) and `finish`, in one statement.
-    func commit(_ transaction: MemoryTransaction, finishing finish: RunFinish) async throws(StoreError) {
+    /// A run's success: `transaction` (which sets each key once) and `finish`, in one statement,
+    /// if the run is still `owner`'s.
+    func commit(_ transaction: MemoryTransaction, finishing finish: RunFinish, owner: String) async throws(StoreError) {
         let (distinctSets, scopes, keys, values) = try Self.columns(transaction)
         guard distinctSets else { throw StoreError(.invalidRecord, "a run's memory commit sets each key once") }
         let database = self.database
         try await database.uncancellable { () async throws(StoreError) in
-            try await PostgresMemoryStore.commitRun(database, finish, scopes: scopes, keys: keys, values: values)
+            try await PostgresMemoryStore.commitRun(database, finish, owner: owner, scopes: scopes, keys: keys, values: values)
         }
     }
 
@@ -104,35 +105,41 @@ public struct PostgresMemoryStore: MemoryStore {
     }
 
     /// A run's success in one statement (one round trip, one commit): lock its row unless it
-    /// finished or a cancel was requested, then its memory, its final record and its events,
-    /// and the notifications of its end. The row lock orders it against
-    /// `PostgresCluster.requestCancel`: a cancel that came first makes this write nothing
-    /// (`.cancelled`); one that comes after waits for it and finds the run finished. (`NO KEY`:
-    /// the foreign-key checks of event batches written meanwhile take `KEY SHARE` on the row,
-    /// and must not deadlock with it.)
-    private static func commitRun(_ database: PostgresDatabase, _ finish: RunFinish,
+    /// finished, a cancel was requested or another replica took it over, then its memory, its
+    /// final record, its events and steps, and the notifications of its end. The row lock
+    /// orders it against `PostgresCluster.requestCancel`: a cancel that came first makes this
+    /// write nothing (`.cancelled`); one that comes after waits for it and finds the run
+    /// finished. (`NO KEY`: the foreign-key checks of event batches written meanwhile take
+    /// `KEY SHARE` on the row, and must not deadlock with it.)
+    private static func commitRun(_ database: PostgresDatabase, _ finish: RunFinish, owner: String,
                                   scopes: [String], keys: [String], values: [String]) async throws(StoreError) {
         let record = finish.record
         guard record.status.isFinished, let finishedAt = record.finishedAt else {
             throw StoreError(.invalidRecord, "finish of a run that is not finished")
         }
         let (eventIDs, bodies) = PostgresRunStore.eventColumns(finish.events)
+        let (stepNumbers, stepBodies) = PostgresRunStore.stepColumns(finish.steps, first: 1)
         let committed = try await database.rows("""
             WITH run AS (
                 SELECT run_id FROM flowd_runs
-                WHERE run_id = \(record.runID) AND finished_at IS NULL AND NOT cancel_requested FOR NO KEY UPDATE),
+                WHERE run_id = \(record.runID) AND finished_at IS NULL AND NOT cancel_requested AND owner = \(owner)
+                FOR NO KEY UPDATE),
             memory AS (
                 INSERT INTO flowd_memory (scope, key, value)
                 SELECT m.scope, m.key, m.value FROM unnest(\(scopes)::text[], \(keys)::text[], \(values)::text[]) AS m(scope, key, value)
                 WHERE EXISTS (SELECT 1 FROM run)
                 ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value),
             finished AS (
-                UPDATE flowd_runs SET status = \(record.status.rawValue), finished_at = \(finishedAt), record = \(record.json.jsonString)
+                UPDATE flowd_runs SET status = \(record.status.rawValue), finished_at = \(finishedAt), record = \(record.storedJSON.jsonString)
                 WHERE run_id = (SELECT run_id FROM run)),
             events AS (
                 INSERT INTO flowd_run_events (run_id, event_id, body)
                 SELECT run.run_id, e.id, e.body FROM run, unnest(\(eventIDs)::integer[], \(bodies)::text[]) AS e(id, body)
-                ON CONFLICT (run_id, event_id) DO NOTHING)
+                ON CONFLICT (run_id, event_id) DO NOTHING),
+            steps AS (
+                INSERT INTO flowd_run_steps (run_id, step_no, body)
+                SELECT run.run_id, s.n, s.body FROM run, unnest(\(stepNumbers)::integer[], \(stepBodies)::text[]) AS s(n, body)
+                ON CONFLICT (run_id, step_no) DO NOTHING)
             SELECT count(*) FROM (
                 SELECT pg_notify(\(PostgresDatabase.channel), 's:' || \(record.storyID)),
                        pg_notify(\(PostgresDatabase.channel), 'e:' || run_id) FROM run) AS announced
@@ -140,12 +147,14 @@ public struct PostgresMemoryStore: MemoryStore {
         if committed.first == 1 { return }
         // Nothing was written: say why (a rare path, so a second look is fine).
         let state = try await database.rows(
-            "SELECT cancel_requested, finished_at IS NOT NULL FROM flowd_runs WHERE run_id = \(record.runID)", "run commit") { row in
-                try row.decode((Bool, Bool).self)
+            "SELECT cancel_requested, finished_at IS NOT NULL, owner FROM flowd_runs WHERE run_id = \(record.runID)", "run commit") { row in
+                try row.decode((Bool, Bool, String).self)
             }
         switch state.first {
-        case (true, _)?: throw StoreError(.cancelled, "run \(record.runID) was cancelled before its commit")
-        case (_, true)?: throw StoreError(.failed, "run \(record.runID) was finished by another replica (lease expired)")
+        case (true, _, _)?: throw StoreError(.cancelled, "run \(record.runID) was cancelled before its commit")
+        case (_, true, _)?: throw StoreError(.failed, "run \(record.runID) was finished by another replica (lease expired)")
+        case (_, _, let other)? where other != owner:
+            throw StoreError(.failed, "run \(record.runID) was taken over by replica \(other) (lease expired)")
         default: throw StoreError(.invalidRecord, "run \(record.runID) has no record to commit to")
         }
     }

@@ -5,10 +5,13 @@ import Stores
 /// The backend of replicas sharing one PostgreSQL database: this replica's `PostgresCluster`
 /// (story order, leases, live events, cancels across replicas) and the tables' stores.
 ///
-/// One durable commit per run: the arrival, the turn and the live events are committed
-/// without waiting for the WAL to reach the disk (no answer depends on them surviving a
-/// database crash, which would also end the run); a run's end is one synchronous statement
-/// (`PostgresMemoryStore.commit(_:finishing:)` for a success). See docs/architecture.md.
+/// One durable commit per run besides its journal: the arrival, the turn and the live events
+/// are committed without waiting for the WAL to reach the disk (no answer depends on them
+/// surviving a database crash, which would also end the run); a journal write and a run's
+/// end are synchronous statements (`PostgresMemoryStore.commit(_:finishing:owner:)` for a
+/// success). Only the run's owner writes its turn, journal or end: a run another replica took
+/// over (this one's lease expired) gets nothing more from this one. An idempotency key is
+/// unique among all replicas' runs (a unique index). See docs/architecture.md.
 public struct PostgresRunBackend: RunBackend {
     public let cluster: PostgresCluster
     let memoryStore: PostgresMemoryStore
@@ -23,11 +26,13 @@ public struct PostgresRunBackend: RunBackend {
     static let finishRetry = Duration.milliseconds(500)
 
     /// Connects (failing fast when the database cannot be reached), migrates the schema and
-    /// takes this replica's lease.
+    /// takes this replica's lease. `onRestart` says what becomes of the runs of a replica
+    /// whose lease expired: resumed here, or failed.
     public static func open(url: String, poolSize: Int, leaseTTL: Duration, replicaID: String,
-                            logger: Logger) async throws(StoreError) -> PostgresRunBackend {
+                            onRestart: RestartPolicy = .resume, logger: Logger) async throws(StoreError) -> PostgresRunBackend {
         let database = try await PostgresDatabase.open(url: url, poolSize: poolSize, logger: logger)
-        let cluster = PostgresCluster(database: database, replicaID: replicaID, leaseTTL: leaseTTL, logger: logger)
+        let cluster = PostgresCluster(database: database, replicaID: replicaID, leaseTTL: leaseTTL, onRestart: onRestart,
+                                      logger: logger)
         do {
             try await cluster.register()
         } catch {
@@ -46,14 +51,22 @@ public struct PostgresRunBackend: RunBackend {
     }
 
     public func arrive(_ record: RunRecord, durable: Bool) async throws(StoreError) -> Arrival {
-        try await cluster.runs.create(record, durable: durable)
-        return .arrived
+        try await cluster.runs.arrive(record, durable: durable)
     }
 
-    // TEMP stubs until the PostgreSQL journal lands.
-    public func runID(forKey key: String) async throws(StoreError) -> String? { nil }
-    public func journal(_ record: RunRecord, steps: [RunStep], first: Int, events: [RunEvent]) async throws(StoreError) {}
-    public func steps(of runID: String) async throws(StoreError) -> [RunStep]? { [] }
+    public func runID(forKey key: String) async throws(StoreError) -> String? {
+        try await cluster.runs.runID(forKey: key)
+    }
+
+    public func journal(_ record: RunRecord, steps: [RunStep], first: Int, events: [RunEvent]) async throws(StoreError) {
+        try await cluster.runs.journal(record, steps: steps, first: first, events: events)
+    }
+
+    public func steps(of runID: String) async throws(StoreError) -> [RunStep]? {
+        try await cluster.runs.steps(of: runID)
+    }
+
+    /// None: a database's lost runs are taken over as their replica's lease expires (`run`).
     public func takeOverInterrupted() async throws(StoreError) -> [InterruptedRun] { [] }
 
     public func waitForTurn(_ record: RunRecord, announce: Bool) async throws(StoreError) -> Bool {
@@ -67,7 +80,7 @@ public struct PostgresRunBackend: RunBackend {
     }
 
     public func commit(_ memory: MemoryTransaction, finish: RunFinish) async throws(StoreError) {
-        try await memoryStore.commit(memory, finishing: finish)
+        try await memoryStore.commit(memory, finishing: finish, owner: cluster.replicaID)
     }
 
     /// The story's later runs wait until this row is finished: a failure is retried every
@@ -77,7 +90,7 @@ public struct PostgresRunBackend: RunBackend {
         var retrying = false
         while true {
             do {
-                try await cluster.runs.finish(finish.record, events: finish.events)
+                try await cluster.runs.finish(finish.record, events: finish.events, steps: finish.steps)
                 if retrying { logger.info("run record stored after a retry", metadata: ["run_id": "\(finish.record.runID)"]) }
                 return
             } catch where error.kind == .cancelled {
@@ -110,7 +123,7 @@ public struct PostgresRunBackend: RunBackend {
     }
 
     public func run(cancel: @escaping @Sendable (String) -> Void, resume: @escaping @Sendable ([InterruptedRun]) -> Void) async {
-        await cluster.run(cancel: cancel)
+        await cluster.run(cancel: cancel, resume: resume)
     }
 
     public func prune(finishedBefore cutoff: Date) async throws(StoreError) -> Int {

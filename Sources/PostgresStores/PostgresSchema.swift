@@ -54,6 +54,18 @@ enum PostgresSchema {
                 lease_expires timestamptz NOT NULL)
             """,
         ]),
+        // Durable runs: a run's idempotency key (unique among all replicas' runs) and its journal.
+        (2, [
+            "ALTER TABLE flowd_runs ADD COLUMN idempotency_key text",
+            "CREATE UNIQUE INDEX flowd_runs_idempotency_key ON flowd_runs (idempotency_key) WHERE idempotency_key IS NOT NULL",
+            """
+            CREATE TABLE flowd_run_steps (
+                run_id text NOT NULL REFERENCES flowd_runs (run_id) ON DELETE CASCADE,
+                step_no integer NOT NULL,
+                body text NOT NULL,
+                PRIMARY KEY (run_id, step_no))
+            """,
+        ]),
     ]
 
     static var latestVersion: Int32 { migrations.last?.version ?? 0 }
