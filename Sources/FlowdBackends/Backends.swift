@@ -14,13 +14,15 @@ public enum Backends {
     public static func open(_ configuration: FlowdConfiguration, logger: Logger) async throws(StoreError) -> any RunBackend {
         switch configuration.store {
         case .jsonl:
+            // TODO(lead): pass `onRestart: configuration.onRestart` once JSONLRunBackend.open takes it.
             return try await JSONLRunBackend.open(dataDirectory: configuration.dataDirectory,
                                                   docsDirectory: configuration.docsDirectory, logger: logger,
                                                   onRestart: configuration.onRestart)
         case .postgres:
             return try await PostgresRunBackend.open(
                 url: configuration.databaseURL ?? "", poolSize: configuration.databasePoolSize,
-                leaseTTL: .milliseconds(Int64(configuration.leaseTTLSeconds * 1000)), replicaID: RunIDs.make(), logger: logger)
+                leaseTTL: .milliseconds(Int64(configuration.leaseTTLSeconds * 1000)), replicaID: RunIDs.make(),
+                onRestart: configuration.onRestart, logger: logger)
         }
     }
 }
