@@ -50,7 +50,7 @@ struct RunBackendContractTests {
         defer { fixture.remove() }
         var runs = try await fixture.openBackend()
         let record = Self.arrived("r1")
-        try await runs.arrive(record, durable: true)
+        #expect(try await runs.arrive(record, durable: true) == .arrived)
         #expect(try await runs.record("r1")?.status == .queued)
         #expect(try await runs.waitForTurn(record, announce: true))
         let finish = Self.success(record, "line1\n\"quoted\" é")
@@ -78,7 +78,7 @@ struct RunBackendContractTests {
         let runs = try await fixture.openBackend()
         // Not durable at arrival: a `/run` whose id nobody has yet. Its end stores it whole.
         let record = Self.arrived("r1")
-        try await runs.arrive(record, durable: false)
+        #expect(try await runs.arrive(record, durable: false) == .arrived)
         #expect(try await runs.waitForTurn(record, announce: false))
         let finish = Self.failure(record)
         try await runs.finish(finish)
@@ -95,8 +95,8 @@ struct RunBackendContractTests {
         let runs = try await fixture.openBackend()
         let first = Self.arrived("r1")
         let second = Self.arrived("r2")
-        try await runs.arrive(first, durable: true)
-        try await runs.arrive(second, durable: true)
+        #expect(try await runs.arrive(first, durable: true) == .arrived)
+        #expect(try await runs.arrive(second, durable: true) == .arrived)
         #expect(try await runs.waitForTurn(first, announce: true))
         let turn = Task { try await runs.waitForTurn(second, announce: true) }
         if backend == .postgres {
@@ -117,7 +117,7 @@ struct RunBackendContractTests {
         defer { fixture.remove() }
         let owner = try await fixture.openBackend(replica: "owner")
         let record = Self.arrived("r1")
-        try await owner.arrive(record, durable: true)
+        #expect(try await owner.arrive(record, durable: true) == .arrived)
         #expect(try await owner.waitForTurn(record, announce: true))
         guard backend == .postgres else {
             // One process (the data directory is locked to it): nobody else holds the run.
@@ -154,7 +154,7 @@ struct RunBackendContractTests {
         let ownerWork = Task { await owner.run(cancel: { _ in }, resume: { _ in }) }
         let otherWork = Task { await other.run(cancel: { _ in }, resume: { _ in }) }
         let record = Self.arrived("r1")
-        try await owner.arrive(record, durable: true)
+        #expect(try await owner.arrive(record, durable: true) == .arrived)
         #expect(try await owner.waitForTurn(record, announce: true))
         let finish = Self.success(record)
         owner.publish("r1", finish.events[0])
@@ -172,12 +172,111 @@ struct RunBackendContractTests {
         try await owner.close()
     }
 
+    private static func keyed(_ id: String, key: String, story: String = "s1") -> RunRecord {
+        RunRecord(runID: id, flow: "default", storyID: story, status: .queued, createdAt: t0, input: "the input",
+                  idempotency: IdempotencyKey(key: key, route: "runs"))
+    }
+
+    private static func step(_ n: Int) -> RunStep {
+        RunStep(agent: "agent\(n)", prompt: "prompt \(n)\n\"q\"", output: "output \(n) é", action: n == 2 ? "next" : nil)
+    }
+
+    @Test(arguments: Backend.available)
+    func anIdempotencyKeyStartsOneRunAndIsKeptWithItsRecord(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture.make(backend)
+        defer { fixture.remove() }
+        var runs = try await fixture.openBackend()
+        let first = Self.keyed("r1", key: "key-1")
+        #expect(try await runs.arrive(first, durable: true) == .arrived)
+        // The same key again (another request's run id): nothing is stored, the first run answers.
+        #expect(try await runs.arrive(Self.keyed("r2", key: "key-1", story: "s2"), durable: true) == .duplicate(runID: "r1"))
+        #expect(try await runs.record("r2") == nil)
+        #expect(try await runs.arrive(Self.keyed("r3", key: "key-2"), durable: true) == .arrived)
+        #expect(try await runs.arrive(Self.arrived("r4"), durable: true) == .arrived)  // no key: never a duplicate
+        #expect(try await runs.steps(of: "r3") == [])
+        for reopened in [false, true] {
+            if reopened {
+                try await runs.close()
+                runs = try await fixture.openBackend()
+            }
+            #expect(try await runs.runID(forKey: "key-1") == "r1")
+            #expect(try await runs.runID(forKey: "key-2") == "r3")
+            #expect(try await runs.runID(forKey: "key-3") == nil)
+            let stored = try await runs.record("r1")
+            #expect(stored?.idempotency == IdempotencyKey(key: "key-1", route: "runs"))
+            #expect(stored?.input == "the input")
+        }
+        try await runs.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func aJournalIsReadBackInStepOrderAndKeptWithTheFinishedRun(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture.make(backend)
+        defer { fixture.remove() }
+        var runs = try await fixture.openBackend()
+        let record = Self.keyed("r1", key: "key-1")
+        // Not durable at arrival (a `/run`): its first journal write stores it.
+        #expect(try await runs.arrive(record, durable: false) == .arrived)
+        #expect(try await runs.waitForTurn(record, announce: false))
+        var running = record
+        running.status = .running
+        let finish = Self.success(running)
+        try await runs.journal(running, steps: [Self.step(1), Self.step(2)], first: 1, events: [finish.events[0]])
+        #expect(try await runs.steps(of: "r1") == [Self.step(1), Self.step(2)])
+        try await runs.journal(running, steps: [Self.step(3)], first: 3, events: [])
+        #expect(try await runs.steps(of: "r1") == [Self.step(1), Self.step(2), Self.step(3)])
+        #expect(try await runs.steps(of: "nope") == nil)
+        let all = [Self.step(1), Self.step(2), Self.step(3)]
+        try await runs.commit(Self.memory("s1", "done"), finish: RunFinish(record: finish.record, events: finish.events, steps: all))
+        for reopened in [false, true] {
+            if reopened {
+                try await runs.close()
+                runs = try await fixture.openBackend()
+            }
+            #expect(try await runs.steps(of: "r1") == all)
+            #expect(try await runs.record("r1") == finish.record)
+            #expect(try await runs.storedEvents("r1", after: 0) == .finished(finish.events))
+        }
+        try await runs.close()
+    }
+
+    @Test(arguments: Backend.available)
+    func aRunThatFailedOrWasCancelledKeepsItsJournalForARetry(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture.make(backend)
+        defer { fixture.remove() }
+        var runs = try await fixture.openBackend()
+        // r1 journaled one step, then failed with two; r2 journaled nothing and was cancelled with one.
+        let failed = Self.arrived("r1")
+        #expect(try await runs.arrive(failed, durable: true) == .arrived)
+        #expect(try await runs.waitForTurn(failed, announce: true))
+        var running = failed
+        running.status = .running
+        try await runs.journal(running, steps: [Self.step(1)], first: 1, events: [])
+        let failure = Self.failure(failed)
+        try await runs.finish(RunFinish(record: failure.record, events: failure.events, steps: [Self.step(1), Self.step(2)]))
+        let cancelled = Self.arrived("r2", story: "s2")
+        #expect(try await runs.arrive(cancelled, durable: true) == .arrived)
+        let cancel = Self.failure(cancelled, status: .cancelled)
+        try await runs.finish(RunFinish(record: cancel.record, events: cancel.events, steps: [Self.step(1)]))
+        for reopened in [false, true] {
+            if reopened {
+                try await runs.close()
+                runs = try await fixture.openBackend()
+            }
+            #expect(try await runs.record("r1") == failure.record)
+            #expect(try await runs.steps(of: "r1") == [Self.step(1), Self.step(2)])
+            #expect(try await runs.record("r2") == cancel.record)
+            #expect(try await runs.steps(of: "r2") == [Self.step(1)])
+        }
+        try await runs.close()
+    }
+
     @Test func aRunTheProcessLeftUnfinishedIsFailedWhenTheDataDirectoryOpens() async throws {
         let fixture = try await StoreFixture.make(.jsonl)
         defer { fixture.remove() }
         var runs = try await fixture.openBackend()
         let record = Self.arrived("r1")
-        try await runs.arrive(record, durable: true)
+        #expect(try await runs.arrive(record, durable: true) == .arrived)
         try await runs.close()
         runs = try await fixture.openBackend()
         let failed = try #require(try await runs.record("r1"))
