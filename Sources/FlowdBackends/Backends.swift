@@ -14,7 +14,6 @@ public enum Backends {
     public static func open(_ configuration: FlowdConfiguration, logger: Logger) async throws(StoreError) -> any RunBackend {
         switch configuration.store {
         case .jsonl:
-            // TODO(lead): pass `onRestart: configuration.onRestart` once JSONLRunBackend.open takes it.
             return try await JSONLRunBackend.open(dataDirectory: configuration.dataDirectory,
                                                   docsDirectory: configuration.docsDirectory, logger: logger,
                                                   onRestart: configuration.onRestart)
