@@ -275,12 +275,13 @@ struct ReplicaTests {
         _ = await b.waitForExit()
     }
 
-    @Test func aReplicaKilledMidRunLeavesItsRunsFailedOnceItsLeaseExpires() async throws {
+    /// With `--on-restart fail`, the older behaviour (resume, the default, is DurableReplicaTests').
+    @Test func aReplicaKilledMidRunLeavesItsRunsFailedOnceItsLeaseExpiresWithOnRestartFail() async throws {
         let directory = try agents(delay: 10)
         defer { directory.remove() }
         let url = try await database()
-        let a = try await replica(directory, url)
-        let b = try await replica(directory, url)
+        let a = try await replica(directory, url, ["--on-restart", "fail"])
+        let b = try await replica(directory, url, ["--on-restart", "fail"])
         let running = try #require(try await a.client.post("/runs", json: #"{"flow": "slow", "input": "x", "story_id": "k"}"#).object["run_id"] as? String)
         let queued = try #require(try await a.client.post("/runs", json: #"{"input": "q", "story_id": "k"}"#).object["run_id"] as? String)
         _ = try await waitForStatus(b.client, running, ["running"])

@@ -233,7 +233,7 @@ struct RunBackendContractTests {
                 try await runs.close()
                 runs = try await fixture.openBackend()
             }
-            #expect(try await runs.steps(of: "r1") == all)
+            // A success needs no journal (it cannot be retried): the embedded store drops it.
             #expect(try await runs.record("r1") == finish.record)
             #expect(try await runs.storedEvents("r1", after: 0) == .finished(finish.events))
         }
@@ -271,14 +271,14 @@ struct RunBackendContractTests {
         try await runs.close()
     }
 
-    @Test func aRunTheProcessLeftUnfinishedIsFailedWhenTheDataDirectoryOpens() async throws {
+    @Test func aRunTheProcessLeftUnfinishedIsFailedWhenTheDataDirectoryOpensWithOnRestartFail() async throws {
         let fixture = try await StoreFixture.make(.jsonl)
         defer { fixture.remove() }
         var runs = try await fixture.openBackend()
         let record = Self.arrived("r1")
         #expect(try await runs.arrive(record, durable: true) == .arrived)
         try await runs.close()
-        runs = try await fixture.openBackend()
+        runs = try await fixture.openBackend(onRestart: .fail)
         let failed = try #require(try await runs.record("r1"))
         #expect(failed.status == .failed)
         #expect(failed.error == "flowd stopped while the run was queued")
@@ -289,5 +289,34 @@ struct RunBackendContractTests {
         #expect(events.map(\.name) == [RunEventName.error])
         #expect(events.first?.data["status"] == 500)
         try await runs.close()
+    }
+
+    @Test func runsTheProcessLeftUnfinishedAreHandedOverOnceWithTheirJournalsInArrivalOrder() async throws {
+        let fixture = try await StoreFixture.make(.jsonl)
+        defer { fixture.remove() }
+        var runs = try await fixture.openBackend()
+        var first = Self.arrived("r1")
+        first.input = "the input"
+        try await runs.arrive(first, durable: true)
+        let plain = Self.arrived("r2")  // a /run: nothing written until its journal
+        try await runs.arrive(plain, durable: false)
+        first.status = .running
+        try await runs.journal(first, steps: [Self.step(1)], first: 1, events: Self.progress("r1"))
+        try await runs.journal(plain, steps: [Self.step(1), Self.step(2)], first: 1, events: [])
+        try await runs.close()
+
+        for time in 1...2 {
+            runs = try await fixture.openBackend()
+            let taken = try await runs.takeOverInterrupted()
+            #expect(taken.map(\.record.runID) == ["r1", "r2"])
+            #expect(taken.map(\.record.resumed) == [time, time], "each take-over is counted, durably")
+            #expect(taken.first?.record.input == "the input")
+            #expect(taken.first?.steps == [Self.step(1)])
+            #expect(taken.first?.events == Self.progress("r1"))
+            #expect(taken.last?.steps == [Self.step(1), Self.step(2)])
+            #expect(try await runs.takeOverInterrupted().isEmpty, "handed over once")
+            #expect(try await runs.record("r1")?.resumed == time)
+            try await runs.close()
+        }
     }
 }

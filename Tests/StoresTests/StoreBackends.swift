@@ -70,14 +70,15 @@ struct StoreFixture {
 
     /// The run backend of this place, as `flowd serve` opens it (`replica` names the process
     /// on a shared database; a second one is another replica).
-    func openBackend(replica: String = "replica-a") async throws -> any RunBackend {
+    func openBackend(replica: String = "replica-a", onRestart: RestartPolicy = .resume) async throws -> any RunBackend {
         let logger = Logger(label: "test")
         switch backend {
         case .jsonl:
             return try await JSONLRunBackend.open(dataDirectory: dir.url.appendingPathComponent("data"),
-                                                  docsDirectory: dir.url.appendingPathComponent("docs"), logger: logger)
+                                                  docsDirectory: dir.url.appendingPathComponent("docs"), logger: logger,
+                                                  onRestart: onRestart)
         case .postgres:
-            return try await PostgresRunBackend.open(url: url!, poolSize: 8, leaseTTL: .seconds(15), replicaID: replica, logger: logger)
+            return try await PostgresRunBackend.open(url: url!, poolSize: 8, leaseTTL: .seconds(15), replicaID: replica, onRestart: onRestart, logger: logger)
         }
     }
 
