@@ -1,0 +1,265 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A tiny OpenAI-compatible chat-completions server on loopback, for tests of `llm` agents
+/// run by a `flowd` child process (`environment` gives the variables that point it here).
+///
+/// Each connection is served on its own thread: read one request, answer it with `respond`,
+/// close. Every request is recorded, numbered from 1 in arrival order, so a test can count
+/// the calls a flow paid for (`calls(model:)`) and answer the first call of an agent
+/// differently from the later ones (`Request.index`, or its own count per model).
+///
+/// (`Tests/AgentsTests` keeps a copy of its own: that target does not depend on FlowdTesting.)
+public final class StubLLMServer: @unchecked Sendable {
+    // @unchecked: `port`, `socket` and `respond` are set once in `init`; `recorded` is under `lock`.
+
+    /// One request as the stub read it.
+    public struct Request: Sendable {
+        public var method: String
+        public var path: String
+        /// Header names in lower case.
+        public var headers: [String: String]
+        public var body: Data
+        /// 1 for the first request the stub received, 2 for the next, …
+        public var index: Int
+
+        /// The body parsed as a JSON object, or nil.
+        public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
+        /// The `model` the request names.
+        public var model: String? { json?["model"] as? String }
+        /// Whether the client asked for a streamed completion (`"stream": true`).
+        public var wantsStream: Bool { json?["stream"] as? Bool == true }
+        /// The content of the last `user` message: an agent's rendered prompt.
+        public var prompt: String? {
+            let messages = json?["messages"] as? [[String: Any]] ?? []
+            return messages.last { $0["role"] as? String == "user" }?["content"] as? String
+        }
+    }
+
+    /// What the stub answers.
+    public struct Reply: Sendable {
+        public var status: Int
+        public var body: String
+        public var contentType: String
+        /// Waited before answering (on the connection's own thread).
+        public var delay: Duration
+
+        public init(status: Int = 200, body: String, contentType: String = "application/json", delay: Duration = .zero) {
+            self.status = status
+            self.body = body
+            self.contentType = contentType
+            self.delay = delay
+        }
+
+        /// A plain JSON chat completion whose message is `content` (a provider asked to stream
+        /// may answer this too: flowd accepts it), with `usage` when both counts are given.
+        public static func completion(_ content: String, promptTokens: Int? = nil, completionTokens: Int? = nil,
+                                      delay: Duration = .zero) -> Reply {
+            Reply(body: StubLLMServer.completion(content, promptTokens: promptTokens, completionTokens: completionTokens),
+                  delay: delay)
+        }
+
+        /// A streamed completion (`text/event-stream`): one `chat.completion.chunk` per piece,
+        /// a last chunk with `usage` when both counts are given, then `data: [DONE]`.
+        public static func streamed(_ pieces: [String], promptTokens: Int? = nil, completionTokens: Int? = nil,
+                                    delay: Duration = .zero) -> Reply {
+            var text = ""
+            func chunk(_ object: [String: Any]) {
+                let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+                text += "data: " + String(decoding: data, as: UTF8.self) + "\n\n"
+            }
+            for piece in pieces {
+                chunk(["id": "stub", "object": "chat.completion.chunk",
+                       "choices": [["index": 0, "delta": ["content": piece], "finish_reason": NSNull()]]])
+            }
+            chunk(["id": "stub", "object": "chat.completion.chunk",
+                   "choices": [["index": 0, "delta": [String: Any](), "finish_reason": "stop"]]])
+            if let promptTokens, let completionTokens {
+                chunk(["id": "stub", "object": "chat.completion.chunk", "choices": [Any](),
+                       "usage": ["prompt_tokens": promptTokens, "completion_tokens": completionTokens,
+                                 "total_tokens": promptTokens + completionTokens]])
+            }
+            text += "data: [DONE]\n\n"
+            return Reply(body: text, contentType: "text/event-stream", delay: delay)
+        }
+
+        /// An error answer, `{"error": {"message": …}}`, as providers give.
+        public static func failure(status: Int = 500, _ message: String = "model overloaded") -> Reply {
+            let data = try! JSONSerialization.data(withJSONObject: ["error": ["message": message, "type": "server_error"]])
+            return Reply(status: status, body: String(decoding: data, as: UTF8.self))
+        }
+    }
+
+    public let port: Int
+    private let socket: Int32
+    private let lock = NSLock()
+    private var recorded: [Request] = []
+    private let respond: @Sendable (Request) -> Reply
+
+    /// Listens on a free port of 127.0.0.1 and answers each request with `respond`.
+    public init(respond: @escaping @Sendable (Request) -> Reply) throws {
+        self.respond = respond
+        let fd = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestClientError("stub LLM: socket: errno \(errno)") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, listen(fd, 64) == 0 else {
+            close(fd)
+            throw TestClientError("stub LLM: bind/listen: errno \(errno)")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        socket = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in acceptLoop() }
+        thread.start()
+    }
+
+    /// Answers every request with a completion whose message is `content`.
+    public convenience init(answering content: String) throws {
+        try self.init { _ in .completion(content) }
+    }
+
+    /// The base URL for `FLOWD_LLM_BASE_URL` (flowd appends `/chat/completions`).
+    public var baseURL: String { "http://127.0.0.1:\(port)/v1" }
+
+    /// The environment of a `flowd` child process whose llm agents call this stub.
+    public var environment: [String: String] {
+        ["FLOWD_LLM_BASE_URL": baseURL, "FLOWD_LLM_API_KEY": "stub-key", "FLOWD_LLM_MODEL": "stub-model"]
+    }
+
+    /// Every request so far, in arrival order.
+    public var requests: [Request] { lock.withLock { recorded } }
+
+    /// How many requests the stub received.
+    public var callCount: Int { lock.withLock { recorded.count } }
+
+    /// How many requests named `model`.
+    public func calls(model: String) -> Int { lock.withLock { recorded.filter { $0.model == model }.count } }
+
+    /// Stops accepting connections (requests already read are still answered).
+    public func stop() {
+        shutdown(socket, Int32(SHUT_RDWR))
+        close(socket)
+    }
+
+    /// A plain JSON chat completion whose message is `content`.
+    public static func completion(_ content: String, promptTokens: Int? = nil, completionTokens: Int? = nil) -> String {
+        var object: [String: Any] = [
+            "id": "stub", "object": "chat.completion", "model": "stub-model",
+            "choices": [["index": 0, "message": ["role": "assistant", "content": content], "finish_reason": "stop"]],
+        ]
+        if let promptTokens, let completionTokens {
+            object["usage"] = ["prompt_tokens": promptTokens, "completion_tokens": completionTokens,
+                               "total_tokens": promptTokens + completionTokens]
+        }
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private func acceptLoop() {
+        while true {
+            let client = accept(socket, nil, nil)
+            if client < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            Thread { [self] in serve(client) }.start()
+        }
+    }
+
+    private func serve(_ client: Int32) {
+        defer { close(client) }
+        var timeout = timeval(tv_sec: 30, tv_usec: 0)
+        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var buffer = Data()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        var headerEnd: Range<Data.Index>?
+        while headerEnd == nil {
+            let count = recv(client, &chunk, chunk.count, 0)
+            if count <= 0 { return }
+            buffer.append(contentsOf: chunk[0..<count])
+            headerEnd = buffer.range(of: Data("\r\n\r\n".utf8))
+        }
+        let head = String(decoding: buffer[..<headerEnd!.lowerBound], as: UTF8.self).components(separatedBy: "\r\n")
+        let requestLine = head[0].split(separator: " ")
+        guard requestLine.count >= 2 else { return }
+        var headers: [String: String] = [:]
+        for line in head.dropFirst() {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        var body = Data(buffer[headerEnd!.upperBound...])
+        if headers["transfer-encoding"]?.lowercased() == "chunked" {
+            guard let decoded = StubLLMServer.readChunked(client, &body) else { return }
+            body = decoded
+        } else {
+            let length = Int(headers["content-length"] ?? "0") ?? 0
+            while body.count < length {
+                let count = recv(client, &chunk, chunk.count, 0)
+                if count <= 0 { return }
+                body.append(contentsOf: chunk[0..<count])
+            }
+        }
+        let request = lock.withLock { () -> Request in
+            let request = Request(method: String(requestLine[0]), path: String(requestLine[1]), headers: headers,
+                                  body: body, index: recorded.count + 1)
+            recorded.append(request)
+            return request
+        }
+        let reply = respond(request)
+        if reply.delay > .zero {
+            let (seconds, attoseconds) = reply.delay.components
+            Thread.sleep(forTimeInterval: Double(seconds) + Double(attoseconds) / 1e18)
+        }
+        let payload = Array(reply.body.utf8)
+        let response = "HTTP/1.1 \(reply.status) Stub\r\nContent-Type: \(reply.contentType)\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n"
+        let bytes = Array(response.utf8) + payload
+        var offset = 0
+        while offset < bytes.count {
+            let sent = bytes[offset...].withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent <= 0 { return }
+            offset += sent
+        }
+    }
+
+    /// Reads a chunked body whose first bytes are in `data`; nil when the peer closed early.
+    private static func readChunked(_ client: Int32, _ data: inout Data) -> Data? {
+        var body = Data()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        func fill() -> Bool {
+            let count = recv(client, &chunk, chunk.count, 0)
+            if count <= 0 { return false }
+            data.append(contentsOf: chunk[0..<count])
+            return true
+        }
+        let crlf = Data("\r\n".utf8)
+        while true {
+            guard let lineEnd = data.range(of: crlf) else {
+                if !fill() { return nil }
+                continue
+            }
+            let sizeText = String(decoding: data[data.startIndex..<lineEnd.lowerBound], as: UTF8.self)
+                .split(separator: ";").first.map(String.init) ?? ""
+            guard let size = Int(sizeText.trimmingCharacters(in: .whitespaces), radix: 16) else { return nil }
+            let start = lineEnd.upperBound
+            while data.distance(from: start, to: data.endIndex) < size + 2 {
+                if !fill() { return nil }
+            }
+            if size == 0 { return body }
+            body.append(data[start..<data.index(start, offsetBy: size)])
+            data = Data(data[data.index(start, offsetBy: size + 2)...])
+        }
+    }
+}
