@@ -10,6 +10,8 @@
 /// `runs.jsonl` lacks. See `docs/storage.md`.
 public struct CarriedFinish: Sendable, Hashable {
     public let runID: String
+    /// The run's idempotency key, if it has one (indexed when the finish is adopted).
+    let key: String?
     /// The finish object, without a newline.
     let bytes: [UInt8]
     /// Where its parts are, relative to `bytes` (`lineOffset` 0, `lineLength` with the newline).
@@ -27,14 +29,16 @@ public struct CarriedFinish: Sendable, Hashable {
         bytes.removeLast()  // the newline: the memory line embeds the object
         self.bytes = bytes
         runID = record.runID
+        key = record.idempotency?.key
     }
 
     /// A finish read back from a memory line (at open); nil when it is not a valid finish.
     init?(decoding bytes: [UInt8]) {
         var parser = JSONParser()
         let decoded = bytes.withUnsafeBufferPointer { RunLog.decode($0, at: 0, with: &parser) }
-        guard case .success(.finish(let id, let entry, _)) = decoded else { return nil }
+        guard case .success(.finish(let id, let entry, let key)) = decoded else { return nil }
         runID = id
+        self.key = key
         self.bytes = bytes
         self.entry = entry
     }

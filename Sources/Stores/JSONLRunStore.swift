@@ -162,14 +162,14 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     /// Appends (and syncs) the finish line of each carried finish whose run is not finished.
     private static func storeAdopted(_ finishes: [CarriedFinish], in state: inout RunLog.Recovered, file: SharedFile) throws(StoreError) -> Int {
         var bytes: [UInt8] = []
-        var entries: [(String, RunLog.FinishedEntry)] = []
+        var entries: [(String, RunLog.FinishedEntry, key: String?)] = []
         var taken = Set<String>()
         for finish in finishes where state.finished[finish.runID] == nil && taken.insert(finish.runID).inserted {
             var entry = finish.entry
             entry.lineOffset = bytes.count
             bytes.append(contentsOf: finish.bytes)
             bytes.append(UInt8(ascii: "\n"))
-            entries.append((finish.runID, entry))
+            entries.append((finish.runID, entry, finish.key))
         }
         if !entries.isEmpty { try appendFinishes(bytes, entries, to: &state, file: file) }
         return entries.count
@@ -177,7 +177,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
 
     /// Writes and syncs finish lines at open, then indexes them; `entries`' offsets are
     /// relative to `bytes`. On failure the file is cut back and nothing is indexed.
-    private static func appendFinishes(_ bytes: [UInt8], _ entries: [(String, RunLog.FinishedEntry)],
+    private static func appendFinishes(_ bytes: [UInt8], _ entries: [(String, RunLog.FinishedEntry, key: String?)],
                                        to state: inout RunLog.Recovered, file: SharedFile) throws(StoreError) {
         do throws(StoreError) {
             try FileIO.writeAll(file.fd, bytes, path: file.path)
@@ -186,9 +186,9 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
             try? FileIO.truncate(file.fd, to: state.fileSize, path: file.path)
             throw error
         }
-        for (id, var entry) in entries {
+        for (id, var entry, key) in entries {
             entry.lineOffset += state.fileSize
-            RunLog.apply(.finish(id, entry, key: state.active[id]?.idempotency?.key), to: &state)
+            RunLog.apply(.finish(id, entry, key: key), to: &state)
         }
         state.fileSize += bytes.count
         state.lines += entries.count
@@ -197,12 +197,13 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     /// Writes (and syncs) a `failed` finish line for every run left queued or running.
     private static func finishInterrupted(_ state: inout RunLog.Recovered, file: SharedFile, now: Date) throws(StoreError) {
         var bytes: [UInt8] = []
-        var entries: [(String, RunLog.FinishedEntry)] = []
+        var entries: [(String, RunLog.FinishedEntry, key: String?)] = []
         for (id, record) in state.active.sorted(by: { (state.arrival[$0.key] ?? 0) < (state.arrival[$1.key] ?? 0) }) {
             let journal = state.journals[id] ?? RunLog.Journal()
             let verdict = RunFinish.interrupted(record, events: journal.events, lastEventID: journal.events.last?.id,
                                                 steps: journal.steps, at: now)
-            entries.append((id, RunLog.appendFinish(verdict.record, events: verdict.events, steps: verdict.steps, to: &bytes)))
+            entries.append((id, RunLog.appendFinish(verdict.record, events: verdict.events, steps: verdict.steps, to: &bytes),
+                            record.idempotency?.key))
         }
         try appendFinishes(bytes, entries, to: &state, file: file)
     }
