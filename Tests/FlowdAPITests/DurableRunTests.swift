@@ -281,7 +281,8 @@ struct DurableRetryTests {
     @Test func aCancelledRunRetriedGoesOnFromTheCancelledStep() async throws {
         let stub = try Durable.stub()
         defer { stub.stop() }
-        let directory = try Durable.agents(slowMilliseconds: 1500)
+        // Long enough for the checks and the cancel to land while it runs on a loaded machine.
+        let directory = try Durable.agents(slowMilliseconds: 4000)
         defer { directory.remove() }
         let flowd = try await Durable.start(directory, stub: stub)
         let client = flowd.client
