@@ -177,18 +177,19 @@ final class LiveRun: FlowRunObserver, Sendable {
         await progress?.stepCompleted(step, duration: duration)
         metrics?.agent(agent, outcome: "completed", duration: duration)
         let now = Date()
-        publish { id in .progress(id: id, runID: runID, agent: agent, status: "completed", at: now, duration: duration.seconds) }
-        publish { id in .result(id: id, runID: runID, agent: agent, output: step.output) }
         let entry = RunStep(agent: agent, prompt: step.prompt, output: step.output, action: step.action)
-        guard let journal, journal.mustBeDurable(agent, duration) else {
-            state.withLock { $0.steps.append(entry) }
-            return
-        }
-        let (record, steps, first, events, eventsEnd) = state.withLock { s in
+        let durable = journal?.mustBeDurable(agent, duration) ?? false
+        // One lock for the step's two events and its place in the journal.
+        let unjournaled = state.withLock { s -> (RunRecord, [RunStep], first: Int, [RunEvent], eventsEnd: Int)? in
+            LiveRun.publish(.progress(id: s.events.count + 1, runID: runID, agent: agent, status: "completed", at: now,
+                                      duration: duration.seconds), in: &s, onEvent: onEvent)
+            LiveRun.publish(.result(id: s.events.count + 1, runID: runID, agent: agent, output: step.output), in: &s, onEvent: onEvent)
             s.steps.append(entry)
+            guard durable else { return nil }
             return (s.record, Array(s.steps[s.journaledSteps...]), s.journaledSteps + 1, Array(s.events[s.journaledEvents...]), s.events.count)
         }
-        guard await journal.write(record, steps, first, events) else { return }
+        guard let journal, let (record, steps, first, events, eventsEnd) = unjournaled,
+              await journal.write(record, steps, first, events) else { return }
         state.withLock { s in
             s.journaledSteps = max(s.journaledSteps, first - 1 + steps.count)
             s.journaledEvents = max(s.journaledEvents, eventsEnd)
@@ -210,13 +211,15 @@ final class LiveRun: FlowRunObserver, Sendable {
 
     /// Numbers the event `make` builds, keeps it and sends it to the followers.
     private func publish(_ make: (Int) -> RunEvent) {
-        state.withLock { s in
-            let event = make(s.events.count + 1)
-            s.events.append(event)
-            s.published = s.events.count
-            onEvent?(event)
-            for follower in s.followers.values { follower.send(event) }
-        }
+        state.withLock { s in LiveRun.publish(make(s.events.count + 1), in: &s, onEvent: onEvent) }
+    }
+
+    /// Keeps `event` (numbered `s.events.count + 1`) and sends it, under the run's lock.
+    private static func publish(_ event: RunEvent, in s: inout State, onEvent: (@Sendable (RunEvent) -> Void)?) {
+        s.events.append(event)
+        s.published = s.events.count
+        onEvent?(event)
+        for follower in s.followers.values { follower.send(event) }
     }
 
     // MARK: The end

@@ -58,8 +58,8 @@ public actor RunExecutor {
     let documents: any DocumentStore
     let logger: Logger
 
-    /// Stories with a run going: the turn holding each (first), then the turns waiting for
-    /// it, in the order they were reserved.
+    /// Stories with a run going, each with the turns waiting for it, in the order they were
+    /// reserved (the run holding a story is not in its list: a free story costs nothing).
     private var stories: [String: [StoryTurn]] = [:]
 
     public init(catalog: AgentCatalog, runner: FlowRunner, memory: any MemoryStore, documents: any DocumentStore,
@@ -74,19 +74,33 @@ public actor RunExecutor {
     /// Runs `body` in the story's turn in this process: after the story's earlier runs here,
     /// before its later ones. Nil, without running it, when the task was cancelled while waiting.
     public nonisolated func inTurn<T: Sendable>(of story: String, _ body: () async -> T) async -> T? {
-        await inTurn(await reserveTurn(of: story), body)
+        if let turn = await takeOrQueue(story) {
+            guard await turn.wait(onCancel: { Task { await self.abandon(turn) } }) else { return nil }
+        }
+        let value = await body()
+        await leave(story)
+        return value
+    }
+
+    /// Takes a free story (nil) or queues a turn for it.
+    private func takeOrQueue(_ story: String) -> StoryTurn? {
+        guard stories[story] != nil else {
+            stories[story] = []
+            return nil
+        }
+        let turn = StoryTurn(story: story)
+        stories[story]!.append(turn)
+        return turn
     }
 
     /// Takes the next place in the story's queue now (resumed runs take theirs, in their
     /// order, before any new run arrives). Every turn reserved is then passed to `inTurn`
     /// or to `abandon`.
     public func reserveTurn(of story: String) -> StoryTurn {
-        let turn = StoryTurn(story: story)
-        if stories[story] == nil {
-            turn.open()
-            stories[story] = [turn]
-        } else {
-            stories[story]!.append(turn)
+        guard let turn = takeOrQueue(story) else {
+            let held = StoryTurn(story: story)
+            _ = held.open()
+            return held
         }
         return turn
     }
@@ -96,21 +110,31 @@ public actor RunExecutor {
     public nonisolated func inTurn<T: Sendable>(_ turn: StoryTurn, _ body: () async -> T) async -> T? {
         guard await turn.wait(onCancel: { Task { await self.abandon(turn) } }) else { return nil }
         let value = await body()
-        await abandon(turn)
+        await leave(turn.story)
         return value
     }
 
-    /// Gives up `turn`, held or waiting: the story goes on with the next one.
+    /// Gives up `turn`: held, the story goes on with the next one; waiting, it leaves the queue.
     public func abandon(_ turn: StoryTurn) {
-        guard var queue = stories[turn.story], let index = queue.firstIndex(where: { $0 === turn }) else { return }
-        queue.remove(at: index)
-        turn.close()
-        if queue.isEmpty {
-            stories[turn.story] = nil
+        if turn.isHeld {
+            turn.close()
+            leave(turn.story)
             return
         }
-        if index == 0 { queue[0].open() }
-        stories[turn.story] = queue
+        turn.close()
+        if let index = stories[turn.story]?.firstIndex(where: { $0 === turn }) {
+            stories[turn.story]!.remove(at: index)
+        }
+    }
+
+    /// Hands the story to its next waiting run that still waits, if any.
+    private func leave(_ story: String) {
+        while var waiters = stories[story], !waiters.isEmpty {
+            let next = waiters.removeFirst()
+            stories[story] = waiters
+            if next.open() { return }
+        }
+        stories[story] = nil
     }
 
     /// The agent a run of `flow` that completed `journal` goes on with (nil: none is left).
@@ -215,16 +239,20 @@ public final class StoryTurn: Sendable {
 
     init(story: String) { self.story = story }
 
-    /// It is this run's turn: wakes its waiter (unless it was given up meanwhile).
-    func open() {
-        let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
-            guard !s.isClosed else { return nil }
+    /// It is this run's turn: wakes its waiter. False when it was given up meanwhile.
+    func open() -> Bool {
+        let (opened, waiter) = state.withLock { s -> (Bool, CheckedContinuation<Bool, Never>?) in
+            guard !s.isClosed else { return (false, nil) }
             s.isOpen = true
             defer { s.waiter = nil }
-            return s.waiter
+            return (true, s.waiter)
         }
         waiter?.resume(returning: true)
+        return opened
     }
+
+    /// It holds its story (opened, not given up).
+    var isHeld: Bool { state.withLock { $0.isOpen && !$0.isClosed } }
 
     /// Gives up a turn not yet open (its task was cancelled); true when it did.
     private func closeIfWaiting() -> Bool {
@@ -251,7 +279,8 @@ public final class StoryTurn: Sendable {
     /// True once the turn opens; false when it is given up or the task is cancelled while
     /// waiting (`onCancel` then takes it out of the queue).
     func wait(onCancel: @escaping @Sendable () -> Void) async -> Bool {
-        await withTaskCancellationHandler {
+        if state.withLock({ $0.isOpen }) { return true }
+        return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let now = state.withLock { s -> Bool? in
                     if s.isClosed { return false }

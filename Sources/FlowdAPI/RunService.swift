@@ -22,6 +22,8 @@ public final class RunService: Sendable {
     let logger: Logger
     let metrics: FlowdMetrics
     private let live = Locked<[String: LiveRun]>([:])
+    /// Where every run's completed steps go (built once: it is the same for all).
+    private let journal: RunJournal
 
     init(executor: RunExecutor, backend: any RunBackend, maxRuns: Int, heartbeat: Duration,
          metrics: FlowdMetrics, logger: Logger) {
@@ -31,6 +33,7 @@ public final class RunService: Sendable {
         self.heartbeat = heartbeat
         self.metrics = metrics
         self.logger = logger
+        journal = RunService.journal(backend: backend, catalog: executor.catalog, logger: logger)
     }
 
     /// Runs admitted and not yet finished, queued ones included.
@@ -99,7 +102,7 @@ public final class RunService: Sendable {
             let record = stopped.record
             let request = RunRequest(flow: record.flow, input: record.input, storyID: record.storyID)
             let run = LiveRun(record: record, resuming: (stopped.steps, stopped.events), metrics: metrics,
-                              journal: journal(for: record), onEvent: publisher(record.runID))
+                              journal: journal, onEvent: publisher(record.runID))
             live.withLock { $0[run.runID] = run }
             let turn = await executor.reserveTurn(of: record.storyID)
             logger.notice("run resumed", metadata: ["run_id": "\(run.runID)", "flow": "\(record.flow)", "story_id": "\(record.storyID)",
@@ -139,7 +142,7 @@ public final class RunService: Sendable {
                        resuming: (steps: [RunStep], events: [RunEvent])? = nil) throws(HTTPError) -> LiveRun {
         if !backend.isAvailable { throw HTTPError.unavailable("Storage unavailable") }
         let run = LiveRun(record: record, resuming: resuming, metrics: metrics, progress: progress,
-                          journal: journal(for: record), onEvent: visible ? publisher(record.runID) : nil)
+                          journal: journal, onEvent: visible ? publisher(record.runID) : nil)
         let admitted = live.withLock { runs -> Bool in
             guard runs.count < maxRuns else { return false }
             runs[run.runID] = run
@@ -153,11 +156,12 @@ public final class RunService: Sendable {
         { [backend] event in backend.publish(runID, event) }
     }
 
-    /// The run's journal: through the backend, durably for an llm agent's step and for one of
+    /// The runs' journal: through the backend, durably for an llm agent's step and for one of
     /// 100 ms or more, before the next agent starts.
-    private func journal(for record: RunRecord) -> RunJournal {
-        RunJournal(
-            write: { [backend, logger] record, steps, first, events in
+    private static func journal(backend: any RunBackend, catalog: AgentCatalog, logger: Logger) -> RunJournal {
+        let llmAgents = Set(catalog.agentIDs.filter { catalog.agent(id: $0)?.kind == .llm })
+        return RunJournal(
+            write: { record, steps, first, events in
                 do {
                     try await backend.journal(record, steps: steps, first: first, events: events)
                     return true
@@ -166,8 +170,8 @@ public final class RunService: Sendable {
                     return false
                 }
             },
-            mustBeDurable: { [catalog = executor.catalog] agent, duration in
-                duration >= RunService.durableStepDuration || catalog.agent(id: agent)?.kind == .llm
+            mustBeDurable: { agent, duration in
+                duration >= RunService.durableStepDuration || (!llmAgents.isEmpty && llmAgents.contains(agent))
             })
     }
 
