@@ -93,10 +93,7 @@ struct RunRoutes: Sendable {
         let id = try RequestValidation.pathID(request)
         let key = RequestValidation.idempotencyKey(request, issues: &issues)
         if !issues.isEmpty { throw HTTPError.unprocessable(issues) }
-        if lifecycle.isDraining {
-            throw HTTPError.unavailable("Server is draining")
-        }
-        switch try await runs.retry(id, idempotencyKey: key) {
+        switch try await runs.retry(id, idempotencyKey: key, draining: lifecycle.isDraining) {
         case .replay(let earlier): return accepted(earlier, replayed: true)
         case .started(let run): return accepted(run.record, replayed: false)
         }

@@ -68,13 +68,14 @@ public final class RunService: Sendable {
 
     /// Starts a new run of a failed or cancelled run's flow, input and story, from the agent
     /// that failed, with the outputs of the original's journaled steps (404 unknown, 409 any
-    /// other status).
-    func retry(_ runID: String, idempotencyKey: String?) async throws -> Admission {
+    /// other status). While `draining`, only a replay is answered (else 503).
+    func retry(_ runID: String, idempotencyKey: String?, draining: Bool) async throws -> Admission {
         guard let original = try await record(runID) else { throw HTTPError.notFound("Run '\(runID)' not found") }
         var record = RunRecord(runID: RunIDs.make(), flow: original.flow, storyID: original.storyID, status: .queued,
                                createdAt: Date(), input: original.input, retryOf: runID)
         record.idempotency = idempotencyKey.map { IdempotencyKey(key: $0, route: "retry") }
         if let earlier = try await previousRun(like: record) { return .replay(earlier) }
+        if draining { throw HTTPError.unavailable("Server is draining") }
         guard original.status == .failed || original.status == .cancelled else {
             throw HTTPError(HTTPStatus.conflict, "Run '\(runID)' \(original.status.rawValue); only a failed or cancelled run can be retried")
         }
@@ -292,8 +293,7 @@ public final class RunService: Sendable {
         return try await backend.record(runID)
     }
 
-    /// Cancels every live run (the drain timeout).
-    /// (Resumed runs are live too: a drain waits for them like for any other.)
+    /// Cancels every live run (the drain timeout), resumed ones included.
     public func cancelAll() {
         for run in live.withLock({ Array($0.values) }) { run.cancel() }
     }
