@@ -272,7 +272,8 @@ struct IdempotencyTests {
     /// The key is stored durably before the answer: kill -9 right after the answers, and the
     /// restarted server replays both runs (the background one resumed meanwhile).
     @Test func aKeySurvivesKillDashNineRightAfterTheAnswer() async throws {
-        let directory = try agents()
+        // The background run must still be sleeping at the kill, on a loaded machine too.
+        let directory = try agents(sleepMilliseconds: 4000)
         defer { directory.remove() }
         let first = try await start(directory)
         let background = #"{"flow": "sleepy", "input": "b", "story_id": "kept-runs"}"#
