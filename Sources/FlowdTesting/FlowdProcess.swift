@@ -35,12 +35,25 @@ public final class FlowdProcess: @unchecked Sendable {
         let stderr = Pipe()
         process.standardOutput = stdout
         process.standardError = stderr
-        let sink = stderrData
-        stderr.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            sink.withLock { $0.append(data) }
-        }
         try process.run()
+        // The child's log is read by a thread of its own with blocking reads until EOF, not
+        // with `readabilityHandler`: a dispatch source on a pipe that is closed (and its
+        // descriptor reused) while the source is live crashed libdispatch's manager thread
+        // under load. The thread holds the pipe, so its descriptor stays open until EOF
+        // (`Process.run` closed the parent's copy of the write end).
+        let sink = stderrData
+        let reader = Thread {
+            let fd = stderr.fileHandleForReading.fileDescriptor
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                guard count > 0 else { break }
+                sink.withLock { $0.append(contentsOf: buffer[0..<count]) }
+            }
+            withExtendedLifetime(stderr) {}
+        }
+        reader.start()
         var output = Data()
         let deadline = ContinuousClock.now + timeout
         var found: Int?
