@@ -343,6 +343,7 @@ struct CatalogLoader {
             }
             var start = ""
             var transitions: [String: [(action: String, target: String?)]] = [:]
+            var sourceOrder: [String] = []  // transitions' sources in the order written
             var maxSteps = Self.defaultMaxSteps
             switch value {
             case let .sequence(sequence):
@@ -362,6 +363,7 @@ struct CatalogLoader {
                 start = ids.first ?? ""
                 for (from, to) in zip(ids, ids.dropFirst()) where transitions[from] == nil {
                     transitions[from] = [("default", to)]
+                    sourceOrder.append(from)
                 }
                 maxSteps = max(Self.defaultMaxSteps, ids.count)
             case .mapping:
@@ -389,6 +391,7 @@ struct CatalogLoader {
                                     list.append((action, target))
                                 }
                             }
+                            if transitions[source] == nil { sourceOrder.append(source) }
                             transitions[source] = list
                         }
                     default:
@@ -403,17 +406,19 @@ struct CatalogLoader {
             }
             guard problems.count == before else { continue }
             // An agent with its own problems is reported in its file; the flow is left out.
-            let flow = Self.makeFlow(name: name, start: start, transitions: transitions, maxSteps: maxSteps,
-                                     agents: agents, logger: logger)
+            let flow = Self.makeFlow(name: name, start: start, transitions: transitions, sources: sourceOrder,
+                                     maxSteps: maxSteps, agents: agents, logger: logger)
             if let flow { flows[name] = flow }
         }
         return flows
     }
 
     /// Walks the graph breadth-first from `start` and builds the engine flow; nil when an agent is invalid.
+    /// `sources` are the transitions' sources in the order written (the order of `edges`); nil
+    /// takes them in flow order.
     static func makeFlow(
         name: String, start: String, transitions: [String: [(action: String, target: String?)]],
-        maxSteps: Int, agents: [String: AgentDefinition], logger: Logger
+        sources: [String]? = nil, maxSteps: Int, agents: [String: AgentDefinition], logger: Logger
     ) -> FlowDefinition? {
         var order = [start]
         var seen: Set<String> = [start]
@@ -434,9 +439,12 @@ struct CatalogLoader {
                 if let target { graph.connect(id, on: action, to: target) } else { graph.end(id, on: action) }
             }
         }
+        let edges = (sources ?? order).filter(seen.contains).flatMap { from in
+            (transitions[from] ?? []).map { FlowEdge(from: from, action: $0.action, to: $0.target) }
+        }
         return FlowDefinition(
             name: name, agentIDs: order,
             requiredDocuments: unique(order.flatMap { agents[$0]!.requiredDocuments }),
-            maxSteps: maxSteps, start: start, transitions: transitions, graph: graph)
+            maxSteps: maxSteps, start: start, transitions: transitions, edges: edges, graph: graph)
     }
 }

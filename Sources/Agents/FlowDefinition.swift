@@ -13,6 +13,25 @@ public struct FlowDefinition: Sendable {
     public var start: String
     /// Per agent, its actions in the order written; a `nil` target is `end`.
     public var transitions: [String: [(action: String, target: String?)]]
+    /// The flow's transitions as `GET /flows` draws them, in the order written: sources as
+    /// `flows.yaml` lists them, each one's actions as written; a sequence's agents each lead to
+    /// the next on `default`. Only transitions from the flow's agents (those reached from
+    /// `start`): a transition written for an agent the flow never reaches is not part of it.
+    public var edges: [FlowEdge]
     /// The engine graph, built once at load time.
     let graph: Flow<RunState>
+}
+
+/// One transition of a flow: after `from` returns `action`, the flow goes on with `to`
+/// (`nil`: the flow ends, written `end`).
+public struct FlowEdge: Sendable, Equatable {
+    public var from: String
+    public var action: String
+    public var to: String?
+
+    public init(from: String, action: String, to: String?) {
+        self.from = from
+        self.action = action
+        self.to = to
+    }
 }

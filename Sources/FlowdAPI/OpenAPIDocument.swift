@@ -32,6 +32,14 @@ public enum OpenAPIDocument {
     /// characters of visible ASCII, %x21-7E.
     public static let idempotencyKeyPattern = ValidationIssue.idempotencyKeyPattern
 
+    /// The pattern of `GET /runs`'s `cursor` (a `next_cursor` it answered): the server takes
+    /// every string that matches it. The one place it is written.
+    public static let runCursorPattern = "^[A-Za-z0-9_-]{1,128}$"
+
+    /// `GET /runs`'s `limit`: its bounds and its default.
+    public static let runListLimits = 1...100
+    public static let runListDefaultLimit = 20
+
     private static let info = """
         Runs PocketFlow-style agent flows. Every error answer is JSON `{"detail": …}`: a message, \
         or for 422 a FastAPI-style list of issues. When several answers apply, the first of these \
@@ -73,7 +81,6 @@ public enum OpenAPIDocument {
         ]
 
         let nullableString: JSONValue = ["type": ["string", "null"]]
-        let stringArray: JSONValue = ["type": "array", "items": ["type": "string"]]
         var schemas: JSONObject = [
             "Detail": [
                 "type": "object",
@@ -167,8 +174,35 @@ public enum OpenAPIDocument {
                         "type": "string", "pattern": .string(RequestValidation.idPattern),
                         "description": "Only on a retry (`POST /runs/{id}/retry`): the failed or cancelled run it goes on from.",
                     ],
+                    "usage": ["$ref": "#/components/schemas/Usage"],
                 ],
-                "required": ["run_id", "flow", "story_id", "status", "result", "pending_docs", "error", "created_at", "finished_at", "resumed"],
+                "required": ["run_id", "flow", "story_id", "status", "result", "pending_docs", "error", "created_at", "finished_at", "resumed", "usage"],
+            ],
+            "Usage": [
+                "type": "object",
+                "description": """
+                    The tokens the run's `llm` steps used, as their provider reported them, summed over \
+                    its steps (journaled ones included) and over every attempt that reported usage, a \
+                    failed one too; a retry counts only the steps it ran. Steps without reported usage, \
+                    and runs without `llm` steps, count zero.
+                    """,
+                "properties": [
+                    "prompt_tokens": ["type": "integer", "minimum": 0],
+                    "completion_tokens": ["type": "integer", "minimum": 0],
+                ],
+                "required": ["prompt_tokens", "completion_tokens"],
+            ],
+            "RunList": [
+                "type": "object",
+                "description": "`GET /runs`: a page of records, newest first.",
+                "properties": [
+                    "runs": ["type": "array", "items": ["$ref": "#/components/schemas/RunRecord"]],
+                    "next_cursor": [
+                        "type": ["string", "null"], "pattern": .string(runCursorPattern),
+                        "description": "The `cursor` of the next page (opaque); null on the last page.",
+                    ],
+                ],
+                "required": ["runs", "next_cursor"],
             ],
             "ProgressEvent": [
                 "type": "object",
@@ -192,6 +226,18 @@ public enum OpenAPIDocument {
                 "description": "SSE `event: result`: an agent's output, right after its `completed` progress.",
                 "properties": ["run_id": ["type": "string"], "agent": ["type": "string"], "data": ["type": "string"]],
                 "required": ["run_id", "agent", "data"],
+            ],
+            "TokenEvent": [
+                "type": "object",
+                "description": """
+                    SSE `event: token`, only with `tokens=true`: a piece of an `llm` agent's output as \
+                    its provider streams it. The pieces of one attempt, joined, are that attempt's \
+                    output; a client that shows them starts over at the agent's next `progress` (an \
+                    attempt that failed sends its pieces too). No `id:` line: not stored, not replayed; \
+                    the agent's `result` event still carries its whole output.
+                    """,
+                "properties": ["run_id": ["type": "string"], "agent": ["type": "string"], "text": ["type": "string"]],
+                "required": ["run_id", "agent", "text"],
             ],
             "DoneEvent": [
                 "description": "SSE `event: done` (terminal): the `/run` 200 body.",
@@ -218,14 +264,36 @@ public enum OpenAPIDocument {
                             "type": "object",
                             "properties": [
                                 "name": ["type": "string"],
-                                "agents": stringArray,
-                                "requires": stringArray,
+                                "agents": [
+                                    "type": "array", "items": ["type": "string"],
+                                    "description": "Agent ids in flow order: breadth-first from `start`, transitions in the order written.",
+                                ],
+                                "requires": ["type": "array", "items": ["type": "string"], "description": "Document ids in flow order."],
+                                "start": ["type": "string", "description": "The first agent."],
+                                "edges": [
+                                    "type": "array",
+                                    "description": """
+                                        The flow's transitions in the order written in `flows.yaml`, so a client can \
+                                        draw it: a sequence `[a, b]` has the one edge a -default-> b and none after \
+                                        its last agent. Only transitions from the flow's agents.
+                                        """,
+                                    "items": ["$ref": "#/components/schemas/FlowEdge"],
+                                ],
                             ],
-                            "required": ["name", "agents", "requires"],
+                            "required": ["name", "agents", "requires", "start", "edges"],
                         ],
                     ],
                 ],
                 "required": ["flows"],
+            ],
+            "FlowEdge": [
+                "type": "object",
+                "description": "After `from` returns `action`, the flow goes on with `to`; `to` is `end` where the flow ends.",
+                "properties": [
+                    "from": ["type": "string"], "action": ["type": "string"],
+                    "to": ["type": "string", "description": "An agent id of the flow, or `end`."],
+                ],
+                "required": ["from", "action", "to"],
             ],
             "DocumentInfo": [
                 "type": "object",
@@ -304,11 +372,22 @@ public enum OpenAPIDocument {
                 "required": ["event", "id", "data"],
             ]
         }
+        // A token event has no `id:` line: it is not stored and not replayed.
+        let token: JSONValue = [
+            "type": "object",
+            "properties": [
+                "event": ["const": "token"],
+                "data": ["type": "string", "contentMediaType": "application/json",
+                         "contentSchema": ["$ref": "#/components/schemas/TokenEvent"]],
+            ],
+            "required": ["event", "data"],
+            "not": ["required": ["id"]],
+        ]
         schemas["RunEvent"] = [
-            "description": "One Server-Sent Event of a run, as its `event`, `id` and `data` fields.",
+            "description": "One Server-Sent Event of a run, as its `event`, `id` and `data` fields (`token` events, sent only with `tokens=true`, have no `id`).",
             "oneOf": [
                 event("progress", "ProgressEvent"), event("result", "ResultEvent"), event("done", "DoneEvent"),
-                event("error", "ErrorEvent"), event("cancelled", "CancelledEvent"),
+                event("error", "ErrorEvent"), event("cancelled", "CancelledEvent"), token,
             ],
         ]
         var components: JSONObject = [
@@ -322,6 +401,16 @@ public enum OpenAPIDocument {
                     "schema": ["$ref": "#/components/schemas/Scope"],
                 ],
                 "MemoryKey": pathParameter("key", pattern: RequestValidation.memoryKeyPattern, "A memory key."),
+                "Tokens": [
+                    "name": "tokens", "in": "query", "required": false,
+                    "description": """
+                        `true`: while an `llm` agent runs, the stream also sends its output as it comes, \
+                        `event: token` (`TokenEvent`, no `id:`). Only meaningful with \
+                        `Accept: text/event-stream`. `true` or `false` (as when it is absent); any other value \
+                        is 422.
+                        """,
+                    "schema": ["type": "boolean"],
+                ],
                 "IdempotencyKey": [
                     "name": "Idempotency-Key", "in": "header", "required": false,
                     "description": """
@@ -470,9 +559,10 @@ public enum OpenAPIDocument {
                             in `X-Run-ID` (a stream with its headers): a client cut off while it waits finds \
                             the outcome under `/runs/{id}`, or by sending the request again with its \
                             `Idempotency-Key`, which answers what the run answers (waiting for it while it \
-                            goes; a stream from its first event).
+                            goes; a stream from its first event). With `tokens=true` a stream also carries \
+                            the `token` events of `llm` agents.
                             """,
-                        parameters: [ref("IdempotencyKey", in: "parameters")],
+                        parameters: [ref("IdempotencyKey", in: "parameters"), ref("Tokens", in: "parameters")],
                         body: jsonBody("RunRequest"),
                         responses: [
                             "200": [
@@ -494,7 +584,7 @@ public enum OpenAPIDocument {
                             ],
                             "413": tooLarge,
                             "415": unsupportedMediaType,
-                            "422": validation("A field is missing or not a string, `story_id` does not match its pattern, `input` is too long, or the `Idempotency-Key` is malformed or was sent before with another request."),
+                            "422": validation("A field is missing or not a string, `story_id` does not match its pattern, `input` is too long, the `Idempotency-Key` is malformed or was sent before with another request, or `tokens` is neither `true` nor `false`."),
                             "500": [
                                 "description": "An agent failed after its retries or timed out, a loop ran past `max_steps`, or storage failed.",
                                 "headers": .object(runHeaders(admitted: false)),
@@ -506,6 +596,47 @@ public enum OpenAPIDocument {
                         ]),
                 ],
                 "/runs": [
+                    "get": operation(
+                        "listRuns", tag: "runs", summary: "Run records, newest first, a page at a time",
+                        description: """
+                            The filters combine. A `flow` that is not configured is an empty list (records of \
+                            removed flows stay listable). Paging is stable: runs created meanwhile do not \
+                            shift the pages after the first; follow `next_cursor` until it is null.
+                            """,
+                        parameters: [
+                            [
+                                "name": "story_id", "in": "query", "required": false,
+                                "description": "Only the runs of this story.",
+                                "schema": ["type": "string", "pattern": .string(RequestValidation.idPattern)],
+                            ],
+                            [
+                                "name": "flow", "in": "query", "required": false,
+                                "description": "Only the runs of this flow (any string: records of removed flows are listed too).",
+                                "schema": ["type": "string"],
+                            ],
+                            [
+                                "name": "status", "in": "query", "required": false, "description": "Only the runs in this status.",
+                                "schema": ["type": "string", "enum": .array(RunStatus.allCases.map { .string($0.rawValue) })],
+                            ],
+                            [
+                                "name": "limit", "in": "query", "required": false, "description": "At most this many records.",
+                                "schema": [
+                                    "type": "integer", "minimum": .int(Int64(OpenAPIDocument.runListLimits.lowerBound)),
+                                    "maximum": .int(Int64(OpenAPIDocument.runListLimits.upperBound)),
+                                    "default": .int(Int64(OpenAPIDocument.runListDefaultLimit)),
+                                ],
+                            ],
+                            [
+                                "name": "cursor", "in": "query", "required": false,
+                                "description": "The `next_cursor` of the page before (opaque). Every string that matches the pattern is accepted.",
+                                "schema": ["type": "string", "pattern": .string(OpenAPIDocument.runCursorPattern)],
+                            ],
+                        ],
+                        responses: [
+                            "200": ["description": "A page of records.", "content": json("RunList")],
+                            "422": validation("A parameter does not match its schema, or is given twice."),
+                            "500": storageFailed,
+                        ]),
                     "post": operation(
                         "startRun", tag: "runs",
                         summary: "Start a run in the background",
@@ -550,18 +681,23 @@ public enum OpenAPIDocument {
                             From the first event (or the one after `Last-Event-ID`) to the terminal one. A \
                             resumed run's events go on after the highest id stored, with a `progress` \
                             `resumed`; a client that saw later ids (sent, not yet durable when the process \
-                            died) may see those ids again for the steps that run again.
+                            died) may see those ids again for the steps that run again. With `tokens=true`, \
+                            the `token` events of the `llm` agent running while the stream follows live (they \
+                            are not stored: a replay has none, and `Last-Event-ID` counts only numbered events).
                             """,
-                        parameters: [[
-                            "name": "Last-Event-ID", "in": "header", "required": false,
-                            "description": "Only the events after this id are sent (a whole number; anything else counts as 0).",
-                            "schema": ["type": "string"],
-                        ]],
+                        parameters: [
+                            [
+                                "name": "Last-Event-ID", "in": "header", "required": false,
+                                "description": "Only the events after this id are sent (a whole number; anything else counts as 0).",
+                                "schema": ["type": "string"],
+                            ],
+                            ref("Tokens", in: "parameters"),
+                        ],
                         responses: [
                             "200": ["description": "The events.", "content": ["text/event-stream": ["schema": eventStream]]],
                             "204": ["description": "The run has finished and no event is after `Last-Event-ID`."],
                             "404": notFound("No run with this id."),
-                            "422": pathValidation,
+                            "422": validation("The id does not match its pattern, or `tokens` is neither `true` nor `false`."),
                             "500": storageFailed,
                         ]),
                 ],
@@ -603,7 +739,7 @@ public enum OpenAPIDocument {
                 "/flows": [
                     "get": operation(
                         "listFlows", tag: "runs", summary: "The configured flows",
-                        description: "Each flow's agents and required documents, in flow order.",
+                        description: "Each flow's agents and required documents, in flow order; its `start` and its `edges` in the order written, to draw it.",
                         responses: ["200": ["description": "The flows.", "content": json("FlowList")]]),
                 ],
                 "/docs": [
@@ -746,7 +882,7 @@ public enum OpenAPIDocument {
                 "/": [
                     "get": operation(
                         "console", tag: "operations", summary: "The web console",
-                        description: "One self-contained HTML page (no outside assets, a strict `Content-Security-Policy`) that lists the flows, starts and follows runs, uploads missing documents, cancels runs, retries a failed or cancelled run from its failed step and shows a story's memory through the routes here. It holds no data and is served without the API key; it asks the person for the key and sends it to every other route.",
+                        description: "One self-contained HTML page (no outside assets, a strict `Content-Security-Policy`) that draws each flow as a graph, starts and follows runs (the running agent lit, an `llm` agent's tokens as they come), uploads missing documents, cancels runs, retries a failed or cancelled run from its failed step, lists a story's runs and replays any of them, and shows a story's memory, through the routes here. It holds no data and is served without the API key; it asks the person for the key and sends it to every other route.",
                         public: true,
                         responses: [
                             "200": [
@@ -778,8 +914,9 @@ public enum OpenAPIDocument {
                     on after a restart) and `result` \
                     (`ResultEvent`) events, then exactly one terminal event, after which the stream \
                     ends: `done` (`DoneEvent`: the `/run` 200 body), `error` (`ErrorEvent`) or \
-                    `cancelled` (`CancelledEvent`). A `: ping` comment line goes out every \
-                    `--heartbeat` seconds while nothing else does.
+                    `cancelled` (`CancelledEvent`). With `tokens=true`, `token` events (`TokenEvent`: \
+                    an `event:` and a `data:` line, no `id:`) carry an `llm` agent's output as it comes. \
+                    A `: ping` comment line goes out every `--heartbeat` seconds while nothing else does.
                     """,
             ]
         }

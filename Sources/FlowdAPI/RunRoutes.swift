@@ -267,6 +267,10 @@ struct RunRoutes: Sendable {
                 "name": .string(flow.name),
                 "agents": .array(flow.agentIDs.map(JSONValue.string)),
                 "requires": .array(flow.requiredDocuments.map(JSONValue.string)),
+                "start": .string(flow.start),
+                "edges": .array(flow.edges.map { edge in
+                    ["from": .string(edge.from), "action": .string(edge.action), "to": .string(edge.to ?? "end")]
+                }),
             ])
         }
         return .json(HTTPStatus.ok, ["flows": .array(flows)])

@@ -36,6 +36,22 @@ struct ConsoleTests {
         }
     }
 
+    /// The graph, the tokens and the run list go through the routes of the contract; the graph
+    /// is built with DOM calls (Trusted Types refuses HTML strings) and names no URL.
+    @Test func thePageDrawsFlowsFollowsTokensAndListsAStorysRunsThroughTheAPI() async throws {
+        try await withFlowd(Fixtures.basic) { flowd in
+            let page = try await flowd.client.get("/").text
+            #expect(page.contains("'/runs?story_id='"))
+            #expect(page.contains("'?tokens=true'"))
+            #expect(page.contains("createElementNS(SVG"))
+            #expect(page.contains(#"<svg id="svg-namespace" hidden aria-hidden="true"></svg>"#))
+            #expect(!page.contains("innerHTML") && !page.contains("insertAdjacentHTML") && !page.contains("w3.org"))
+            for id in ["run-graph", "history-form", "history-story", "history", "history-more"] {
+                #expect(page.contains(#"id="\#(id)""#), "\(id)")
+            }
+        }
+    }
+
     @Test func withAnAPIKeyThePageAloneIsServedWithoutIt() async throws {
         try await withFlowd(Fixtures.basic, configure: { $0.apiKey = "s3cret" }) { flowd in
             let page = try await flowd.client.get("/")

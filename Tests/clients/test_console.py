@@ -4,6 +4,7 @@ $FLOWD_SCREENSHOTS (default .build/screenshots).
 
 Skipped, saying why, only where chromium, chromedriver or selenium is not installed
 (`scripts/test` installs them); a browser that is installed but fails is a failure."""
+import json
 import os
 import re
 import signal
@@ -11,6 +12,7 @@ import socket
 import subprocess
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -32,10 +34,16 @@ AGENTS = {
     # Long enough to cut the stream while it runs; short enough to wait for.
     "napper.yaml": 'kind: mock\ndescription: A nap.\ndelay_ms: 4000\noutput: "woke up"\n',
     "boom.yaml": 'kind: mock\ndescription: Always fails.\nfail: "out of ideas"\n',
+    "writer.yaml": 'kind: template\ndescription: Writes a draft.\nprompt: "draft of {{input}}"\n',
+    # Slow enough to be seen running; approves, so the loop back to the writer is drawn, not taken.
+    "reviewer.yaml": 'kind: mock\ndescription: Reviews the draft.\ndelay_ms: 5000\noutput: "APPROVED"\n'
+                     'routes:\n  - {match: "APPROVED", action: approve}\n',
     "flows.yaml": "default: [analyst, summarizer]\nbriefed: [analyst, reader]\nslow: [analyst, sleeper]\n"
-                  "napping: [analyst, napper, summarizer]\nfailing: [analyst, boom]\n",
+                  "napping: [analyst, napper, summarizer]\nfailing: [analyst, boom]\n"
+                  "review:\n  start: writer\n  transitions:\n    writer: {default: reviewer}\n"
+                  "    reviewer: {revise: writer, approve: end}\n",
 }
-FLOWS = 5
+FLOWS = 6
 DURATION = r"< 1 ms|\d+ ms|\d+\.\d\d s"  # as a step shows it
 
 
@@ -425,7 +433,7 @@ def test_a_run_resumed_after_a_crash_says_so(browser):
 
 def test_on_a_narrow_screen_nothing_overflows_and_every_control_is_labelled(browser, flowd):
     size = browser.get_window_size()
-    browser.set_window_size(390, 844)
+    browser.set_window_size(360, 780)
     try:
         open_console(browser, flowd)
         fill_run_form(browser, "default", "console-4", "a notes app for the terminal")
@@ -500,3 +508,186 @@ def test_with_an_api_key_the_page_asks_for_it_once_and_sends_it(browser, flowd_w
     # The one refused request is the page's first, before it had the key.
     assert_clean_log(browser, allowed=("/flows - Failed to load resource: the server responded with a status of 401",))
     browser.execute_script("sessionStorage.clear()")
+
+
+# Flow graphs, live tokens, a story's runs
+
+def graph_edges(driver, selector):
+    """(from, action, to, back) of each edge the SVG at `selector` draws, with its label."""
+    return [(e.get_attribute("data-from"), e.find_element(*by_css("text")).text, e.get_attribute("data-to"),
+             e.get_attribute("data-back")) for e in find_all(driver, selector + " g.edge")]
+
+
+def node_states(driver):
+    return {n.get_attribute("data-agent"): n.get_attribute("data-state") for n in find_all(driver, "#run-graph g.node")}
+
+
+def test_each_flow_is_drawn_as_a_graph_and_a_run_lights_its_running_agent(browser, flowd):
+    open_console(browser, flowd)
+    # Every flow has its graph; the review flow's loop goes from the reviewer back to the writer.
+    assert len(find_all(browser, "#flows li svg.flow-graph")) == FLOWS
+    review = '#flows li[data-flow="review"] svg'
+    assert graph_edges(browser, review) == [
+        ("writer", "default", "reviewer", "false"), ("reviewer", "revise", "writer", "true"),
+        ("reviewer", "approve", "end", "false")]
+    loop = find(browser, review + ' g.edge[data-from="reviewer"][data-to="writer"] path').get_attribute("d")
+    assert " C" in loop  # a curve, not a straight line
+    assert [n.get_attribute("data-agent") for n in find_all(browser, review + " g.node")] == ["writer", "reviewer", "end"]
+    assert "reviewer goes to writer on revise" in find(browser, review + " title").get_attribute("textContent")
+    assert graph_edges(browser, '#flows li[data-flow="default"] svg') == [("analyst", "default", "summarizer", "false")]
+
+    fill_run_form(browser, "review", "console-graph", "a notes app")
+    find(browser, "#run").click()
+    wait_visible(browser, '#run-graph g.node[data-agent="reviewer"][data-state="running"]')
+    assert node_states(browser) == {"writer": "completed", "reviewer": "running", "end": "idle"}
+    assert find(browser, '#run-graph g.node[data-agent="writer"] .mark').get_attribute("textContent") == "✓"
+    taken = {(e.get_attribute("data-from"), e.get_attribute("data-to")): e.get_attribute("data-taken")
+             for e in find_all(browser, "#run-graph g.edge")}
+    assert taken == {("writer", "reviewer"): "true", ("reviewer", "writer"): "false", ("reviewer", "end"): "false"}
+    assert run_status(browser) == "running"
+    screenshot(browser, "console-13-graph.png")
+
+    wait_status(browser, "succeeded")
+    assert node_states(browser) == {"writer": "completed", "reviewer": "completed", "end": "completed"}
+    assert find(browser, '#run-graph g.edge[data-from="reviewer"][data-to="end"]').get_attribute("data-taken") == "true"
+    assert steps(browser) == [("writer", "completed"), ("reviewer", "completed")]
+    screenshot(browser, "console-14-graph-done.png")
+    assert_clean_log(browser)
+
+
+class StreamingProvider:
+    """An OpenAI-compatible chat-completions endpoint that streams its answer a word at a time
+    (`"stream": true`, with usage at the end), or answers it whole as plain JSON, slowly."""
+
+    WORDS = ["Roses ", "are ", "red, ", "tokens ", "arrive ", "one ", "by ", "one."]
+    DELAY = 0.4  # seconds between words
+
+    def __init__(self):
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                usage = {"prompt_tokens": 7, "completion_tokens": len(provider.WORDS)}
+                if not request.get("stream"):
+                    time.sleep(provider.DELAY * len(provider.WORDS))
+                    body = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(provider.WORDS)},
+                                                    "finish_reason": "stop"}], "usage": usage}).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                for word in provider.WORDS:
+                    chunk = {"choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                    time.sleep(provider.DELAY)
+                self.wfile.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\ndata: [DONE]\n\n".encode())
+                self.wfile.flush()
+                self.close_connection = True
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def sse_names(response):
+    """The event names of an SSE answer, in order."""
+    return [line[len("event:"):].strip() for line in response.iter_lines(decode_unicode=True) if line.startswith("event:")]
+
+
+def test_an_llm_agents_tokens_appear_as_they_come(browser):
+    provider = StreamingProvider()
+    agents = dict(AGENTS, **{"poet.yaml": "kind: llm\ndescription: Writes a poem.\nmodel: stub\nprompt: \"{{input}}\"\n",
+                             "flows.yaml": "default: [poet]\n"})
+    saved = os.environ.get("FLOWD_LLM_BASE_URL")
+    os.environ["FLOWD_LLM_BASE_URL"] = provider.url  # start_flowd passes the environment on
+    try:
+        url, process, work = start_flowd()
+    finally:
+        if saved is None:
+            os.environ.pop("FLOWD_LLM_BASE_URL")
+        else:
+            os.environ["FLOWD_LLM_BASE_URL"] = saved
+    try:
+        with requests.post(f"{url}/run?tokens=true", json={"story_id": "console-tokens-probe", "input": "a poem"},
+                           headers={"Accept": "text/event-stream"}, stream=True, timeout=WAIT) as probe:
+            names = sse_names(probe)
+        assert names[-1] == "done", names
+        if "token" not in names:
+            pytest.skip("GUARD(tokens): this server sends no token events with tokens=true (the live tokens work "
+                        "is not merged here); remove this guard once it is")
+        open_console(browser, url, flows=1)
+        fill_run_form(browser, "default", "console-tokens", "a poem")
+        find(browser, "#run").click()
+        # Some words are there while the agent still runs, and the rest is still to come.
+        wait_for(browser, lambda d: len(find_all(d, '#steps li[data-agent="poet"] pre.tokens')) == 1
+                 and find(d, '#steps li[data-agent="poet"] pre.tokens').text.count(" ") >= 2, "no tokens while the agent ran")
+        partial = find(browser, '#steps li[data-agent="poet"] pre.tokens').text
+        assert run_status(browser) == "running"
+        full = "".join(StreamingProvider.WORDS)
+        assert full.startswith(partial) and partial != full
+        screenshot(browser, "console-16-tokens.png")
+        wait_status(browser, "succeeded")
+        assert find_all(browser, "#steps pre.tokens") == []  # the result replaced them
+        assert [pre.text for pre in find_all(browser, "#steps pre.output")] == [full]
+        assert find(browser, "#result-text").text == full
+        assert_clean_log(browser)
+    finally:
+        stop_flowd(process, work)
+        provider.close()
+
+
+def test_a_storys_runs_are_listed_and_any_of_them_is_replayed(browser, flowd):
+    from selenium.webdriver.common.keys import Keys
+    story = "console-history"
+    listed = requests.get(f"{flowd}/runs", params={"story_id": story}, timeout=10)
+    if listed.status_code in (404, 405):
+        pytest.skip(f"GUARD(runlist): GET /runs answers {listed.status_code} (the run list is not merged here); "
+                    "remove this guard once it is")
+    ids = []
+    for flow, text in (("default", "first"), ("failing", "second"), ("default", "third")):
+        run_id = requests.post(f"{flowd}/runs", json={"flow": flow, "story_id": story, "input": text}, timeout=10).json()["run_id"]
+        wait_record(flowd, run_id, lambda record: record["finished_at"] is not None)
+        ids.append(run_id)
+
+    open_console(browser, flowd)
+    field = find(browser, "#history-story")
+    field.clear()
+    field.send_keys(story, Keys.ENTER)
+    wait_for(browser, lambda d: len(find_all(d, "#history li")) == 3, "the story's runs never showed")
+    items = find_all(browser, "#history li")
+    assert [li.get_attribute("data-run") for li in items] == ids[::-1]  # newest first
+    assert [li.get_attribute("data-status") for li in items] == ["succeeded", "failed", "succeeded"]
+    for li in items:
+        meta = li.find_element(*by_css(".meta")).text
+        assert re.search(r"took (" + DURATION + ")", meta), meta
+        assert "0 prompt + 0 completion tokens" in meta, meta  # template and mock agents use none
+    assert find(browser, "#history-status").text == f"3 runs of story {story}, newest first."
+    screenshot(browser, "console-15-history.png")
+
+    # Opened by keyboard: the failed run's events are replayed, its graph shows where it failed.
+    items[1].find_element(*by_css("a")).send_keys(Keys.ENTER)
+    wait_for(browser, lambda d: find(d, "#run-id").text == ids[1], "the listed run never opened")
+    wait_status(browser, "failed")
+    assert steps(browser) == [("analyst", "completed"), ("boom", "failed")]
+    assert node_states(browser) == {"analyst": "completed", "boom": "failed"}
+    assert find(browser, '#history li[aria-current="true"]').get_attribute("data-run") == ids[1]
+    assert browser.switch_to.active_element == find(browser, "#run-heading")
+    assert_clean_log(browser)
