@@ -9,6 +9,9 @@ import Logging
 /// - RAM holds the records of live (queued, running) runs and, per finished run, only a
 ///   fixed-size `RunLog.FinishedEntry`: where its line is. A finished run's record and
 ///   events are read from the file on demand (`pread`, off the actor), never cached.
+/// - Every run kept has two 32-byte `RunIndex` entries (all runs' order, its story's), with
+///   its stored status, kept with every write that changes them: `list` walks them, never
+///   the file, and reads only its page's records.
 /// - `finish` (and `create(durable: true)`, `prune`) return only after their line was
 ///   written and `fdatasync` returned; concurrent ones share one write + one sync (group
 ///   commit) on a dedicated thread, as in `JSONLMemoryStore`.
