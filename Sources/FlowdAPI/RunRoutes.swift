@@ -14,6 +14,7 @@ struct RunRoutes: Sendable {
     func register(on router: inout Router) {
         router.post("/run") { request in try await run(request) }
         router.post("/runs") { request in try await startInBackground(request) }
+        router.get("/runs") { request in try await list(request) }
         router.get("/runs/{id}") { request in try await record(request) }
         router.get("/runs/{id}/events") { request in try await events(request) }
         router.post("/runs/{id}/cancel") { request in try await cancel(request) }
@@ -145,6 +146,13 @@ struct RunRoutes: Sendable {
                                       isClosed: { false })
             return terminal.withLock { $0 }
         }
+    }
+
+    /// `GET /runs`: `{"runs": [records, newest first], "next_cursor": "…" or null}`.
+    private func list(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let query = try RunListQuery.decode(request)
+        let (records, next) = try await runs.list(query)
+        return .json(HTTPStatus.ok, ["runs": .array(records.map(\.json)), "next_cursor": next.map { JSONValue.string($0.text) } ?? .null])
     }
 
     private func record(_ request: HTTPRequest) async throws -> HTTPResponse {

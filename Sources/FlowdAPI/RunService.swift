@@ -293,6 +293,40 @@ public final class RunService: Sendable {
         return try await backend.record(runID)
     }
 
+    /// A page of `GET /runs`: the backend's page merged with this process's live runs, with
+    /// their current status (the filter sees that one), each run once, newest first.
+    ///
+    /// The live runs are read before the backend: a run that leaves the live set meanwhile is
+    /// stored by then, so none falls between the two. When the backend has more, only live
+    /// runs newer than the last stored run it examined join, and the next cursor is at most
+    /// that run's position: nothing past it is skipped, even when the page comes out short.
+    func list(_ query: RunQuery) async throws -> (records: [RunRecord], next: RunCursor?) {
+        let liveRuns = live.withLock { Array($0.values) }.map(\.record)
+        let current = Dictionary(liveRuns.map { ($0.runID, $0) }, uniquingKeysWith: { first, _ in first })
+        let stored = try await backend.list(query)
+        let floor = stored.more ? stored.records.last.map(RunCursor.init) : nil
+        var seen = Set<String>()
+        var records: [RunRecord] = []
+        for record in stored.records {
+            seen.insert(record.runID)
+            // A stored end is newer than any live copy; a stored live status may be stale.
+            let now = record.status.isFinished ? record : (current[record.runID] ?? record)
+            if query.matches(now) { records.append(now) }
+        }
+        for record in liveRuns where !seen.contains(record.runID) && query.matches(record) {
+            let position = RunCursor(record)
+            if let before = query.before, !(position < before) { continue }
+            if let floor, !(floor < position) { continue }
+            records.append(record)
+        }
+        records.sort { RunCursor($1) < RunCursor($0) }
+        if records.count > query.limit {
+            records.removeLast(records.count - query.limit)
+            return (records, records.last.map(RunCursor.init))
+        }
+        return (records, floor)
+    }
+
     /// Cancels every live run (the drain timeout), resumed ones included.
     public func cancelAll() {
         for run in live.withLock({ Array($0.values) }) { run.cancel() }

@@ -108,6 +108,10 @@ public struct PostgresRunBackend: RunBackend {
         try await cluster.runs.record(runID)
     }
 
+    public func list(_ query: RunQuery) async throws(StoreError) -> RunPage {
+        try await cluster.runs.list(query)
+    }
+
     public func storedEvents(_ runID: String, after: Int) async throws(StoreError) -> StoredEvents? {
         guard let (events, finished) = try await cluster.runs.eventsSoFar(runID, after: after) else { return nil }
         return finished ? .finished(events) : .running

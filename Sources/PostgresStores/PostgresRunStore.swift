@@ -241,6 +241,34 @@ public struct PostgresRunStore: RunStore {
         return try PostgresRunStore.parseRecord(text, runID)
     }
 
+    /// A page of runs, newest first: a keyset query on (`created_at`, `run_id` in byte order),
+    /// the order of `RunCursor`, on the indexes of migration 3. A cursor's time is bound as
+    /// the `Date` a record's `createdAt` is, so it equals its run's stored `created_at` exactly.
+    public func list(_ query: RunQuery) async throws(StoreError) -> RunPage {
+        var binds = PostgresBindings()
+        func bind(_ value: some PostgresDynamicTypeEncodable) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+        var conditions: [String] = []
+        if let story = query.storyID { conditions.append("story_id = \(bind(story))") }
+        if let flow = query.flow { conditions.append("flow = \(bind(flow))") }
+        if let status = query.status { conditions.append("status = \(bind(status.rawValue))") }
+        if let before = query.before {
+            conditions.append(#"(created_at, run_id COLLATE "C") < (\#(bind(before.createdAt)), \#(bind(before.runID)) COLLATE "C")"#)
+        }
+        let limit = min(max(query.limit, 1), 1000)
+        let sql = "SELECT record FROM flowd_runs" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + #" ORDER BY created_at DESC, run_id COLLATE "C" DESC LIMIT \#(limit + 1)"#
+        let texts = try await database.rows(PostgresQuery(unsafeSQL: sql, binds: binds), "run list") { row in
+            try row.decode(String.self)
+        }
+        var records: [RunRecord] = []
+        records.reserveCapacity(min(texts.count, limit))
+        for text in texts.prefix(limit) { records.append(try PostgresRunStore.parseRecord(text, "listed")) }
+        return RunPage(records: records, more: texts.count > limit)
+    }
+
     public func events(_ runID: String, after: Int) async throws(StoreError) -> [RunEvent]? {
         guard let (events, finished) = try await eventsSoFar(runID, after: after), finished else { return nil }
         return events

@@ -66,6 +66,11 @@ enum PostgresSchema {
                 PRIMARY KEY (run_id, step_no))
             """,
         ]),
+        // Run history (`GET /runs`): keyset pages, newest first, of all runs or of one story's.
+        (3, [
+            #"CREATE INDEX flowd_runs_listing ON flowd_runs (created_at, run_id COLLATE "C")"#,
+            #"CREATE INDEX flowd_runs_story_listing ON flowd_runs (story_id, created_at, run_id COLLATE "C")"#,
+        ]),
     ]
 
     static var latestVersion: Int32 { migrations.last?.version ?? 0 }

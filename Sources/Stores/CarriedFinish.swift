@@ -16,6 +16,8 @@ public struct CarriedFinish: Sendable, Hashable {
     let bytes: [UInt8]
     /// Where its parts are, relative to `bytes` (`lineOffset` 0, `lineLength` with the newline).
     let entry: RunLog.FinishedEntry
+    /// What the listing index needs of the run.
+    let summary: RunIndex.Summary
 
     /// The finish of a run: its final record (`finishedAt` set) and every event.
     public init(record: RunRecord, events: [RunEvent]) throws(StoreError) {
@@ -30,14 +32,16 @@ public struct CarriedFinish: Sendable, Hashable {
         self.bytes = bytes
         runID = record.runID
         key = record.idempotency?.key
+        summary = RunIndex.Summary(record)
     }
 
     /// A finish read back from a memory line (at open); nil when it is not a valid finish.
     init?(decoding bytes: [UInt8]) {
         var parser = JSONParser()
         let decoded = bytes.withUnsafeBufferPointer { RunLog.decode($0, at: 0, with: &parser) }
-        guard case .success(.finish(let id, let entry, let key)) = decoded else { return nil }
+        guard case .success(.finish(let id, let entry, let key, let summary)) = decoded else { return nil }
         runID = id
+        self.summary = summary
         self.key = key
         self.bytes = bytes
         self.entry = entry

@@ -90,6 +90,10 @@ public struct JSONLRunBackend: RunBackend {
         try await runs.record(runID)
     }
 
+    public func list(_ query: RunQuery) async throws(StoreError) -> RunPage {
+        try await runs.list(query)
+    }
+
     public func storedEvents(_ runID: String, after: Int) async throws(StoreError) -> StoredEvents? {
         try await runs.events(runID, after: after).map(StoredEvents.finished)
     }

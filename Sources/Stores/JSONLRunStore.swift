@@ -9,6 +9,9 @@ import Logging
 /// - RAM holds the records of live (queued, running) runs and, per finished run, only a
 ///   fixed-size `RunLog.FinishedEntry`: where its line is. A finished run's record and
 ///   events are read from the file on demand (`pread`, off the actor), never cached.
+/// - Every run kept has two 32-byte `RunIndex` entries (all runs' order, its story's), with
+///   its stored status, kept with every write that changes them: `list` walks them, never
+///   the file, and reads only its page's records.
 /// - `finish` (and `create(durable: true)`, `prune`) return only after their line was
 ///   written and `fdatasync` returned; concurrent ones share one write + one sync (group
 ///   commit) on a dedicated thread, as in `JSONLMemoryStore`.
@@ -47,6 +50,8 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     private var active: [String: RunRecord]
     /// Finished runs: where their lines are.
     private var finished: [String: RunLog.FinishedEntry]
+    /// Every run kept, in listing order (`list`).
+    private var index: RunIndex
     /// The journals of live runs, as written.
     private var journals: [String: RunLog.Journal]
     /// Idempotency key → run id, for every run kept (a `/run`'s from its arrival, in RAM
@@ -73,7 +78,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         case start(String)
         case steps(RunRecord, RunLog.Journal)
         /// The entry's `lineOffset` is relative to the batch's first byte.
-        case finish(String, RunLog.FinishedEntry)
+        case finish(String, RunLog.FinishedEntry, RunIndex.Summary)
         case prune(beforeMS: Int64, token: Int)
     }
 
@@ -162,14 +167,14 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     /// Appends (and syncs) the finish line of each carried finish whose run is not finished.
     private static func storeAdopted(_ finishes: [CarriedFinish], in state: inout RunLog.Recovered, file: SharedFile) throws(StoreError) -> Int {
         var bytes: [UInt8] = []
-        var entries: [(String, RunLog.FinishedEntry, key: String?)] = []
+        var entries: [(String, RunLog.FinishedEntry, key: String?, RunIndex.Summary)] = []
         var taken = Set<String>()
         for finish in finishes where state.finished[finish.runID] == nil && taken.insert(finish.runID).inserted {
             var entry = finish.entry
             entry.lineOffset = bytes.count
             bytes.append(contentsOf: finish.bytes)
             bytes.append(UInt8(ascii: "\n"))
-            entries.append((finish.runID, entry, finish.key))
+            entries.append((finish.runID, entry, finish.key, finish.summary))
         }
         if !entries.isEmpty { try appendFinishes(bytes, entries, to: &state, file: file) }
         return entries.count
@@ -177,7 +182,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
 
     /// Writes and syncs finish lines at open, then indexes them; `entries`' offsets are
     /// relative to `bytes`. On failure the file is cut back and nothing is indexed.
-    private static func appendFinishes(_ bytes: [UInt8], _ entries: [(String, RunLog.FinishedEntry, key: String?)],
+    private static func appendFinishes(_ bytes: [UInt8], _ entries: [(String, RunLog.FinishedEntry, key: String?, RunIndex.Summary)],
                                        to state: inout RunLog.Recovered, file: SharedFile) throws(StoreError) {
         do throws(StoreError) {
             try FileIO.writeAll(file.fd, bytes, path: file.path)
@@ -186,9 +191,9 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
             try? FileIO.truncate(file.fd, to: state.fileSize, path: file.path)
             throw error
         }
-        for (id, var entry, key) in entries {
+        for (id, var entry, key, summary) in entries {
             entry.lineOffset += state.fileSize
-            RunLog.apply(.finish(id, entry, key: key), to: &state)
+            RunLog.apply(.finish(id, entry, key: key, summary: summary), to: &state)
         }
         state.fileSize += bytes.count
         state.lines += entries.count
@@ -197,13 +202,13 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     /// Writes (and syncs) a `failed` finish line for every run left queued or running.
     private static func finishInterrupted(_ state: inout RunLog.Recovered, file: SharedFile, now: Date) throws(StoreError) {
         var bytes: [UInt8] = []
-        var entries: [(String, RunLog.FinishedEntry, key: String?)] = []
+        var entries: [(String, RunLog.FinishedEntry, key: String?, RunIndex.Summary)] = []
         for (id, record) in state.active.sorted(by: { (state.arrival[$0.key] ?? 0) < (state.arrival[$1.key] ?? 0) }) {
             let journal = state.journals[id] ?? RunLog.Journal()
             let verdict = RunFinish.interrupted(record, events: journal.events, lastEventID: journal.events.last?.id,
                                                 steps: journal.steps, at: now)
             entries.append((id, RunLog.appendFinish(verdict.record, events: verdict.events, steps: verdict.steps, to: &bytes),
-                            record.idempotency?.key))
+                            record.idempotency?.key, RunIndex.Summary(verdict.record)))
         }
         try appendFinishes(bytes, entries, to: &state, file: file)
     }
@@ -223,6 +228,9 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         self.lines = recovered.lines
         self.active = recovered.active
         self.finished = recovered.finished
+        self.index = RunIndex(
+            recovered.active.values.map(RunIndex.Summary.init)
+                + recovered.summaries.lazy.filter { recovered.finished[$0.key] != nil }.map(\.value))
         self.journals = recovered.journals
         self.keys = recovered.keys
         self.interrupted = recovered.active.keys.sorted { (recovered.arrival[$0] ?? 0) < (recovered.arrival[$1] ?? 0) }
@@ -256,6 +264,27 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         case .finished(let file, let entry): return try RunLog.readRecord(file, entry)
         case .carried(let finish): return try RunLog.record(in: finish.bytes, finish.entry, path: path)
         }
+    }
+
+    /// A page of runs, newest first: chosen from the index in RAM, live records from RAM,
+    /// finished ones read from their lines (off the actor).
+    public nonisolated func list(_ query: RunQuery) async throws(StoreError) -> RunPage {
+        let (found, more) = await page(query)
+        var records: [RunRecord] = []
+        records.reserveCapacity(found.count)
+        for run in found {
+            switch run {
+            case .active(let record): records.append(record)
+            case .finished(let file, let entry): records.append(try RunLog.readRecord(file, entry))
+            case .carried(let finish): records.append(try RunLog.record(in: finish.bytes, finish.entry, path: path))
+            }
+        }
+        return RunPage(records: records, more: more)
+    }
+
+    private func page(_ query: RunQuery) -> ([Found], Bool) {
+        let (ids, more) = index.page(query)
+        return (ids.compactMap(find), more)
     }
 
     public nonisolated func events(_ runID: String, after: Int) async throws(StoreError) -> [RunEvent]? {
@@ -304,6 +333,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         RunLog.appendStart(record, to: &commit.pending.bytes)
         commit.pending.ops.append(.start(record.runID))
         active[record.runID] = record
+        index.upsert(RunIndex.Summary(record))
         if durable {
             try await awaitBatch()
         } else if !commit.syncing {
@@ -396,7 +426,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         if record.finishedAt == nil { record.finishedAt = Date() }
         if let key = record.idempotency?.key { keys[key] = record.runID }
         let entry = RunLog.appendFinish(record, events: events, steps: steps, to: &commit.pending.bytes)
-        commit.pending.ops.append(.finish(record.runID, entry))
+        commit.pending.ops.append(.finish(record.runID, entry, RunIndex.Summary(record)))
         try await awaitBatch()
     }
 
@@ -415,8 +445,9 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
             entry.lineOffset = commit.pending.bytes.count
             commit.pending.bytes.append(contentsOf: finish.bytes)
             commit.pending.bytes.append(UInt8(ascii: "\n"))
-            commit.pending.ops.append(.finish(finish.runID, entry))
+            commit.pending.ops.append(.finish(finish.runID, entry, finish.summary))
             carried[finish.runID] = finish
+            index.upsert(finish.summary)
         }
         if !commit.syncing { scheduleIdleFlush() }
     }
@@ -536,9 +567,11 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         case .steps(let record, let journal):
             guard finished[record.runID] == nil, carried[record.runID] == nil else { return }
             if active[record.runID] == nil { active[record.runID] = record }
+            index.upsert(RunIndex.Summary(record))
             journals[record.runID, default: RunLog.Journal()].append(journal)
-        case .finish(let id, var entry):
+        case .finish(let id, var entry, let summary):
             entry.lineOffset += base
+            index.upsert(summary)
             active[id] = nil
             carried[id] = nil
             journals[id] = nil
@@ -546,6 +579,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         case .prune(let before, let token):
             let gone = Set(finished.lazy.filter { $0.value.finishedMS < before }.map(\.key))
             finished = finished.filter { !gone.contains($0.key) }
+            index.remove(gone)
             pruneResults[token] = gone.count
             // Only the pruned runs' keys go: a `/run`'s key is in RAM before any line of it.
             if !gone.isEmpty { keys = keys.filter { !gone.contains($0.value) } }

@@ -79,6 +79,13 @@ public protocol RunBackend: Sendable {
     /// A run's record, as stored; nil when unknown (or pruned).
     func record(_ runID: String) async throws(StoreError) -> RunRecord?
 
+    /// A page of the stored runs that match `query`, newest first (`RunCursor` order), those
+    /// before `query.before` only: at most `limit`, with whether more may follow. Status is
+    /// the stored one (a live run's may be older: the caller merges its live runs). Records of
+    /// flows no longer configured are listed like any other. Never scans all runs: an index
+    /// (in RAM, or the database's) finds the page.
+    func list(_ query: RunQuery) async throws(StoreError) -> RunPage
+
     /// The stored events after `after` of a run this process does not hold; nil when unknown.
     func storedEvents(_ runID: String, after: Int) async throws(StoreError) -> StoredEvents?
 

@@ -31,8 +31,8 @@ enum RunLog {
     enum Line {
         case start(RunRecord)
         case steps(RunRecord, Journal)
-        /// The run's id, where its line is, and its idempotency key.
-        case finish(String, FinishedEntry, key: String?)
+        /// The run's id, where its line is, its idempotency key, and what the listing needs.
+        case finish(String, FinishedEntry, key: String?, summary: RunIndex.Summary)
         case prune(beforeMS: Int64)
     }
 
@@ -50,6 +50,8 @@ enum RunLog {
     struct Recovered: Sendable {
         var active: [String: RunRecord] = [:]
         var finished: [String: FinishedEntry] = [:]
+        /// What the listing index needs of each finished run.
+        var summaries: [String: RunIndex.Summary] = [:]
         /// The journals of live runs.
         var journals: [String: Journal] = [:]
         /// Idempotency key → run id, for live and finished runs.
@@ -209,7 +211,8 @@ enum RunLog {
                     FinishedEntry(
                         lineOffset: offset, finishedMS: finishedMS, lineLength: UInt32(line.count + 1),
                         recordStart: UInt32(recordRange.lowerBound), recordLength: UInt32(recordRange.count),
-                        eventsStart: UInt32(events.lowerBound), eventsLength: UInt32(events.count)), key: run.idempotency?.key))
+                        eventsStart: UInt32(events.lowerBound), eventsLength: UInt32(events.count)), key: run.idempotency?.key,
+                    summary: RunIndex.Summary(run)))
         case "prune":
             guard let before, let ms = ISOTime.milliseconds(parsing: before) else { return .failure("prune without a valid time") }
             return .success(.prune(beforeMS: ms))
@@ -222,6 +225,7 @@ enum RunLog {
         switch line {
         case .start(let record):
             state.finished[record.runID] = nil
+            state.summaries[record.runID] = nil
             state.active[record.runID] = record
             state.arrived(record)
         case .steps(let record, let journal):
@@ -229,15 +233,17 @@ enum RunLog {
             state.active[record.runID] = record
             state.journals[record.runID, default: Journal()].append(journal)
             state.arrived(record)
-        case .finish(let id, let entry, let key):
+        case .finish(let id, let entry, let key, let summary):
             state.active[id] = nil
             state.journals[id] = nil
             state.arrival[id] = nil
             state.finished[id] = entry
+            state.summaries[id] = summary
             if let key { state.keys[key] = id }
         case .prune(let before):
             let gone = Set(state.finished.lazy.filter { $0.value.finishedMS < before }.map(\.key))
             state.finished = state.finished.filter { !gone.contains($0.key) }
+            if !gone.isEmpty { state.summaries = state.summaries.filter { !gone.contains($0.key) } }
             if !gone.isEmpty { state.keys = state.keys.filter { !gone.contains($0.value) } }
         }
     }
