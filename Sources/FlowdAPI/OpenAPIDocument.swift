@@ -33,8 +33,8 @@ public enum OpenAPIDocument {
     public static let idempotencyKeyPattern = ValidationIssue.idempotencyKeyPattern
 
     /// The pattern of `GET /runs`'s `cursor` (a `next_cursor` it answered): the server takes
-    /// every string that matches it. The one place it is written.
-    public static let runCursorPattern = "^[A-Za-z0-9_-]{1,128}$"
+    /// every string that matches it (`RunCursor.pattern`, where it is written).
+    public static let runCursorPattern = RunCursor.pattern
 
     /// `GET /runs`'s `limit`: its bounds and its default.
     public static let runListLimits = 1...100

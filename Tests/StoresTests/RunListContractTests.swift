@@ -134,9 +134,12 @@ struct RunListContractTests {
         let runs = try await fixture.openBackend()
         let stored = try await Self.seed(runs)
         // New runs arrive meanwhile, created now (after every stored one), in the same story.
+        // A millisecond apart: runs created in one millisecond are ordered by id, not arrival.
+        let now = Date()
         let arriving = Task {
             for k in 0..<60 {
-                let r = RunRecord(runID: "new-\(k)", flow: "default", storyID: "s1", status: .queued, createdAt: Date())
+                let r = RunRecord(runID: "new-\(k)", flow: "default", storyID: "s1", status: .queued,
+                                  createdAt: now.addingTimeInterval(Double(k) / 1000))
                 _ = try await Self.store(r, k % 2 == 0 ? .failed : .queued, in: runs)
             }
         }

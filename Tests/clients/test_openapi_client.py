@@ -92,11 +92,6 @@ def document(flowd):
     return document
 
 
-def runs_are_listed(flowd):
-    """GUARD(runlist): whether this server routes GET /runs yet (described before it is merged)."""
-    return requests.get(f"{flowd}/runs", timeout=10).status_code not in (404, 405)
-
-
 @pytest.fixture(scope="module")
 def generated(document):
     with generate(document, PACKAGE) as package:
@@ -405,8 +400,6 @@ def test_tokens_are_asked_for_on_the_streams(document, generated, client):
 
 
 def test_a_storys_runs_are_listed_newest_first_a_page_at_a_time(generated, client, flowd):
-    if not runs_are_listed(flowd):
-        pytest.skip("GUARD(runlist): GET /runs is not routed here yet; remove once the run list is merged")
     m = models(generated)
     list_runs = api(generated, "runs", "list_runs")
     ids = [api(generated, "runs", "run_flow").sync(client=client, body=m.RunRequest(input_=str(n), story_id="oc-list")).run_id
@@ -563,7 +556,5 @@ def test_every_operation_was_driven_and_every_answer_checked(request, document, 
     if ran != module_tests:
         pytest.skip("only some of this module's tests ran")
     declared = {(method, path) for path, item in document["paths"].items() for method in item if method != "parameters"}
-    if not runs_are_listed(flowd):  # GUARD(runlist): remove once GET /runs is merged
-        declared -= {("get", "/runs"), ("head", "/runs")}
     assert declared - checker.driven == set()
     assert checker.checked >= len(declared)
