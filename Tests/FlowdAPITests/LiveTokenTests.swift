@@ -1,0 +1,272 @@
+import FlowdTesting
+import Foundation
+import Synchronization
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `token` events (`tokens=true`) and the usage llm providers report: SPEC "Live tokens,
+/// run history, flow graphs", its first two points.
+@Suite struct LiveTokenTests {
+    static let agents = TestAgents(
+        agents: [
+            "talker": "kind: llm\nmodel: talker-model\nprompt: \"say {{input}}\"\n",
+            "flaky": "kind: llm\nmodel: flaky-model\nmax_retries: 2\nprompt: \"try {{input}}\"\n",
+            "after": "kind: template\nprompt: \"after {{outputs.talker}}\"\n",
+            "echo": "kind: template\nprompt: \"{{input}}\"\n",
+        ],
+        flows: "default: [talker, after]\nretried: [flaky]\nplain: [echo]\n")
+
+    static let pieces = ["Hel", "lo", ", ", "wor", "ld"]
+
+    /// `talker-model` streams `pieces` one every 20 ms with usage 7 + 4; `flaky-model`'s first
+    /// call streams "half" with usage 5 + 1 and then breaks, its second answers plain JSON
+    /// "fine" with usage 2 + 3.
+    static func stub() throws -> StubLLMServer {
+        let flakyCalls = Counter()
+        return try StubLLMServer { request in
+            switch request.model {
+            case "flaky-model":
+                if flakyCalls.next() == 1 {
+                    var reply = StubLLMServer.Reply.streamed(["half"], promptTokens: 5, completionTokens: 1, pieceDelay: .milliseconds(5))
+                    reply.parts = (reply.parts ?? []).dropLast() + ["data: {not json\n\n"]
+                    return reply
+                }
+                return .completion("fine", promptTokens: 2, completionTokens: 3)
+            default:
+                return .streamed(pieces, promptTokens: 7, completionTokens: 4, pieceDelay: .milliseconds(20))
+            }
+        }
+    }
+
+    static func withTokenFlowd(_ body: (TestFlowd, StubLLMServer) async throws -> Void) async throws {
+        let stub = try stub()
+        defer { stub.stop() }
+        try await withFlowd(agents, configure: {
+            $0.llmBaseURL = stub.baseURL
+            $0.llmModel = "stub-model"
+        }) { flowd in try await body(flowd, stub) }
+    }
+
+    @Test func aClientWithTokensGetsThePiecesBeforeTheResultAndTheyJoinToTheOutput() async throws {
+        try await Self.withTokenFlowd { flowd, _ in
+            let stream = try await SSEConnection.open(port: flowd.server.port, "POST", "/run?tokens=true",
+                                                      body: #"{"input":"hi","story_id":"s1"}"#)
+            #expect(stream.head.status == 200)
+            let events = try await stream.all()
+            let runID = try #require(stream.head.header("X-Run-ID"))
+            let tokens = events.filter { $0.event == "token" }
+            #expect(tokens.map { $0.object["text"] as? String ?? "" }.joined() == "Hello, world")
+            #expect(tokens.allSatisfy { $0.object["agent"] as? String == "talker" && $0.object["run_id"] as? String == runID })
+            #expect(tokens.allSatisfy { Set($0.object.keys) == ["run_id", "agent", "text"] })
+            let result = try #require(events.firstIndex { $0.event == "result" && $0.object["agent"] as? String == "talker" })
+            let lastToken = try #require(events.lastIndex { $0.event == "token" })
+            #expect(lastToken < result)
+            #expect(events[result].object["data"] as? String == "Hello, world")
+            // Token events have no `id:` line: the numbered ones still count 1, 2, 3, …
+            Self.expectTokensUnnumbered(stream.raw)
+            #expect(Self.numberedIDs(stream.raw) == Array(1...Self.numberedIDs(stream.raw).count))
+            #expect(events.last?.event == "done")
+
+            let record = try await flowd.client.get("/runs/\(runID)").object
+            #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 7, "completion_tokens": 4])
+        }
+    }
+
+    @Test func aClientWithoutTokensGetsNone() async throws {
+        try await Self.withTokenFlowd { flowd, _ in
+            for query in ["", "?tokens=false"] {
+                let stream = try await SSEConnection.open(port: flowd.server.port, "POST", "/run\(query)",
+                                                          body: #"{"input":"hi","story_id":"s2"}"#)
+                let events = try await stream.all()
+                #expect(!events.contains { $0.event == "token" })
+                #expect(!stream.raw.contains("event: token"))
+                #expect(events.first { $0.event == "result" }?.object["data"] as? String == "Hello, world")
+            }
+        }
+    }
+
+    @Test func resumingWithLastEventIDSkipsTokens() async throws {
+        try await Self.withTokenFlowd { flowd, _ in
+            let start = try await flowd.post("/runs", #"{"input":"hi","story_id":"s3"}"#)
+            let runID = try #require(start.object["run_id"] as? String)
+            // Follow live from the first event, with tokens, then resume after event 1.
+            let live = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events?tokens=true")
+            let liveEvents = try await live.all()
+            #expect(liveEvents.contains { $0.event == "token" } || liveEvents.first?.event != "progress",
+                    "joined before the agent streamed, it saw its tokens")
+            Self.expectTokensUnnumbered(live.raw)
+            let resumed = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events?tokens=true",
+                                                       headers: [("Last-Event-ID", "1")])
+            let events = try await resumed.all()
+            #expect(!events.contains { $0.event == "token" })
+            #expect(Self.numberedIDs(resumed.raw) == Array(2...(1 + Self.numberedIDs(resumed.raw).count)))
+            #expect(Self.numberedIDs(live.raw) == [1] + Self.numberedIDs(resumed.raw))
+        }
+    }
+
+    @Test func tokensTakesTrueOrFalseOnly() async throws {
+        try await Self.withTokenFlowd { flowd, _ in
+            for query in ["tokens=maybe", "tokens=1", "tokens=", "tokens=true&tokens=true"] {
+                let run = try await flowd.post("/run?\(query)", #"{"input":"hi","story_id":"s4"}"#,
+                                               headers: [("Accept", "text/event-stream")])
+                #expect(run.status == 422, "\(query)")
+                let detail = run.object["detail"] as? [[String: Any]] ?? []
+                #expect(detail.contains { $0["loc"] as? [String] == ["query", "tokens"] }, "\(run.text)")
+                let events = try await flowd.client.get("/runs/some-run/events?\(query)")
+                #expect(events.status == 422, "\(query)")
+                #expect((events.object["detail"] as? [[String: Any]] ?? []).first?["loc"] as? [String] == ["query", "tokens"])
+            }
+            // 415 comes first, and a body's issues come with the query's.
+            let unsupported = try await flowd.client.request(
+                "POST", "/run?tokens=maybe", headers: [("Content-Type", "text/plain")], body: Array("x".utf8))
+            #expect(unsupported.status == 415)
+            let both = try await flowd.post("/run?tokens=maybe", #"{"input":"hi"}"#)
+            #expect(both.status == 422)
+            #expect(Set((both.object["detail"] as? [[String: Any]] ?? []).compactMap { ($0["loc"] as? [String])?.joined(separator: ".") })
+                    == ["body.story_id", "query.tokens"])
+        }
+    }
+
+    @Test func usageCountsEveryAttemptAndGoesToMetrics() async throws {
+        try await Self.withTokenFlowd { flowd, stub in
+            let stream = try await SSEConnection.open(port: flowd.server.port, "POST", "/run?tokens=true",
+                                                      body: #"{"flow":"retried","input":"x","story_id":"s5"}"#)
+            let events = try await stream.all()
+            let runID = try #require(stream.head.header("X-Run-ID"))
+            // The failed attempt's piece, then the plain-JSON answer as one token.
+            #expect(events.filter { $0.event == "token" }.map { $0.object["text"] as? String } == ["half", "fine"])
+            #expect(events.last?.event == "done")
+            #expect(stub.calls(model: "flaky-model") == 2)
+            let request = try #require(stub.requests.first)
+            #expect(request.json?["stream"] as? Bool == true)
+            #expect((request.json?["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
+            let record = try await flowd.client.get("/runs/\(runID)").object
+            #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 7, "completion_tokens": 4])
+
+            // The default flow through plain /run (its stream's usage), and a flow without llm agents (zeros).
+            let llm = try await flowd.run(#"{"input":"x","story_id":"s6"}"#)
+            #expect(llm.status == 200)
+            let llmRecord = try await flowd.client.get("/runs/\(try #require(llm.header("X-Run-ID")))").object
+            #expect(llmRecord["usage"] as? [String: Int] == ["prompt_tokens": 7, "completion_tokens": 4])
+            let plain = try await flowd.run(#"{"flow":"plain","input":"x","story_id":"s6"}"#)
+            let plainRecord = try await flowd.client.get("/runs/\(try #require(plain.header("X-Run-ID")))").object
+            #expect(plainRecord["usage"] as? [String: Int] == ["prompt_tokens": 0, "completion_tokens": 0])
+
+            let metrics = try await flowd.client.get("/metrics").text
+            let lines = metrics.split(separator: "\n").map(String.init)
+            func value(_ name: String, flow: String, agent: String) -> Int? {
+                lines.first { $0.hasPrefix(name + "{") && $0.contains("flow=\"\(flow)\"") && $0.contains("agent=\"\(agent)\"") }
+                    .flatMap { $0.split(separator: " ").last.flatMap { Int($0) } }
+            }
+            #expect(value("flowd_llm_prompt_tokens_total", flow: "retried", agent: "flaky") == 7)
+            #expect(value("flowd_llm_completion_tokens_total", flow: "retried", agent: "flaky") == 4)
+            #expect(value("flowd_llm_prompt_tokens_total", flow: "default", agent: "talker") == 7)
+            #expect(value("flowd_llm_completion_tokens_total", flow: "default", agent: "talker") == 4)
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Every `event: token` block of `raw` is without an `id:` line.
+    static func expectTokensUnnumbered(_ raw: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        for block in raw.components(separatedBy: "\n\n") where block.contains("event: token") {
+            #expect(!block.split(separator: "\n").contains { $0.hasPrefix("id:") }, "\(block)", sourceLocation: sourceLocation)
+        }
+    }
+
+    /// The `id:` values of `raw`, in order.
+    static func numberedIDs(_ raw: String) -> [Int] {
+        raw.split(separator: "\n").compactMap { line in line.hasPrefix("id: ") ? Int(line.dropFirst(4)) : nil }
+    }
+}
+
+/// A follower that never reads does not hold the agent up, and the server does not keep what
+/// it could not send: the real binary streams 2 MB of tokens past 20 such followers.
+@Suite struct SlowTokenFollowerTests {
+    @Test func aFollowerThatNeverReadsNeitherSlowsTheRunNorGrowsMemory() async throws {
+        let directory = try TempDirectory()
+        defer { directory.remove() }
+        try directory.write("agents/talker.yaml", "kind: llm\nmodel: big-model\ntimeout: 120\nprompt: \"say {{input}}\"\n")
+        try directory.write("agents/flows.yaml", "default: [talker]\n")
+        let piece = String(repeating: "x", count: 999) + " "
+        let pieces = Array(repeating: piece, count: 2048)
+        let go = DispatchSemaphore(value: 0)
+        let streamed = DispatchSemaphore(value: 0)
+        let finish = DispatchSemaphore(value: 0)
+        let stub = try StubLLMServer { _ in
+            go.wait()
+            var reply = StubLLMServer.Reply.streamed(pieces, promptTokens: 1, completionTokens: 2048, pieceDelay: .zero)
+            reply.beforeLastPart = {
+                streamed.signal()
+                finish.wait()
+            }
+            return reply
+        }
+        defer {
+            go.signal()
+            finish.signal()
+            stub.stop()
+        }
+        let flowd = try await Durable.start(directory, stub: stub)
+        defer { flowd.signal(SIGKILL) }
+        let port = flowd.port
+
+        let reader = try await SSEConnection.open(port: port, "POST", "/run?tokens=true", body: #"{"input":"a","story_id":"big"}"#)
+        let runID = try #require(reader.head.header("X-Run-ID"))
+        #expect(try await reader.next()?.event == "progress")
+        // Each stalled follower reads its head and first event (so it has joined), then nothing.
+        var stalled: [TestConnection] = []
+        for _ in 0..<20 {
+            let connection = try TestConnection(port: port)
+            try connection.send("GET /runs/\(runID)/events?tokens=true HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
+            let joined = try await TestHTTPClient.blocking { () -> Bool in
+                let head = try connection.readHead()
+                return try head.status == 200 && String(decoding: connection.readChunk() ?? [], as: UTF8.self).contains("started")
+            }
+            #expect(joined)
+            stalled.append(connection)
+        }
+        defer { for connection in stalled { shutdown(connection.fd, Int32(SHUT_RDWR)) } }
+        let before = try Self.residentBytes(flowd.process.processIdentifier)
+
+        // The reader reads every token while the 20 others read nothing.
+        go.signal()
+        let reading = Task {
+            var text = 0
+            while text < pieces.count * piece.utf8.count, let event = try await reader.next() {
+                if event.event == "token" { text += (event.object["text"] as? String)?.utf8.count ?? 0 }
+            }
+            return text
+        }
+        let bound = scaled(.seconds(60)).inSeconds
+        let sent = try await TestHTTPClient.blocking { streamed.wait(timeout: .now() + bound) == .success }
+        #expect(sent, "the provider's stream was held up")
+        #expect(try await reading.value == pieces.count * piece.utf8.count)
+        let during = try Self.residentBytes(flowd.process.processIdentifier)
+        finish.signal()
+        let record = try await Durable.waitForRecord(flowd.client, runID)
+        #expect(record["status"] as? String == "succeeded")
+        #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 1, "completion_tokens": 2048])
+        // Unbounded, each stalled follower would keep about 2.3 MB of token events: 46 MB.
+        #expect(during - before < 24 << 20, "RSS grew from \(before >> 20) MB to \(during >> 20) MB")
+    }
+
+    /// VmRSS of a process, in bytes.
+    static func residentBytes(_ pid: Int32) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+              let kilobytes = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) else {
+            throw TestClientError("no VmRSS for \(pid)")
+        }
+        return kilobytes * 1024
+    }
+}
+
+extension Duration {
+    fileprivate var inSeconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
