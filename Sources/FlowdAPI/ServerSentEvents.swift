@@ -131,11 +131,10 @@ final class EventSubscriber: Sendable {
         let behind = stream.unsentBytes >= EventSubscriber.tokenWindow
         let out = heldToken.withLock { held -> [UInt8]? in
             if behind {
-                if var piece = held {
-                    if piece.agent == agent && piece.text.utf8.count + text.utf8.count <= EventSubscriber.maxHeldTokenBytes {
-                        held = nil
-                        piece.text += text
-                        held = piece
+                if held != nil {
+                    // Appended in place: the held text is never copied.
+                    if held!.agent == agent && held!.text.utf8.count + text.utf8.count <= EventSubscriber.maxHeldTokenBytes {
+                        held!.text += text
                     }
                 } else if text.utf8.count <= EventSubscriber.maxHeldTokenBytes {
                     held = (runID, agent, text)

@@ -183,21 +183,21 @@ import Glibc
 }
 
 /// A follower that never reads does not hold the agent up, and the server does not keep what
-/// it could not send: the real binary streams 2 MB of tokens past 20 such followers.
+/// it could not send: the real binary streams 8 MB of tokens past 20 such followers.
 @Suite struct SlowTokenFollowerTests {
     @Test func aFollowerThatNeverReadsNeitherSlowsTheRunNorGrowsMemory() async throws {
         let directory = try TempDirectory()
         defer { directory.remove() }
-        try directory.write("agents/talker.yaml", "kind: llm\nmodel: big-model\ntimeout: 120\nprompt: \"say {{input}}\"\n")
+        try directory.write("agents/talker.yaml", "kind: llm\nmodel: big-model\ntimeout: 900\nprompt: \"say {{input}}\"\n")
         try directory.write("agents/flows.yaml", "default: [talker]\n")
         let piece = String(repeating: "x", count: 999) + " "
-        let pieces = Array(repeating: piece, count: 2048)
+        let pieces = Array(repeating: piece, count: 8192)
         let go = DispatchSemaphore(value: 0)
         let streamed = DispatchSemaphore(value: 0)
         let finish = DispatchSemaphore(value: 0)
         let stub = try StubLLMServer { _ in
             go.wait()
-            var reply = StubLLMServer.Reply.streamed(pieces, promptTokens: 1, completionTokens: 2048, pieceDelay: .zero)
+            var reply = StubLLMServer.Reply.streamed(pieces, promptTokens: 1, completionTokens: 8192, pieceDelay: .zero)
             reply.beforeLastPart = {
                 streamed.signal()
                 finish.wait()
@@ -213,44 +213,42 @@ import Glibc
         defer { flowd.signal(SIGKILL) }
         let port = flowd.port
 
-        let reader = try await SSEConnection.open(port: port, "POST", "/run?tokens=true", body: #"{"input":"a","story_id":"big"}"#)
-        let runID = try #require(reader.head.header("X-Run-ID"))
-        #expect(try await reader.next()?.event == "progress")
-        // Each stalled follower reads its head and first event (so it has joined), then nothing.
+        let started = try await flowd.client.post("/runs", json: #"{"input":"a","story_id":"big"}"#)
+        let runID = try #require(started.object["run_id"] as? String)
+        // Each stalled follower reads its head and the agent's `started` (so it has joined and
+        // the provider has been called), then nothing more.
         var stalled: [TestConnection] = []
+        defer { for connection in stalled { shutdown(connection.fd, Int32(SHUT_RDWR)) } }
         for _ in 0..<20 {
             let connection = try TestConnection(port: port)
+            stalled.append(connection)
             try connection.send("GET /runs/\(runID)/events?tokens=true HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
             let joined = try await TestHTTPClient.blocking { () -> Bool in
                 let head = try connection.readHead()
-                return try head.status == 200 && String(decoding: connection.readChunk() ?? [], as: UTF8.self).contains("started")
+                var text = ""
+                while head.status == 200, !text.contains("\"started\""), let chunk = try connection.readChunk() {
+                    text += String(decoding: chunk, as: UTF8.self)
+                }
+                return text.contains("\"started\"")
             }
             #expect(joined)
-            stalled.append(connection)
         }
-        defer { for connection in stalled { shutdown(connection.fd, Int32(SHUT_RDWR)) } }
         let before = try Self.residentBytes(flowd.process.processIdentifier)
 
-        // The reader reads every token while the 20 others read nothing.
+        // The provider streams everything but its last chunk past the 20 followers that read nothing.
         go.signal()
-        let reading = Task {
-            var text = 0
-            while text < pieces.count * piece.utf8.count, let event = try await reader.next() {
-                if event.event == "token" { text += (event.object["text"] as? String)?.utf8.count ?? 0 }
-            }
-            return text
-        }
         let bound = scaled(.seconds(60)).inSeconds
         let sent = try await TestHTTPClient.blocking { streamed.wait(timeout: .now() + bound) == .success }
         #expect(sent, "the provider's stream was held up")
-        #expect(try await reading.value == pieces.count * piece.utf8.count)
         let during = try Self.residentBytes(flowd.process.processIdentifier)
         finish.signal()
         let record = try await Durable.waitForRecord(flowd.client, runID)
-        #expect(record["status"] as? String == "succeeded")
-        #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 1, "completion_tokens": 2048])
-        // Unbounded, each stalled follower would keep about 2.3 MB of token events: 46 MB.
-        #expect(during - before < 24 << 20, "RSS grew from \(before >> 20) MB to \(during >> 20) MB")
+        #expect(record["status"] as? String == "succeeded", "\(record)")
+        #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 1, "completion_tokens": 8192])
+        // Unbounded, each stalled follower would keep what the kernel does not take of its
+        // 9 MB of token events (about 4 MB: the socket's send buffer), 100 MB in all; bounded,
+        // the growth (14 MB when measured) is the agent's own output and the HTTP client's buffers.
+        #expect(during - before < 32 << 20, "RSS grew from \(before >> 20) MB to \(during >> 20) MB")
     }
 
     /// VmRSS of a process, in bytes.
