@@ -183,8 +183,9 @@ import Glibc
 }
 
 /// A follower that never reads does not hold the agent up, and the server does not keep what
-/// it could not send: the real binary streams 8 MB of tokens past 20 such followers.
-@Suite struct SlowTokenFollowerTests {
+/// it could not send: the real binary streams 8 MB of tokens past 20 such followers. (Named
+/// "Timing" so that scripts/test runs it in its second run, alone: it is heavy, and bounds RSS.)
+@Suite struct SlowTokenFollowerTimingTests {
     @Test func aFollowerThatNeverReadsNeitherSlowsTheRunNorGrowsMemory() async throws {
         let directory = try TempDirectory()
         defer { directory.remove() }
