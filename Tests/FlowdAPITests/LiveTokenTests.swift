@@ -269,3 +269,71 @@ extension Duration {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
+
+/// Usage across a process's death and a retry: the journal keeps each step's usage.
+@Suite struct UsageAcrossRunsTests {
+    /// `thinker` reports 10 + 1 tokens, `gate` fails its first `gateFailures` calls after
+    /// reporting 5 + 1 (streamed, then a broken chunk) and then answers with 3 + 2.
+    static func stub(gateFailures: Int) throws -> StubLLMServer {
+        let gateCalls = Counter()
+        return try StubLLMServer { request in
+            switch request.model {
+            case "gate-model":
+                if gateCalls.next() <= gateFailures {
+                    var reply = StubLLMServer.Reply.streamed(["no"], promptTokens: 5, completionTokens: 1, pieceDelay: .milliseconds(1))
+                    reply.parts = (reply.parts ?? []).dropLast() + ["data: {broken\n\n"]
+                    return reply
+                }
+                return .streamed(["gated"], promptTokens: 3, completionTokens: 2)
+            default:
+                return .streamed(["thou", "ght"], promptTokens: 10, completionTokens: 1)
+            }
+        }
+    }
+
+    /// Killed in `slow`, after `thinker`'s step was journaled: the resumed run does not call
+    /// the provider again, and its usage is the journaled step's.
+    @Test func aResumedRunCountsItsJournaledStepsUsage() async throws {
+        let stub = try Self.stub(gateFailures: 0)
+        defer { stub.stop() }
+        let directory = try Durable.agents()
+        defer { directory.remove() }
+        let first = try await Durable.start(directory, stub: stub)
+        let runID = try #require(try await first.client.post("/runs", json: #"{"input": "u", "story_id": "usage"}"#).object["run_id"] as? String)
+        _ = try await Durable.waitForEvent(port: first.port, runID: runID, "slow started") { $0.isProgress("started", agent: "slow") }
+        #expect(try await first.client.get("/runs/\(runID)").object["usage"] as? [String: Int] == ["prompt_tokens": 10, "completion_tokens": 1])
+        await Durable.kill(first)
+
+        let second = try await Durable.start(directory, stub: stub)
+        let record = try await Durable.waitForRecord(second.client, runID)
+        #expect(record["status"] as? String == "succeeded")
+        #expect(record["resumed"] as? Int == 1)
+        #expect(stub.callCount == 1)
+        #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 10, "completion_tokens": 1])
+        #expect(await Durable.stop(second) == 0)
+    }
+
+    /// The failed run counts its failed attempt; its retry counts only what it ran (gate's
+    /// second call), not the thinker step it took over.
+    @Test func aRetryCountsOnlyTheStepsItRan() async throws {
+        let stub = try Self.stub(gateFailures: 1)
+        defer { stub.stop() }
+        let directory = try Durable.agents()
+        defer { directory.remove() }
+        let flowd = try await Durable.start(directory, stub: stub)
+        defer { flowd.signal(SIGKILL) }
+        let failed = try await flowd.client.post("/run", json: #"{"flow": "gated", "input": "u", "story_id": "retry-usage"}"#)
+        #expect(failed.status == 500, "\(failed.text)")
+        let runID = try #require(failed.header("X-Run-ID"))
+        let record = try await Durable.waitForRecord(flowd.client, runID)
+        #expect(record["status"] as? String == "failed")
+        #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 15, "completion_tokens": 2])
+
+        let retry = try await flowd.client.post("/runs/\(runID)/retry", json: "{}")
+        let retryID = try #require(retry.object["run_id"] as? String, "\(retry.text)")
+        let retried = try await Durable.waitForRecord(flowd.client, retryID)
+        #expect(retried["status"] as? String == "succeeded", "\(retried)")
+        #expect(retried["usage"] as? [String: Int] == ["prompt_tokens": 3, "completion_tokens": 2])
+        #expect(stub.calls(model: "thinker-model") == 1)
+    }
+}
