@@ -107,7 +107,8 @@ struct AgentNode: Node {
 
     func post(_ shared: RunState, prepResult: Prepared, execResult: String, context: NodeContext) async throws -> Action? {
         let action = definition.action(for: execResult)
-        shared.record(AgentStep(agent: definition.id, prompt: prepResult.prompt, output: execResult, action: action))
+        let usage = definition.kind == .llm ? shared.takeUsage() : nil
+        shared.record(AgentStep(agent: definition.id, prompt: prepResult.prompt, output: execResult, action: action, usage: usage))
         return action
     }
 }

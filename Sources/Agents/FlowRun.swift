@@ -47,12 +47,38 @@ public protocol FlowRunObserver: Sendable {
     /// The agent completed with `step`; by default `agentCompleted`. The engine awaits it
     /// before the next agent starts (a run's journal is written here).
     func stepCompleted(_ step: AgentStep, duration: Duration) async
+    /// A piece of an llm agent's output, as its provider streams it (failed attempts' too).
+    /// Called on the agent's task for every piece: it must return at once, never wait.
+    func agentToken(_ agent: String, _ text: String)
+    /// An llm attempt of `agent` reported `usage` (a failed attempt's too); at once, like `agentToken`.
+    func agentUsage(_ agent: String, _ usage: TokenUsage)
 }
 
 extension FlowRunObserver {
     public func stepCompleted(_ step: AgentStep, duration: Duration) async {
         await agentCompleted(step.agent, output: step.output, duration: duration)
     }
+
+    public func agentToken(_ agent: String, _ text: String) {}
+
+    public func agentUsage(_ agent: String, _ usage: TokenUsage) {}
+}
+
+/// Tokens an LLM provider reported for a call, or summed over several.
+public struct TokenUsage: Sendable, Hashable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+
+    public init(promptTokens: Int = 0, completionTokens: Int = 0) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+    }
+
+    public static func + (a: TokenUsage, b: TokenUsage) -> TokenUsage {
+        TokenUsage(promptTokens: a.promptTokens &+ b.promptTokens, completionTokens: a.completionTokens &+ b.completionTokens)
+    }
+
+    public static func += (a: inout TokenUsage, b: TokenUsage) { a = a + b }
 }
 
 /// One agent execution of a run.
@@ -63,12 +89,15 @@ public struct AgentStep: Sendable, Equatable {
     public var output: String
     /// The action it returned (nil: the default one).
     public var action: String?
+    /// What the provider reported over the step's attempts (failed ones too); nil when none did.
+    public var usage: TokenUsage?
 
-    public init(agent: String, prompt: String, output: String, action: String? = nil) {
+    public init(agent: String, prompt: String, output: String, action: String? = nil, usage: TokenUsage? = nil) {
         self.agent = agent
         self.prompt = prompt
         self.output = output
         self.action = action
+        self.usage = usage
     }
 }
 

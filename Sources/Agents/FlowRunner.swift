@@ -24,7 +24,7 @@ public struct FlowRunner: Sendable {
     /// `max_steps` and in the outcome's steps.
     public func run(flow: FlowDefinition, input: FlowInput, journal: [AgentStep] = [],
                     observer: (any FlowRunObserver)?) async throws(FlowRunError) -> FlowOutcome {
-        let state = RunState(input: input, httpClient: httpClient, llm: llm, logger: logger)
+        let state = RunState(input: input, httpClient: httpClient, llm: llm, logger: logger, observer: observer)
         for step in journal { state.record(step) }
         do {
             _ = try await flow.graph.run(state, params: [:], observer: observer.map { ObserverBridge(observer: $0, state: state) },

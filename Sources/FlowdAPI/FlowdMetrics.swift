@@ -19,6 +19,7 @@ public final class FlowdMetrics: Sendable {
 
     private let runHandles = Locked<[PairKey: (counter: CoreMetrics.Counter, timer: CoreMetrics.Timer)]>([:])
     private let agentTimers = Locked<[PairKey: CoreMetrics.Timer]>([:])
+    private let usageCounters = Locked<[PairKey: (prompt: CoreMetrics.Counter, completion: CoreMetrics.Counter)]>([:])
     private let memoryCommitTimer: CoreMetrics.Timer
 
     private struct RequestKey: Hashable {
@@ -84,6 +85,21 @@ public final class FlowdMetrics: Sendable {
             return handle
         }
         handle.recordNanoseconds(duration.nanoseconds)
+    }
+
+    /// Tokens an llm attempt reported: `flowd_llm_prompt_tokens_total{flow,agent}` and
+    /// `flowd_llm_completion_tokens_total{flow,agent}`.
+    func llmUsage(flow: String, agent: String, promptTokens: Int, completionTokens: Int) {
+        let handles = usageCounters.withLock { cache in
+            let key = PairKey(first: flow, second: agent)
+            if let handles = cache[key] { return handles }
+            let handles = (counter("flowd_llm_prompt_tokens_total", [("flow", flow), ("agent", agent)]),
+                           counter("flowd_llm_completion_tokens_total", [("flow", flow), ("agent", agent)]))
+            cache[key] = handles
+            return handles
+        }
+        handles.prompt.increment(by: Int64(promptTokens))
+        handles.completion.increment(by: Int64(completionTokens))
     }
 
     func memoryCommit(duration: Duration) {

@@ -19,6 +19,8 @@ final class LiveRun: FlowRunObserver, Sendable {
         /// Events sent to followers (the terminal one waits for the store).
         var published = 0
         var followers: [ObjectIdentifier: EventSubscriber] = [:]
+        /// The followers that asked for `token` events (each is in `followers` too).
+        var tokenFollowers: [ObjectIdentifier: EventSubscriber] = [:]
         /// The terminal event went out to the followers.
         var concluded = false
         /// The success whose finish the memory commit carries, until `conclude` adopts it.
@@ -73,6 +75,11 @@ final class LiveRun: FlowRunObserver, Sendable {
             initial.published = resuming.events.count
             initial.journaledSteps = resuming.steps.count
             initial.journaledEvents = resuming.events.count
+            // Its journaled steps' usage, and from now on what it runs here (a retry's
+            // journal has no usage: its steps count for the run that ran them).
+            var usage = RunUsage()
+            for step in resuming.steps { if let used = step.usage { usage += used } }
+            initial.record.usage = usage
         }
         state = Locked(initial)
         self.metrics = metrics
@@ -177,7 +184,8 @@ final class LiveRun: FlowRunObserver, Sendable {
         await progress?.stepCompleted(step, duration: duration)
         metrics?.agent(agent, outcome: "completed", duration: duration)
         let now = Date()
-        let entry = RunStep(agent: agent, prompt: step.prompt, output: step.output, action: step.action)
+        let entry = RunStep(agent: agent, prompt: step.prompt, output: step.output, action: step.action,
+                            usage: step.usage.map { RunUsage(promptTokens: $0.promptTokens, completionTokens: $0.completionTokens) })
         let durable = journal?.mustBeDurable(agent, duration) ?? false
         // One lock for the step's two events and its place in the journal.
         let unjournaled = state.withLock { s -> (RunRecord, [RunStep], first: Int, [RunEvent], eventsEnd: Int)? in
@@ -194,6 +202,28 @@ final class LiveRun: FlowRunObserver, Sendable {
             s.journaledSteps = max(s.journaledSteps, first - 1 + steps.count)
             s.journaledEvents = max(s.journaledEvents, eventsEnd)
         }
+    }
+
+    /// Sends a piece of an llm agent's output to the followers that asked for tokens, at once:
+    /// a follower that is behind holds it (`EventSubscriber.sendToken`), nothing waits.
+    func agentToken(_ agent: String, _ text: String) {
+        state.withLock { s in
+            guard !s.tokenFollowers.isEmpty else { return }
+            var encoded: [UInt8] = []
+            ServerSentEvents.encodeToken(runID: runID, agent: agent, text: text, into: &encoded)
+            for follower in s.tokenFollowers.values {
+                follower.sendToken(runID: runID, agent: agent, text: text, encoded: encoded)
+            }
+        }
+    }
+
+    /// Counts an llm attempt's usage in the record, and in `/metrics`.
+    func agentUsage(_ agent: String, _ usage: TokenUsage) {
+        let flow = state.withLock { s in
+            s.record.usage += RunUsage(promptTokens: usage.promptTokens, completionTokens: usage.completionTokens)
+            return s.record.flow
+        }
+        metrics?.llmUsage(flow: flow, agent: agent, promptTokens: usage.promptTokens, completionTokens: usage.completionTokens)
     }
 
     /// The run goes on after a process left it unfinished, with `agent` (nil: none is left).
@@ -303,6 +333,7 @@ final class LiveRun: FlowRunObserver, Sendable {
             s.concluded = true
             for follower in s.followers.values { follower.finish() }
             s.followers = [:]
+            s.tokenFollowers = [:]
             for waiter in s.concludedWaiters { waiter.resume() }
             s.concludedWaiters = []
         }
@@ -322,12 +353,16 @@ final class LiveRun: FlowRunObserver, Sendable {
                 follower.finish()
             } else {
                 s.followers[key] = follower
+                if follower.tokens { s.tokenFollowers[key] = follower }
             }
             return true
         }
         guard following else { return false }
         follower.stream.onClose { [weak self] in
-            self?.state.withLock { _ = $0.followers.removeValue(forKey: key) }
+            self?.state.withLock { s in
+                s.followers.removeValue(forKey: key)
+                s.tokenFollowers.removeValue(forKey: key)
+            }
         }
         return true
     }

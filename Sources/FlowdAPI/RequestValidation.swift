@@ -63,6 +63,24 @@ extension RequestValidation {
     }
 }
 
+extension RequestValidation {
+    /// The `tokens` query (`true` or `false`; false when absent); any other value, or the
+    /// parameter given twice, is an issue for the 422.
+    static func tokensQuery(_ request: HTTPRequest, issues: inout [ValidationIssue]) -> Bool {
+        let values = request.head.query.filter { $0.name == "tokens" }.map(\.value)
+        switch values {
+        case []: return false
+        case ["true"]: return true
+        case ["false"]: return false
+        default:
+            let input: JSONValue = values.count == 1 ? .string(values[0]) : .array(values.map(JSONValue.string))
+            issues.append(ValidationIssue(type: "bool_parsing", location: ["query", "tokens"],
+                                          message: "Input should be 'true' or 'false', given once", input: input))
+            return false
+        }
+    }
+}
+
 extension HTTPError {
     /// 422 with FastAPI's `{"detail": [issues]}`.
     static func unprocessable(_ issues: [ValidationIssue]) -> HTTPError {

@@ -9,6 +9,8 @@ public struct RunRequest: Sendable {
     public var storyID: String
     /// The `Idempotency-Key` header, valid when present.
     public var idempotencyKey: String?
+    /// The `tokens=true` query of a streamed `/run`: the client gets `token` events.
+    var tokens = false
 
     public init(flow: String = "default", input: String, storyID: String, idempotencyKey: String? = nil) {
         self.flow = flow
@@ -20,7 +22,9 @@ public struct RunRequest: Sendable {
     /// Parses and checks a body: 415, 400 (not JSON, not an object), 422 with every field
     /// issue (and a bad `Idempotency-Key`) at once, then 400 for an unknown flow (naming the configured ones): the original
     /// service's handler saw only valid bodies.
-    static func decode(_ request: HTTPRequest, catalog: AgentCatalog, maxInput: Int) throws(HTTPError) -> RunRequest {
+    /// `tokensQuery`: the route takes the `tokens` query (checked with the body's fields).
+    static func decode(_ request: HTTPRequest, catalog: AgentCatalog, maxInput: Int,
+                       tokensQuery: Bool = false) throws(HTTPError) -> RunRequest {
         let body = try RequestValidation.jsonObject(request)
         var issues: [ValidationIssue] = []
 
@@ -56,6 +60,7 @@ public struct RunRequest: Sendable {
         }
 
         let key = RequestValidation.idempotencyKey(request, issues: &issues)
+        let tokens = tokensQuery && RequestValidation.tokensQuery(request, issues: &issues)
 
         if !issues.isEmpty {
             // A long input is not echoed back whole.
@@ -69,6 +74,8 @@ public struct RunRequest: Sendable {
         guard catalog.flow(named: flow) != nil else {
             throw HTTPError(HTTPStatus.badRequest, "Unknown flow '\(flow)'; flows: \(catalog.flowNames.joined(separator: ", "))")
         }
-        return RunRequest(flow: flow, input: input, storyID: storyID, idempotencyKey: key)
+        var run = RunRequest(flow: flow, input: input, storyID: storyID, idempotencyKey: key)
+        run.tokens = tokens
+        return run
     }
 }

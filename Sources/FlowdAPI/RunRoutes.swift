@@ -32,7 +32,7 @@ struct RunRoutes: Sendable {
     /// Body checks (415, 400, 422), then 503 while draining, unless the request's key names a
     /// run already: that one is answered even while draining.
     private func admit(_ request: HTTPRequest, route: String) async throws -> Admitted {
-        let run = try RunRequest.decode(request, catalog: catalog, maxInput: maxInput)
+        let run = try RunRequest.decode(request, catalog: catalog, maxInput: maxInput, tokensQuery: route == "run")
         if lifecycle.isDraining {
             if let key = run.idempotencyKey,
                let earlier = try await runs.previousRun(like: RunRecord(
@@ -50,14 +50,17 @@ struct RunRoutes: Sendable {
         let streaming = ServerSentEvents.wanted(by: request)
         let body: RunRequest
         switch try await admit(request, route: "run") {
-        case .replay(let earlier): return try await replay(earlier, streaming: streaming)
+        case .replay(let earlier):
+            // `admit` checked the query already.
+            var checked: [ValidationIssue] = []
+            return try await replay(earlier, streaming: streaming, tokens: RequestValidation.tokensQuery(request, issues: &checked))
         case .new(let run): body = run
         }
         if streaming {
             switch try await runs.start(body, route: "run") {
-            case .replay(let earlier): return try await replay(earlier, streaming: true)
+            case .replay(let earlier): return try await replay(earlier, streaming: true, tokens: body.tokens)
             case .started(let run):
-                let follower = EventSubscriber(heartbeat: runs.heartbeat)
+                let follower = EventSubscriber(heartbeat: runs.heartbeat, tokens: body.tokens)
                 run.follow(follower, after: 0)
                 var response = follower.response
                 response.headers.append("X-Run-ID", run.runID)
@@ -67,7 +70,7 @@ struct RunRoutes: Sendable {
         // On this request's task: cancelling it (the drain timeout) cancels the run.
         switch try await runs.runInline(body) {
         case .replay(let earlier):
-            return try await replay(earlier, streaming: false)
+            return try await replay(earlier, streaming: false, tokens: false)
         case .ran(let runID, let outcome):
             let draining = lifecycle.isDraining
             return try RunRoutes.withRunHeaders(runID: runID) { () throws(HTTPError) in
@@ -111,11 +114,11 @@ struct RunRoutes: Sendable {
 
     /// A `/run` whose key names an earlier run: that run's answer, once it ended (or its
     /// events from the first, streamed), with `Idempotent-Replayed: true`.
-    private func replay(_ earlier: RunRecord, streaming: Bool) async throws -> HTTPResponse {
+    private func replay(_ earlier: RunRecord, streaming: Bool, tokens: Bool) async throws -> HTTPResponse {
         let runID = earlier.runID
         var response: HTTPResponse
         if streaming {
-            response = try await eventStream(runID, after: 0)
+            response = try await eventStream(runID, after: 0, tokens: tokens)
             response.headers.append("X-Run-ID", runID)
         } else {
             guard let terminal = try await terminalEvent(of: runID) else { throw HTTPError.notFound("Run '\(runID)' not found") }
@@ -163,15 +166,23 @@ struct RunRoutes: Sendable {
 
     /// Replays the events after `Last-Event-ID`, then follows a live run to its end; 204 when
     /// a finished run has nothing after it.
+    /// With `tokens=true`, a live run's `token` events too (another process's run sends none:
+    /// tokens are not stored).
     private func events(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let id = try RequestValidation.pathID(request)
+        var issues: [ValidationIssue] = []
+        let id = request.parameters["id"] ?? ""
+        if !Identifier.isValidID(id) {
+            issues.append(.patternMismatch(["path", "id"], input: id, pattern: RequestValidation.idPattern))
+        }
+        let tokens = RequestValidation.tokensQuery(request, issues: &issues)
+        if !issues.isEmpty { throw HTTPError.unprocessable(issues) }
         let after = request.headers["Last-Event-ID"].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) } ?? 0
-        return try await eventStream(id, after: after)
+        return try await eventStream(id, after: after, tokens: tokens)
     }
 
-    private func eventStream(_ id: String, after: Int) async throws -> HTTPResponse {
+    private func eventStream(_ id: String, after: Int, tokens: Bool) async throws -> HTTPResponse {
         if let run = runs.liveRun(id) {
-            let follower = EventSubscriber(heartbeat: runs.heartbeat)
+            let follower = EventSubscriber(heartbeat: runs.heartbeat, tokens: tokens)
             if run.follow(follower, after: after) { return follower.response }
             follower.finish()
             return HTTPResponse(status: HTTPStatus.noContent)

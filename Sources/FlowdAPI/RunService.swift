@@ -79,7 +79,12 @@ public final class RunService: Sendable {
         guard original.status == .failed || original.status == .cancelled else {
             throw HTTPError(HTTPStatus.conflict, "Run '\(runID)' \(original.status.rawValue); only a failed or cancelled run can be retried")
         }
-        let journal = try await backend.steps(of: runID) ?? []
+        // The steps it takes over count for the run that ran them, not in this one's usage.
+        let journal = (try await backend.steps(of: runID) ?? []).map { step in
+            var step = step
+            step.usage = nil
+            return step
+        }
         if let earlier = try await replayWhenFull(record) { return .replay(earlier) }
         let run = try admit(record, visible: true, resuming: (journal, []))
         if let earlier = try await arrive(run, durable: true) { return .replay(earlier) }

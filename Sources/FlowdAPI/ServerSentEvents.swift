@@ -16,6 +16,18 @@ enum ServerSentEvents {
         out.append(contentsOf: [10, 10])
     }
 
+    /// `event: token` with `{"run_id","agent","text"}` and no `id:` line: a piece of an llm
+    /// agent's output, neither stored nor numbered.
+    static func encodeToken(runID: String, agent: String, text: String, into out: inout [UInt8]) {
+        out.append(contentsOf: "event: token\ndata: {\"run_id\":".utf8)
+        JSONValue.appendString(runID, to: &out)
+        out.append(contentsOf: #","agent":"#.utf8)
+        JSONValue.appendString(agent, to: &out)
+        out.append(contentsOf: #","text":"#.utf8)
+        JSONValue.appendString(text, to: &out)
+        out.append(contentsOf: "}\n\n".utf8)
+    }
+
     static func encode(_ events: some Sequence<RunEvent>) -> [UInt8] {
         var out: [UInt8] = []
         for event in events { encode(event, into: &out) }
@@ -54,12 +66,28 @@ enum ServerSentEvents {
 
 /// One client following a run: its response stream, and a heartbeat comment whenever
 /// nothing else went out for `heartbeat`. Ends with the run's terminal event.
+///
+/// With `tokens`, it gets the run's `token` events too, never at the agent's cost: while the
+/// client has `tokenWindow` bytes or more unsent, tokens wait here instead, coalesced into
+/// one piece per agent of at most `maxHeldTokenBytes` (pieces beyond are dropped); the piece
+/// held goes out before the next event, numbered or not. Numbered events are never held
+/// or dropped (only `ResponseStream`'s own bound ends a stream that is not read at all).
 final class EventSubscriber: Sendable {
     let stream = ResponseStream()
+    /// Whether the client asked for `token` events (`tokens=true`).
+    let tokens: Bool
     private let lastWrite = Atomic<Int64>(0)
     private let heartbeatTask = Locked<Task<Void, Never>?>(nil)
+    /// Tokens held while the client is behind: consecutive pieces of one agent, joined.
+    private let heldToken = Locked<(runID: String, agent: String, text: String)?>(nil)
 
-    init(heartbeat: Duration) {
+    /// Unsent bytes past which tokens are held rather than written.
+    static let tokenWindow = 64 << 10
+    /// The most text a held token keeps; later pieces are dropped until it goes out.
+    static let maxHeldTokenBytes = 64 << 10
+
+    init(heartbeat: Duration, tokens: Bool = false) {
+        self.tokens = tokens
         lastWrite.store(EventSubscriber.now(), ordering: .relaxed)
         let task = Task { [weak self, stream] in
             let interval = heartbeat.nanoseconds
@@ -90,8 +118,40 @@ final class EventSubscriber: Sendable {
 
     func send(_ event: RunEvent) {
         var out: [UInt8] = []
+        if tokens, let held = heldToken.withLock({ $0.take() }) {
+            ServerSentEvents.encodeToken(runID: held.runID, agent: held.agent, text: held.text, into: &out)
+        }
         ServerSentEvents.encode(event, into: &out)
         write(out)
+    }
+
+    /// Sends a piece of `agent`'s output (`encoded`: its `token` event), or holds it while
+    /// the client is behind. Never waits, and holds at most `maxHeldTokenBytes` of text.
+    func sendToken(runID: String, agent: String, text: String, encoded: [UInt8]) {
+        let behind = stream.unsentBytes >= EventSubscriber.tokenWindow
+        let out = heldToken.withLock { held -> [UInt8]? in
+            if behind {
+                if held != nil {
+                    // Appended in place: the held text is never copied.
+                    if held!.agent == agent && held!.text.utf8.count + text.utf8.count <= EventSubscriber.maxHeldTokenBytes {
+                        held!.text += text
+                    }
+                } else if text.utf8.count <= EventSubscriber.maxHeldTokenBytes {
+                    held = (runID, agent, text)
+                }
+                return nil
+            }
+            guard let piece = held.take() else { return encoded }
+            var out: [UInt8] = []
+            if piece.agent == agent {
+                ServerSentEvents.encodeToken(runID: runID, agent: agent, text: piece.text + text, into: &out)
+            } else {
+                ServerSentEvents.encodeToken(runID: piece.runID, agent: piece.agent, text: piece.text, into: &out)
+                out += encoded
+            }
+            return out
+        }
+        if let out { write(out) }
     }
 
     /// After the terminal event: the stream ends and the heartbeat stops.

@@ -61,6 +61,9 @@ public final class ResponseStream: Sendable {
         wake?()
     }
 
+    /// Bytes written and not yet handed to the connection: how far behind the client is.
+    public var unsentBytes: Int { state.withLock { $0.buffer.count - $0.offset } }
+
     /// True once the connection is gone (the client hung up, or the response was sent or dropped).
     public var isClosed: Bool { state.withLock { $0.closed } }
 

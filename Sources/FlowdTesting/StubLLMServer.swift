@@ -45,6 +45,13 @@ public final class StubLLMServer: @unchecked Sendable {
         public var contentType: String
         /// Waited before answering (on the connection's own thread).
         public var delay: Duration
+        /// When set, the body goes out in these parts (`Transfer-Encoding: chunked`), one
+        /// every `partDelay`, as a provider streams: `body` is then their concatenation.
+        public var parts: [String]?
+        public var partDelay: Duration = .zero
+        /// Called (on the connection's thread) once every part but the last went out; the
+        /// last waits for it to return, so a test can look at the client mid-stream.
+        public var beforeLastPart: (@Sendable () -> Void)?
 
         public init(status: Int = 200, body: String, contentType: String = "application/json", delay: Duration = .zero) {
             self.status = status
@@ -63,12 +70,15 @@ public final class StubLLMServer: @unchecked Sendable {
 
         /// A streamed completion (`text/event-stream`): one `chat.completion.chunk` per piece,
         /// a last chunk with `usage` when both counts are given, then `data: [DONE]`.
+        ///
+        /// With `pieceDelay`, each chunk is its own write, one every `pieceDelay`, so the
+        /// client reads the pieces as they come.
         public static func streamed(_ pieces: [String], promptTokens: Int? = nil, completionTokens: Int? = nil,
-                                    delay: Duration = .zero) -> Reply {
-            var text = ""
+                                    delay: Duration = .zero, pieceDelay: Duration? = nil) -> Reply {
+            var parts: [String] = []
             func chunk(_ object: [String: Any]) {
                 let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-                text += "data: " + String(decoding: data, as: UTF8.self) + "\n\n"
+                parts.append("data: " + String(decoding: data, as: UTF8.self) + "\n\n")
             }
             for piece in pieces {
                 chunk(["id": "stub", "object": "chat.completion.chunk",
@@ -81,8 +91,13 @@ public final class StubLLMServer: @unchecked Sendable {
                        "usage": ["prompt_tokens": promptTokens, "completion_tokens": completionTokens,
                                  "total_tokens": promptTokens + completionTokens]])
             }
-            text += "data: [DONE]\n\n"
-            return Reply(body: text, contentType: "text/event-stream", delay: delay)
+            parts.append("data: [DONE]\n\n")
+            var reply = Reply(body: parts.joined(), contentType: "text/event-stream", delay: delay)
+            if let pieceDelay {
+                reply.parts = parts
+                reply.partDelay = pieceDelay
+            }
+            return reply
         }
 
         /// An error answer, `{"error": {"message": …}}`, as providers give.
@@ -223,6 +238,10 @@ public final class StubLLMServer: @unchecked Sendable {
             let (seconds, attoseconds) = reply.delay.components
             Thread.sleep(forTimeInterval: Double(seconds) + Double(attoseconds) / 1e18)
         }
+        if let parts = reply.parts {
+            sendParts(client, reply, parts)
+            return
+        }
         let payload = Array(reply.body.utf8)
         let response = "HTTP/1.1 \(reply.status) Stub\r\nContent-Type: \(reply.contentType)\r\nContent-Length: \(payload.count)\r\nConnection: close\r\n\r\n"
         let bytes = Array(response.utf8) + payload
@@ -232,6 +251,31 @@ public final class StubLLMServer: @unchecked Sendable {
             if sent <= 0 { return }
             offset += sent
         }
+    }
+
+    /// Sends `parts` as the chunks of a chunked body, waiting `reply.partDelay` before each;
+    /// stops when the client is gone.
+    private func sendParts(_ client: Int32, _ reply: Reply, _ parts: [String]) {
+        func send(_ text: String) -> Bool {
+            let bytes = Array(text.utf8)
+            var offset = 0
+            while offset < bytes.count {
+                let sent = bytes[offset...].withUnsafeBytes { Glibc.send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if sent <= 0 { return false }
+                offset += sent
+            }
+            return true
+        }
+        let head = "HTTP/1.1 \(reply.status) Stub\r\nContent-Type: \(reply.contentType)\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        guard send(head) else { return }
+        let (seconds, attoseconds) = reply.partDelay.components
+        let pause = Double(seconds) + Double(attoseconds) / 1e18
+        for (index, part) in parts.enumerated() where !part.isEmpty {
+            if pause > 0 { Thread.sleep(forTimeInterval: pause) }
+            if index == parts.count - 1 { reply.beforeLastPart?() }
+            guard send(String(part.utf8.count, radix: 16) + "\r\n" + part + "\r\n") else { return }
+        }
+        _ = send("0\r\n\r\n")
     }
 
     /// Reads a chunked body whose first bytes are in `data`; nil when the peer closed early.

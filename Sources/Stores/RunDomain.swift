@@ -33,6 +33,8 @@ public struct RunRecord: Sendable, Hashable {
     public var error: String?
     /// How many times a process took it up again after another left it unfinished.
     public var resumed: Int = 0
+    /// LLM tokens its attempts reported (failed ones too); zeros when none did.
+    public var usage = RunUsage()
     /// The run this one retries from its failed step (`POST /runs/{id}/retry`).
     public var retryOf: String?
     /// The request's `input`: kept (not shown) so that the run can be resumed or retried.
@@ -74,7 +76,7 @@ public struct RunRecord: Sendable, Hashable {
 
     var finishedMilliseconds: Int64? { finishedMS }
 
-    /// `{"run_id","flow","story_id","status","result","pending_docs","error","created_at","finished_at","resumed"}`,
+    /// `{"run_id","flow","story_id","status","result","pending_docs","error","created_at","finished_at","resumed","usage"}`,
     /// and `"retry_of"` on a retry, in that order, `null` where absent, times ISO 8601 UTC
     /// with milliseconds: what `GET /runs/{id}` answers.
     public var json: JSONValue {
@@ -107,6 +109,7 @@ public struct RunRecord: Sendable, Hashable {
         o["created_at"] = .string(ISOTime.string(milliseconds: createdMS))
         o["finished_at"] = finishedMS.map { .string(ISOTime.string(milliseconds: $0)) } ?? .null
         o["resumed"] = .int(Int64(resumed))
+        o["usage"] = usage.json
         return o
     }
 
@@ -140,6 +143,12 @@ public struct RunRecord: Sendable, Hashable {
         case nil: self.resumed = 0
         case .int(let n)?: self.resumed = Int(clamping: n)
         default: return nil
+        }
+        switch o["usage"] {
+        case nil: self.usage = RunUsage()
+        case let value?:
+            guard let usage = RunUsage(json: value) else { return nil }
+            self.usage = usage
         }
         self.retryOf = retryOf
         self.input = input ?? ""
@@ -213,6 +222,8 @@ public struct RunRecord: Sendable, Hashable {
         }
         out.append(contentsOf: #","resumed":"#.utf8)
         JSONValue.appendInteger(Int64(resumed), to: &out)
+        out.append(contentsOf: #","usage":"#.utf8)
+        usage.appendJSON(to: &out)
         if let retryOf {
             out.append(contentsOf: #","retry_of":"#.utf8)
             JSONValue.appendString(retryOf, to: &out)
@@ -256,17 +267,24 @@ public struct RunStep: Sendable, Hashable {
     public var output: String
     /// nil: the default action.
     public var action: String?
+    /// What the provider reported over the step's attempts; nil when none did (not an llm
+    /// step, or a step a retry took over: it counts for the run that ran it).
+    public var usage: RunUsage?
 
-    public init(agent: String, prompt: String, output: String, action: String?) {
+    public init(agent: String, prompt: String, output: String, action: String?, usage: RunUsage? = nil) {
         self.agent = agent
         self.prompt = prompt
         self.output = output
         self.action = action
+        self.usage = usage
     }
 
-    /// `{"agent","prompt","output","action"}`.
+    /// `{"agent","prompt","output","action"}`, and `"usage"` when it has one.
     public var json: JSONValue {
-        ["agent": .string(agent), "prompt": .string(prompt), "output": .string(output), "action": action.map(JSONValue.string) ?? .null]
+        var o: JSONObject = ["agent": .string(agent), "prompt": .string(prompt), "output": .string(output),
+                             "action": action.map(JSONValue.string) ?? .null]
+        if let usage { o["usage"] = usage.json }
+        return .object(o)
     }
 
     public init?(json: JSONValue) {
@@ -277,6 +295,12 @@ public struct RunStep: Sendable, Hashable {
         case nil, .null?: action = nil
         case .string(let a)?: action = a
         default: return nil
+        }
+        switch o["usage"] {
+        case nil, .null?: usage = nil
+        case let value?:
+            guard let usage = RunUsage(json: value) else { return nil }
+            self.usage = usage
         }
         self.agent = agent
         self.prompt = prompt
@@ -293,6 +317,47 @@ public struct RunStep: Sendable, Hashable {
         JSONValue.appendString(output, to: &out)
         out.append(contentsOf: #","action":"#.utf8)
         if let action { JSONValue.appendString(action, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        if let usage {
+            out.append(contentsOf: #","usage":"#.utf8)
+            usage.appendJSON(to: &out)
+        }
+        out.append(UInt8(ascii: "}"))
+    }
+}
+
+/// LLM tokens a run or a step used, as providers report them:
+/// `{"prompt_tokens": N, "completion_tokens": M}`.
+public struct RunUsage: Sendable, Hashable {
+    public var promptTokens: Int
+    public var completionTokens: Int
+
+    public init(promptTokens: Int = 0, completionTokens: Int = 0) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+    }
+
+    public static func += (a: inout RunUsage, b: RunUsage) {
+        a.promptTokens &+= b.promptTokens
+        a.completionTokens &+= b.completionTokens
+    }
+
+    public var json: JSONValue {
+        ["prompt_tokens": .int(Int64(promptTokens)), "completion_tokens": .int(Int64(completionTokens))]
+    }
+
+    /// nil unless both counts are integers of at least 0.
+    public init?(json: JSONValue) {
+        guard case .int(let prompt)? = json["prompt_tokens"], case .int(let completion)? = json["completion_tokens"],
+              prompt >= 0, completion >= 0 else { return nil }
+        promptTokens = Int(clamping: prompt)
+        completionTokens = Int(clamping: completion)
+    }
+
+    func appendJSON(to out: inout [UInt8]) {
+        out.append(contentsOf: #"{"prompt_tokens":"#.utf8)
+        JSONValue.appendInteger(Int64(promptTokens), to: &out)
+        out.append(contentsOf: #","completion_tokens":"#.utf8)
+        JSONValue.appendInteger(Int64(completionTokens), to: &out)
         out.append(UInt8(ascii: "}"))
     }
 }

@@ -5,7 +5,7 @@ import Logging
 ///
 /// One JSON object per line, `\n`-terminated:
 /// - `{"op":"start","run":{…record…}}` — a run was created (queued or running);
-/// - `{"op":"steps","run":{…record…},"steps":[{"agent","prompt","output","action"},…],"events":[…]}`
+/// - `{"op":"steps","run":{…record…},"steps":[{"agent","prompt","output","action","usage"?},…],"events":[…]}`
 ///   — steps a live run completed (its journal), with the events since its last such line;
 ///   the record makes a run whose start was never written (a `/run`'s) known from here;
 /// - `{"op":"finish","run":{…final record…},"events":[{"id":1,"event":"progress","data":{…}},…]}`,

@@ -49,7 +49,7 @@ private func open(_ dir: TempDirectory, logger: Logger = Logger(label: "test"), 
                       createdAt: Date(timeIntervalSince1970: 1_795_000_000.1234))
     r.finishedAt = Date(timeIntervalSince1970: 1_795_000_001)
     let json = r.json
-    #expect(json.objectValue?.keys == ["run_id", "flow", "story_id", "status", "result", "pending_docs", "error", "created_at", "finished_at", "resumed"])
+    #expect(json.objectValue?.keys == ["run_id", "flow", "story_id", "status", "result", "pending_docs", "error", "created_at", "finished_at", "resumed", "usage"])
     #expect(json["resumed"] == 0)
     #expect(json["status"] == "pending_docs")
     #expect(json["result"] == .null)
@@ -64,6 +64,27 @@ private func open(_ dir: TempDirectory, logger: Logger = Logger(label: "test"), 
     #expect(r.storedJSON["input"] == "")
     #expect(String(decoding: bytes, as: UTF8.self).hasPrefix(#"{"run_id":"r1","flow":"default","story_id":"s1","status":"pending_docs""#))
     #expect(running("x").json["finished_at"] == .null)
+    #expect(json["usage"] == ["prompt_tokens": 0, "completion_tokens": 0])
+}
+
+@Test func usageIsKeptWithTheRecordAndEachJournaledStep() throws {
+    var r = RunRecord(runID: "r2", flow: "default", storyID: "s1", status: .failed, createdAt: Date(), retryOf: "r1")
+    r.usage = RunUsage(promptTokens: 12, completionTokens: 34)
+    var bytes: [UInt8] = []
+    r.appendJSON(to: &bytes)
+    #expect(try JSONValue.parse(bytes) == r.storedJSON)
+    #expect(r.json.objectValue?.keys.suffix(2) == ["usage", "retry_of"])
+    #expect(RunRecord(json: r.storedJSON) == r)
+    #expect(RunRecord(json: ["run_id": "a", "flow": "f", "story_id": "s", "status": "queued", "created_at": "2026-11-18T11:06:40.123Z"])?.usage
+            == RunUsage(), "a record stored before usage existed reads as zeros")
+    for usage in [RunUsage(promptTokens: 5, completionTokens: 6), nil] {
+        let step = RunStep(agent: "a", prompt: "p", output: "o", action: nil, usage: usage)
+        var stepBytes: [UInt8] = []
+        step.appendJSON(to: &stepBytes)
+        #expect(try JSONValue.parse(stepBytes) == step.json)
+        #expect(RunStep(json: step.json) == step)
+        #expect((step.json["usage"] != nil) == (usage != nil))
+    }
 }
 
 @Test func isoTimesRoundTrip() {
