@@ -249,7 +249,10 @@ final class LiveRun: FlowRunObserver, Sendable {
         s.events.append(event)
         s.published = s.events.count
         onEvent?(event)
-        for follower in s.followers.values { follower.send(event) }
+        guard !s.followers.isEmpty else { return }
+        var encoded: [UInt8] = []
+        ServerSentEvents.encode(event, into: &encoded)
+        for follower in s.followers.values { follower.send(encoded: encoded) }
     }
 
     // MARK: The end

@@ -118,10 +118,20 @@ final class EventSubscriber: Sendable {
 
     func send(_ event: RunEvent) {
         var out: [UInt8] = []
-        if tokens, let held = heldToken.withLock({ $0.take() }) {
-            ServerSentEvents.encodeToken(runID: held.runID, agent: held.agent, text: held.text, into: &out)
-        }
         ServerSentEvents.encode(event, into: &out)
+        send(encoded: out)
+    }
+
+    /// Sends an event already encoded (`ServerSentEvents.encode`): a run encodes each event
+    /// once for all its followers.
+    func send(encoded: [UInt8]) {
+        guard tokens, let held = heldToken.withLock({ $0.take() }) else {
+            write(encoded)
+            return
+        }
+        var out: [UInt8] = []
+        ServerSentEvents.encodeToken(runID: held.runID, agent: held.agent, text: held.text, into: &out)
+        out.append(contentsOf: encoded)
         write(out)
     }
 
