@@ -118,7 +118,7 @@ let package = Package(
         ),
         .testTarget(name: "FlowdHTTPTests", dependencies: ["FlowdHTTP", "FlowdTesting"]),
         .testTarget(name: "FlowEngineTests", dependencies: ["FlowEngine"]),
-        .testTarget(name: "AgentsTests", dependencies: ["Agents", "FlowEngine"]),
+        .testTarget(name: "AgentsTests", dependencies: ["Agents", "FlowEngine", "FlowdTesting"]),
         .testTarget(name: "StoresTests", dependencies: ["Stores", "PostgresStores", "FlowdTesting", "FlowdSync"]),
         .testTarget(name: "FlowdAPITests", dependencies: ["FlowdAPI", "FlowdBackends", "FlowdHTTP", "FlowdTesting", "Stores", "Agents"]),
     ],

@@ -1,4 +1,5 @@
 @testable import Agents
+import FlowdTesting
 import AsyncHTTPClient
 import Foundation
 import Logging
