@@ -7,6 +7,8 @@ import sys
 import time
 from urllib.parse import urlparse
 
+from bench_proc import cpu_seconds, rss_mb
+
 
 async def request(host, port, method, path, body=None, accept_stream=False):
     reader, writer = await asyncio.open_connection(host, port)
@@ -19,20 +21,6 @@ async def request(host, port, method, path, body=None, accept_stream=False):
     writer.write(head.encode() + b"\r\n" + data)
     await writer.drain()
     return reader, writer
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return 0
 
 
 async def idle_streams(host, port, pid, count, seconds):

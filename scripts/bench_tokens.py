@@ -9,6 +9,8 @@ import sys
 import time
 from urllib.parse import urlparse
 
+from bench_proc import cpu_seconds, rss_mb
+
 CLIENTS = int(os.environ.get("FOLLOWERS", "100"))
 PIECES = int(os.environ.get("PIECES", "20000"))
 
@@ -25,20 +27,6 @@ def dechunk(raw):
         body += rest[:size]
         rest = rest[size + 2:]
     return bytes(body)
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS"):
-                return int(line.split()[1]) / 1024
-    return 0
 
 
 go = None
