@@ -571,7 +571,8 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
             journals[record.runID, default: RunLog.Journal()].append(journal)
         case .finish(let id, var entry, let summary):
             entry.lineOffset += base
-            index.upsert(summary)
+            // A carried finish was indexed, with its final status, when it was accepted.
+            if carried[id] == nil { index.upsert(summary) }
             active[id] = nil
             carried[id] = nil
             journals[id] = nil
