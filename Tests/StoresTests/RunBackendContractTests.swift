@@ -319,4 +319,30 @@ struct RunBackendContractTests {
             try await runs.close()
         }
     }
+
+    /// One key arriving with four runs at once, durably or not, is taken by exactly one of
+    /// them; the others get its id. 200 rounds on each backend.
+    @Test(arguments: Backend.available)
+    func oneKeyArrivingFourTimesAtOnceIsTakenByOneRun(_ backend: Backend) async throws {
+        let fixture = try await StoreFixture.make(backend)
+        defer { fixture.remove() }
+        let runs = try await fixture.openBackend()
+        for round in 0..<200 {
+            let arrivals = try await withThrowingTaskGroup(of: (String, Arrival).self) { group in
+                for k in 0..<4 {
+                    group.addTask {
+                        let id = "r\(round)-\(k)"
+                        return (id, try await runs.arrive(Self.keyed(id, key: "key-\(round)", story: "s\(round)"), durable: k % 2 == 0))
+                    }
+                }
+                return try await group.reduce(into: [(String, Arrival)]()) { $0.append($1) }
+            }
+            let winners = arrivals.filter { $0.1 == .arrived }.map(\.0)
+            #expect(winners.count == 1, "round \(round): \(arrivals)")
+            guard let winner = winners.first else { continue }
+            #expect(arrivals.allSatisfy { $0.1 == .arrived || $0.1 == .duplicate(runID: winner) }, "round \(round): \(arrivals)")
+            #expect(try await runs.runID(forKey: "key-\(round)") == winner)
+        }
+        try await runs.close()
+    }
 }
