@@ -85,6 +85,12 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            // The console page and the OpenAPI document, compiled into the binary as bytes
+            // (`PackageResources`): one file to ship, and each of them edited as what it is.
+            resources: [
+                .embedInCode("Resources/console.html"),
+                .embedInCode("Resources/openapi.json"),
             ]
         ),
         // Opens the backend `--store` picks; the one module that names them.

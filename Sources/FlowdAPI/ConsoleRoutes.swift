@@ -1,20 +1,24 @@
 import FlowdHTTP
 import Foundation
 
-/// `GET /`: the web console, one self-contained HTML page (`ConsolePage`).
+/// `GET /`: the web console, one self-contained HTML page with its style and script inline:
+/// the file `Resources/console.html`, embedded in the binary (no build step, nothing fetched
+/// from anywhere but this server's API) and served byte for byte, but for its nonce markers.
 ///
 /// The page's inline style and script are allowed by a nonce drawn afresh for every response,
 /// so the `Content-Security-Policy` can refuse everything else: no other script or style, no
-/// inline handler, nothing from another origin, requests only to this server. The page holds
-/// no data, so `APIKeyGate` lets it through without the key; everything it then asks for
+/// inline handler, nothing from another origin, requests only to this server. The script
+/// creates elements with DOM calls only (never `innerHTML`), which the page's Trusted Types
+/// policy enforces; how it follows a run's events is described in `docs/console.md`. The page
+/// holds no data, so `APIKeyGate` lets it through without the key; everything it then asks for
 /// needs the key like any other client.
 struct ConsoleRoutes: Sendable {
-    /// The page cut at each nonce marker: the nonce goes between consecutive pieces.
-    private let pieces: [[UInt8]]
+    /// Every occurrence in the file is replaced by the response's CSP nonce.
+    static let nonceMarker = "{{NONCE}}"
 
-    init() {
-        pieces = ConsolePage.html.components(separatedBy: ConsolePage.nonceMarker).map { Array($0.utf8) }
-    }
+    /// The page cut at each nonce marker, once: the nonce goes between consecutive pieces.
+    private static let pieces: [[UInt8]] = String(decoding: PackageResources.console_html, as: UTF8.self)
+        .components(separatedBy: nonceMarker).map { Array($0.utf8) }
 
     func register(on router: inout Router) {
         router.get("/") { [self] _ in page(nonce: ConsoleRoutes.makeNonce()) }
@@ -22,8 +26,8 @@ struct ConsoleRoutes: Sendable {
 
     func page(nonce: String) -> HTTPResponse {
         var body: [UInt8] = []
-        body.reserveCapacity(pieces.reduce(0) { $0 + $1.count } + pieces.count * nonce.utf8.count)
-        for (index, piece) in pieces.enumerated() {
+        body.reserveCapacity(Self.pieces.reduce(0) { $0 + $1.count } + Self.pieces.count * nonce.utf8.count)
+        for (index, piece) in Self.pieces.enumerated() {
             if index > 0 { body.append(contentsOf: nonce.utf8) }
             body.append(contentsOf: piece)
         }

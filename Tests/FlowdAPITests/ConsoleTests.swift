@@ -25,7 +25,7 @@ struct ConsoleTests {
             let page = response.text
             #expect(page.contains("<script nonce=\"\(nonce)\">"))
             #expect(page.contains("<style nonce=\"\(nonce)\">"))
-            #expect(!page.contains(ConsolePage.nonceMarker))
+            #expect(!page.contains(ConsoleRoutes.nonceMarker))
             // Nothing from elsewhere: no absolute URL, no script or style but the inline ones.
             #expect(!page.contains("http://") && !page.contains("https://") && !page.contains("//cdn"))
             #expect(page.matches(of: /<script/).count == 1)

@@ -1,4 +1,4 @@
-import FlowdAPI
+@testable import FlowdAPI
 import FlowdHTTP
 import FlowdTesting
 import Foundation
@@ -97,6 +97,58 @@ struct OpenAPITests {
                 }
             }
         }
+    }
+
+    /// `Resources/openapi.json` writes out a few values that the code decides: each of them is
+    /// the code's, wherever the file writes it, and the file writes no other pattern.
+    @Test func theValuesTheFileRepeatsAreTheCodes() throws {
+        let document = try Self.document(apiKeyRequired: true)
+        func at(_ path: String) -> Any? {
+            path.split(separator: "/").reduce(document as Any?) { ($0 as? [String: Any])?[String($1)] }
+        }
+        let patterns: [String: String] = [
+            "components/schemas/RunRequest/properties/story_id": RequestValidation.idPattern,
+            "components/schemas/RunRecord/properties/retry_of": RequestValidation.idPattern,
+            "components/schemas/RunList/properties/next_cursor": RunCursor.pattern,
+            "components/parameters/RunID/schema": RequestValidation.idPattern,
+            "components/parameters/DocumentID/schema": RequestValidation.idPattern,
+            "components/parameters/MemoryKey/schema": RequestValidation.memoryKeyPattern,
+            "components/parameters/IdempotencyKey/schema": ValidationIssue.idempotencyKeyPattern,
+            "components/headers/RunID/schema": RequestValidation.idPattern,
+            "components/headers/RunIDIfAdmitted/schema": RequestValidation.idPattern,
+        ]
+        for (path, pattern) in patterns {
+            #expect((at(path) as? [String: Any])?["pattern"] as? String == pattern, "\(path)")
+        }
+        let statuses = RunStatus.allCases.map(\.rawValue)
+        for path in ["components/schemas/RunRecord/properties/status", "components/schemas/RunAccepted/properties/status"] {
+            #expect((at(path) as? [String: Any])?["enum"] as? [String] == statuses, "\(path)")
+        }
+        #expect((at("components/schemas/Scope") as? [String: Any])?["enum"] as? [String] == MemoryScope.allCases.map(\.rawValue))
+        for method in ["get", "head"] {
+            let parameters = (at("paths") as? [String: Any]).flatMap { ($0["/runs"] as? [String: Any])?[method] as? [String: Any] }?["parameters"]
+            let byName = Dictionary(uniqueKeysWithValues: (parameters as? [[String: Any]] ?? []).map {
+                ($0["name"] as? String ?? "", $0["schema"] as? [String: Any] ?? [:])
+            })
+            #expect(byName["story_id"]?["pattern"] as? String == RequestValidation.idPattern, "\(method)")
+            #expect(byName["status"]?["enum"] as? [String] == statuses, "\(method)")
+            #expect(byName["limit"]?["minimum"] as? Int == 1, "\(method)")
+            #expect(byName["limit"]?["maximum"] as? Int == RunListQuery.maxLimit, "\(method)")
+            #expect(byName["limit"]?["default"] as? Int == RunListQuery.defaultLimit, "\(method)")
+            #expect(byName["cursor"]?["pattern"] as? String == RunCursor.pattern, "\(method)")
+        }
+        // Any other pattern would be a rule the server does not know: only an event's `id` has one of its own.
+        var written: Set<String> = []
+        func collect(_ value: Any) {
+            if let object = value as? [String: Any] {
+                if let pattern = object["pattern"] as? String { written.insert(pattern) }
+                object.values.forEach(collect)
+            } else if let array = value as? [Any] {
+                array.forEach(collect)
+            }
+        }
+        collect(document)
+        #expect(written == Set(patterns.values).union([RunCursor.pattern, "^[1-9][0-9]*$"]))
     }
 
     @Test func theFlowEnumIsTheConfiguredFlowsAndInputIsBoundedByMaxInput() async throws {
