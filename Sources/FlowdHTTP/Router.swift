@@ -21,27 +21,44 @@ public struct Router: Sendable {
         case parameter(String)
     }
 
+    /// A method on a pattern, as registered: what `routes` lists.
+    public struct RegisteredRoute: Sendable, Hashable, CustomStringConvertible {
+        public let method: String
+        public let pattern: String
+
+        public var description: String { "\(method) \(pattern)" }
+    }
+
     private struct Route: Sendable {
         let pattern: String
         let segments: [Segment]
         var handlers: [String: HTTPHandler]
     }
 
-    private var routes: [Route] = []
+    /// One entry per pattern, in the order the patterns were first registered: `match` tries them in this order.
+    private var table: [Route] = []
+
+    /// Every method and pattern registered, each once, in registration order (registering one
+    /// again replaces its handler, not its place). `HEAD` is listed only where it was registered
+    /// itself, though `match` answers it with the `GET` handler wherever there is one.
+    public private(set) var routes: [RegisteredRoute] = []
 
     public init() {}
 
     /// Registers `handler` for `method` on `pattern` (e.g. `/docs/{id}`).
     public mutating func on(_ method: String, _ pattern: String, _ handler: @escaping HTTPHandler) {
-        if let index = routes.firstIndex(where: { $0.pattern == pattern }) {
-            routes[index].handlers[method] = handler
+        if let index = table.firstIndex(where: { $0.pattern == pattern }) {
+            if table[index].handlers.updateValue(handler, forKey: method) == nil {
+                routes.append(RegisteredRoute(method: method, pattern: pattern))
+            }
             return
         }
         let segments = Router.split(pattern).map { part -> Segment in
             let part = String(part)
             return part.hasPrefix("{") && part.hasSuffix("}") ? Segment.parameter(String(part.dropFirst().dropLast())) : Segment.literal(part)
         }
-        routes.append(Route(pattern: pattern, segments: segments, handlers: [method: handler]))
+        table.append(Route(pattern: pattern, segments: segments, handlers: [method: handler]))
+        routes.append(RegisteredRoute(method: method, pattern: pattern))
     }
 
     public mutating func get(_ pattern: String, _ handler: @escaping HTTPHandler) { on("GET", pattern, handler) }
@@ -53,7 +70,7 @@ public struct Router: Sendable {
     public func match(method: String, rawPath: String) -> Match {
         let parts = Router.split(rawPath).map(Router.unreservedDecoded)
         var allowed: [String] = []
-        for route in routes where route.segments.count == parts.count {
+        for route in table where route.segments.count == parts.count {
             var parameters: [String: String] = [:]
             var matches = true
             for (segment, part) in zip(route.segments, parts) {
