@@ -80,7 +80,7 @@ let package = Package(
         .target(
             name: "FlowdAPI",
             dependencies: [
-                "FlowdHTTP", "FlowEngine", "Agents", "Stores", "FlowdSync",
+                "FlowdHTTP", "Agents", "Stores", "FlowdSync",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Metrics", package: "swift-metrics"),
