@@ -23,27 +23,3 @@ extension Runnable {
         try await run(shared, params: [:], observer: nil)
     }
 }
-
-/// What a node method learns about the step it serves.
-///
-/// `attempt` is local to one call (1 for the first attempt of `exec`), never
-/// stored in the node, so parallel items cannot see each other's retries.
-public struct NodeContext: Sendable {
-    /// The flow's params for this step.
-    public var params: Params
-    /// The attempt of `exec` or `execFallback` being made, starting at 1; 0 in `prep` and `post`.
-    public var attempt: Int
-
-    public init(params: Params, attempt: Int = 0) {
-        self.params = params
-        self.attempt = attempt
-    }
-}
-
-/// Sees every step of a flow: one `stepStarted`, then `stepCompleted` or `stepFailed`.
-public protocol StepObserver: Sendable {
-    func stepStarted(_ name: String) async
-    func stepCompleted(_ name: String, duration: Duration) async
-    /// The step threw `error` (after its retries and fallback), cancellation included.
-    func stepFailed(_ name: String, duration: Duration, error: any Error) async
-}
