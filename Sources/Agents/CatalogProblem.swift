@@ -15,16 +15,3 @@ public struct CatalogProblem: Sendable, Error, CustomStringConvertible, Equatabl
         if let line { "\(file):\(line): \(message)" } else { "\(file): \(message)" }
     }
 }
-
-/// Loading failed; `problems` lists every problem found, sorted by file and line.
-public enum CatalogError: Error, Sendable, CustomStringConvertible {
-    case problems([CatalogProblem])
-
-    public var problems: [CatalogProblem] {
-        switch self { case let .problems(problems): problems }
-    }
-
-    public var description: String {
-        problems.map(\.description).joined(separator: "\n")
-    }
-}
