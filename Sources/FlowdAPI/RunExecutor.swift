@@ -4,44 +4,6 @@ import Logging
 import Stores
 import FlowdSync
 
-/// How a run ended, as `/run` answers it.
-public enum RunOutcome: Sendable, Equatable {
-    case succeeded(result: String)
-    /// Documents still missing, in flow order; nothing ran and nothing was written.
-    case pendingDocuments([String])
-    /// `<agent>: <message>`: an agent failed after its retries, timed out, or a loop ran too long.
-    case failed(detail: String)
-    case cancelled
-    /// The stores failed; nothing of the run was written.
-    case storeFailed(StoreError)
-
-    /// The status and detail of the `/run` JSON answer (200 has no detail).
-    var answer: (status: Int, detail: String?) {
-        switch self {
-        case .succeeded, .pendingDocuments: (HTTPStatus.ok, nil)
-        case .failed(let detail): (HTTPStatus.internalError, "Flow execution failed: \(detail)")
-        case .cancelled: (HTTPStatus.conflict, "Run cancelled")
-        case .storeFailed(let error): (error.status, error.detail)
-        }
-    }
-}
-
-/// Whether a run that succeeded commits: decided atomically with any cancel of it.
-public enum CommitClaim: Sendable {
-    /// A cancel came first: the run ends cancelled and writes nothing.
-    case cancelled
-    /// Commit, the run's finish in the same durable unit as its memory.
-    case commit(RunFinish)
-}
-
-/// What a run's flow came to, before anything of it is written.
-public enum FlowResult: Sendable {
-    /// It ended without a success (pending documents, a failure, a cancel): nothing to write.
-    case ended(RunOutcome)
-    /// It succeeded with `result`; `memory` is its story's contexts to commit.
-    case succeeded(result: String, memory: MemoryTransaction)
-}
-
 /// Runs flows: one run at a time per story in this process, in arrival order; then a run's
 /// documents, its story's memory contexts and the engine. It writes nothing: the run's
 /// memory transaction is handed back, for the run's owner to commit with its finish.
@@ -223,75 +185,5 @@ public actor RunExecutor {
             transaction.set(.isolated, key, .object(context))
         }
         return transaction
-    }
-}
-
-/// A run's place in its story's queue in this process (`RunExecutor.reserveTurn`): closed
-/// while earlier runs hold the story, open once it is this run's turn.
-public final class StoryTurn: Sendable {
-    let story: String
-    private struct State {
-        var isOpen = false
-        var isClosed = false
-        var waiter: CheckedContinuation<Bool, Never>?
-    }
-    private let state = Locked(State())
-
-    init(story: String) { self.story = story }
-
-    /// It is this run's turn: wakes its waiter. False when it was given up meanwhile.
-    func open() -> Bool {
-        let (opened, waiter) = state.withLock { s -> (Bool, CheckedContinuation<Bool, Never>?) in
-            guard !s.isClosed else { return (false, nil) }
-            s.isOpen = true
-            defer { s.waiter = nil }
-            return (true, s.waiter)
-        }
-        waiter?.resume(returning: true)
-        return opened
-    }
-
-    /// It holds its story (opened, not given up).
-    var isHeld: Bool { state.withLock { $0.isOpen && !$0.isClosed } }
-
-    /// Gives up a turn not yet open (its task was cancelled); true when it did.
-    private func closeIfWaiting() -> Bool {
-        let (closed, waiter) = state.withLock { s -> (Bool, CheckedContinuation<Bool, Never>?) in
-            guard !s.isOpen, !s.isClosed else { return (false, nil) }
-            s.isClosed = true
-            defer { s.waiter = nil }
-            return (true, s.waiter)
-        }
-        waiter?.resume(returning: false)
-        return closed
-    }
-
-    /// Given up: wakes its waiter with false.
-    func close() {
-        let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
-            s.isClosed = true
-            defer { s.waiter = nil }
-            return s.waiter
-        }
-        waiter?.resume(returning: false)
-    }
-
-    /// True once the turn opens; false when it is given up or the task is cancelled while
-    /// waiting (`onCancel` then takes it out of the queue).
-    func wait(onCancel: @escaping @Sendable () -> Void) async -> Bool {
-        if state.withLock({ $0.isOpen }) { return true }
-        return await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                let now = state.withLock { s -> Bool? in
-                    if s.isClosed { return false }
-                    if s.isOpen { return true }
-                    s.waiter = continuation
-                    return nil
-                }
-                if let now { continuation.resume(returning: now) }
-            }
-        } onCancel: {
-            if closeIfWaiting() { onCancel() }
-        }
     }
 }
