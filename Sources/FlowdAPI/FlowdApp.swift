@@ -106,20 +106,3 @@ public final class FlowdApp: Sendable {
         return Responses.ready
     }
 }
-
-/// Bodies that never change, serialised once.
-enum Responses {
-    static let healthy = HTTPResponse.json(HTTPStatus.ok, Array(#"{"status":"ok"}"#.utf8))
-    static let ready = HTTPResponse.json(HTTPStatus.ok, Array(#"{"status":"ready"}"#.utf8))
-    static let retryAfter = HTTPHeaders([("Retry-After", "1")])
-}
-
-/// Cheap number formatting for log lines (a Double's description is slow on a hot path).
-enum LogFormat {
-    /// `1.234` (milliseconds, three decimals).
-    static func milliseconds(_ duration: Duration) -> String {
-        let micros = max(0, duration.nanoseconds / 1_000)
-        let fraction = micros % 1_000
-        return "\(micros / 1_000)." + (fraction < 10 ? "00" : fraction < 100 ? "0" : "") + "\(fraction)"
-    }
-}
