@@ -106,7 +106,7 @@ let package = Package(
         .target(
             name: "FlowdTesting",
             dependencies: [
-                "FlowdHTTP",
+                "FlowdHTTP", "Stores", "FlowdSync",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -59,6 +59,8 @@ public final class HTTPServer: Sendable {
     let observer: HTTPExchangeObserver?
     let logger: Logger
     let framing: RequestFraming
+    /// Routing and error answers, shared with the in-process test harness.
+    public let responder: Responder
 
     private let daemon = Locked<DaemonHandle?>(nil)
     private let boundPort = Atomic<Int>(0)
@@ -87,6 +89,7 @@ public final class HTTPServer: Sendable {
         self.gate = gate
         self.observer = observer
         self.framing = RequestFraming(maxHeadBytes: configuration.maxHeadBytes, maxURLBytes: configuration.maxURLBytes)
+        self.responder = Responder(router: router, gate: gate, maxBodyBytes: configuration.maxBodyBytes, logger: logger)
     }
 
     /// The port the server listens on (the real one when configured with 0).
@@ -221,45 +224,27 @@ public final class HTTPServer: Sendable {
     }
 
     private func respond(to request: HTTPRequest, with handler: HTTPHandler) async -> HTTPResponse {
-        do {
-            return try await handler(request)
-        } catch let error as any HTTPResponseError {
-            return error.response
-        } catch is CancellationError {
-            return .detail(HTTPStatus.unavailable, "Server is shutting down", headers: HTTPHeaders([("Retry-After", "1")]))
-        } catch {
-            logger.error("handler failed", metadata: ["route": "\(request.route)", "error": "\(error)"])
-            return .detail(HTTPStatus.internalError, "Internal Server Error")
-        }
+        await responder.respond(to: request, with: handler)
     }
 
     /// The framing checks, then the gate, routing and `Content-Length`, in the order of
     /// precedence the API promises (a head whose framing is not trusted is never routed).
     fileprivate func earlyAnswer(for context: RequestContext, framing head: RequestFraming.Head) -> HTTPResponse? {
         if let response = framing.answer(to: head) { return response }
-        let match = router.match(method: context.head.method, rawPath: context.head.rawPath)
-        // Known before the gate answers, so that a refused request is reported under its route.
-        if case .found(let route, _, _) = match { context.route = route }
-        if let gate, let response = gate(context.head) { return response }
-        switch match {
-        case .notFound:
-            return .detail(HTTPStatus.notFound, "Not Found")
-        case .methodNotAllowed(let allow):
-            return .detail(HTTPStatus.methodNotAllowed, "Method Not Allowed", headers: HTTPHeaders([("Allow", allow.joined(separator: ", "))]))
-        case .found(_, let parameters, let handler):
-            context.parameters = parameters
-            context.handler = handler
+        switch responder.decide(context.head) {
+        case .answer(let response, let route):
+            context.route = route  // a refused request is reported under its route
+            return response
+        case .handle(let route, let parameters, let handler):
+            (context.route, context.parameters, context.handler) = (route, parameters, handler)
         }
         if let length = context.head.headers["Content-Length"].flatMap({ Int($0.trimmingASCIISpaces) }) {
-            if length > configuration.maxBodyBytes { return HTTPServer.tooLarge(configuration.maxBodyBytes) }
             context.body.reserveCapacity(length)
         }
         return nil
     }
 
-    fileprivate static func tooLarge(_ limit: Int) -> HTTPResponse {
-        .detail(HTTPStatus.payloadTooLarge, "Request body larger than \(limit) bytes")
-    }
+    fileprivate static func tooLarge(_ limit: Int) -> HTTPResponse { Responder.tooLarge(limit) }
 }
 
 /// One lock's worth of the handler tasks in flight.

@@ -1,3 +1,4 @@
+import FlowdSync
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +11,7 @@ public final class FlowdProcess: @unchecked Sendable {
     /// Everything the child wrote to stderr so far (its log).
     public var log: String { String(decoding: stderrData.withLock { $0 }, as: UTF8.self) }
 
-    private let stderrData = LockedData()
+    private let stderrData = Locked(Data())
 
     /// The `flowd` binary built beside the running test bundle.
     public static var executable: URL {
@@ -76,7 +77,13 @@ public final class FlowdProcess: @unchecked Sendable {
         self.port = port
     }
 
+    /// A client for the child: the harness's client API, over the wire.
     public var client: TestHTTPClient { TestHTTPClient(port: port) }
+
+    /// Returns once the child's log contains `text` (polled); throws after `timeout`.
+    public func waitForLog(_ text: String, timeout: Duration = .seconds(30)) async throws {
+        try await waitUntil("\"\(text)\" in the log of flowd", timeout: timeout) { self.log.contains(text) }
+    }
 
     public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
 
@@ -95,18 +102,6 @@ public final class FlowdProcess: @unchecked Sendable {
 
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-    }
-}
-
-/// Bytes appended from one thread and read from another.
-final class LockedData: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data = Data()
-
-    func withLock<T>(_ body: (inout Data) -> T) -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return body(&data)
     }
 }
 

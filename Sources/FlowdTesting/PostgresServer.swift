@@ -1,3 +1,4 @@
+import FlowdSync
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -10,14 +11,13 @@ import Glibc
 /// `nobody`) through `runuser`, with the temp dir theirs. `shared` starts one per test
 /// process, on first use; each test asks it for a database of its own (`makeDatabase`).
 public final class PostgresServer: @unchecked Sendable {
-    // @unchecked: every stored property is set once in `init`; `nextDatabase` is under `lock`.
+    // @unchecked: every stored property is set once in `init`; `nextDatabase` is a `Locked`.
     public let port: Int
     public let directory: URL
     private let binDirectory: String
     private let user: String?
     private let process: Process
-    private let lock = NSLock()
-    private var nextDatabase = 0
+    private let nextDatabase = Locked(0)
 
     /// Why PostgreSQL cannot run here, or nil when it can (its binaries were found).
     public static var unavailableReason: String? {
@@ -121,9 +121,9 @@ public final class PostgresServer: @unchecked Sendable {
     }
 
     private func createDatabase() throws -> String {
-        let name = lock.withLock { () -> String in
-            nextDatabase += 1
-            return "flowd_test_\(nextDatabase)"
+        let name = nextDatabase.withLock { next -> String in
+            next += 1
+            return "flowd_test_\(next)"
         }
         try psql("CREATE DATABASE \(name)")
         return url(database: name)

@@ -1,4 +1,6 @@
+import FlowdSync
 import Foundation
+import Stores
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +15,7 @@ import Glibc
 ///
 /// (`Tests/AgentsTests` keeps a copy of its own: that target does not depend on FlowdTesting.)
 public final class StubLLMServer: @unchecked Sendable {
-    // @unchecked: `port`, `socket` and `respond` are set once in `init`; `recorded` is under `lock`.
+    // @unchecked: `port`, `socket` and `respond` are set once in `init`; the rest is in `state`.
 
     /// One request as the stub read it.
     public struct Request: Sendable {
@@ -25,16 +27,16 @@ public final class StubLLMServer: @unchecked Sendable {
         /// 1 for the first request the stub received, 2 for the next, …
         public var index: Int
 
-        /// The body parsed as a JSON object, or nil.
-        public var json: [String: Any]? { (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] }
+        /// The body parsed as JSON, or nil.
+        public var json: JSONValue? { try? JSONValue.parse(body) }
         /// The `model` the request names.
-        public var model: String? { json?["model"] as? String }
+        public var model: String? { json?["model"]?.stringValue }
         /// Whether the client asked for a streamed completion (`"stream": true`).
-        public var wantsStream: Bool { json?["stream"] as? Bool == true }
+        public var wantsStream: Bool { json?["stream"] == true }
         /// The content of the last `user` message: an agent's rendered prompt.
         public var prompt: String? {
-            let messages = json?["messages"] as? [[String: Any]] ?? []
-            return messages.last { $0["role"] as? String == "user" }?["content"] as? String
+            let messages = json?["messages"]?.arrayValue ?? []
+            return messages.last { $0["role"] == "user" }?["content"]?.stringValue
         }
     }
 
@@ -76,20 +78,19 @@ public final class StubLLMServer: @unchecked Sendable {
         public static func streamed(_ pieces: [String], promptTokens: Int? = nil, completionTokens: Int? = nil,
                                     delay: Duration = .zero, pieceDelay: Duration? = nil) -> Reply {
             var parts: [String] = []
-            func chunk(_ object: [String: Any]) {
-                let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-                parts.append("data: " + String(decoding: data, as: UTF8.self) + "\n\n")
+            // Keys in sorted order: the same bytes as when the stub sorted them with Foundation.
+            func chunk(_ object: JSONValue) {
+                parts.append("data: " + object.jsonString + "\n\n")
             }
             for piece in pieces {
-                chunk(["id": "stub", "object": "chat.completion.chunk",
-                       "choices": [["index": 0, "delta": ["content": piece], "finish_reason": NSNull()]]])
+                chunk(["choices": [["delta": ["content": .string(piece)], "finish_reason": nil, "index": 0]],
+                       "id": "stub", "object": "chat.completion.chunk"])
             }
-            chunk(["id": "stub", "object": "chat.completion.chunk",
-                   "choices": [["index": 0, "delta": [String: Any](), "finish_reason": "stop"]]])
+            chunk(["choices": [["delta": [:], "finish_reason": "stop", "index": 0]],
+                   "id": "stub", "object": "chat.completion.chunk"])
             if let promptTokens, let completionTokens {
-                chunk(["id": "stub", "object": "chat.completion.chunk", "choices": [Any](),
-                       "usage": ["prompt_tokens": promptTokens, "completion_tokens": completionTokens,
-                                 "total_tokens": promptTokens + completionTokens]])
+                chunk(["choices": [], "id": "stub", "object": "chat.completion.chunk",
+                       "usage": StubLLMServer.usage(promptTokens, completionTokens)])
             }
             parts.append("data: [DONE]\n\n")
             var reply = Reply(body: parts.joined(), contentType: "text/event-stream", delay: delay)
@@ -102,15 +103,22 @@ public final class StubLLMServer: @unchecked Sendable {
 
         /// An error answer, `{"error": {"message": …}}`, as providers give.
         public static func failure(status: Int = 500, _ message: String = "model overloaded") -> Reply {
-            let data = try! JSONSerialization.data(withJSONObject: ["error": ["message": message, "type": "server_error"]])
-            return Reply(status: status, body: String(decoding: data, as: UTF8.self))
+            let body: JSONValue = ["error": ["message": .string(message), "type": "server_error"]]
+            return Reply(status: status, body: body.jsonString)
         }
     }
 
     public let port: Int
     private let socket: Int32
-    private let lock = NSLock()
-    private var recorded: [Request] = []
+    /// The requests so far and the tests waiting for a number of them.
+    private struct State {
+        var recorded: [Request] = []
+        var waiters: [UInt64: (count: Int, continuation: CheckedContinuation<Void, Never>)] = [:]
+        var cancelled: Set<UInt64> = []
+        var nextWaiter: UInt64 = 0
+    }
+
+    private let state = Locked(State())
     private let respond: @Sendable (Request) -> Reply
 
     /// Listens on a free port of 127.0.0.1 and answers each request with `respond`.
@@ -155,13 +163,50 @@ public final class StubLLMServer: @unchecked Sendable {
     }
 
     /// Every request so far, in arrival order.
-    public var requests: [Request] { lock.withLock { recorded } }
+    public var requests: [Request] { state.withLock { $0.recorded } }
 
     /// How many requests the stub received.
-    public var callCount: Int { lock.withLock { recorded.count } }
+    public var callCount: Int { state.withLock { $0.recorded.count } }
 
     /// How many requests named `model`.
-    public func calls(model: String) -> Int { lock.withLock { recorded.filter { $0.model == model }.count } }
+    public func calls(model: String) -> Int { state.withLock { $0.recorded.filter { $0.model == model }.count } }
+
+    /// Returns once the stub has received `count` requests in all (at once if it has), so a
+    /// test awaits "the agent has called its model" instead of sleeping; throws after `timeout`.
+    public func waitForRequests(_ count: Int = 1, timeout: Duration = scaled(.seconds(30))) async throws {
+        let id = state.withLock { s -> UInt64 in
+            s.nextWaiter += 1
+            return s.nextWaiter
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await self.arrival(of: count, id: id) }
+            group.addTask {
+                try await Task.sleep(for: timeout)
+                throw TestClientError("stub LLM: \(count) requests did not arrive in \(timeout) (got \(self.callCount))")
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+        }
+    }
+
+    private func arrival(of count: Int, id: UInt64) async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let now = state.withLock { s -> Bool in
+                    if s.recorded.count >= count || s.cancelled.remove(id) != nil { return true }
+                    s.waiters[id] = (count, continuation)
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            // Before the waiter is stored, the mark makes the registration return at once.
+            let waiter = state.withLock { s in
+                s.waiters.removeValue(forKey: id) ?? { s.cancelled.insert(id); return nil }()
+            }
+            waiter?.continuation.resume()
+        }
+    }
 
     /// Stops accepting connections (requests already read are still answered).
     public func stop() {
@@ -171,16 +216,19 @@ public final class StubLLMServer: @unchecked Sendable {
 
     /// A plain JSON chat completion whose message is `content`.
     public static func completion(_ content: String, promptTokens: Int? = nil, completionTokens: Int? = nil) -> String {
-        var object: [String: Any] = [
-            "id": "stub", "object": "chat.completion", "model": "stub-model",
-            "choices": [["index": 0, "message": ["role": "assistant", "content": content], "finish_reason": "stop"]],
+        var object: JSONObject = [
+            "choices": [["finish_reason": "stop", "index": 0, "message": ["content": .string(content), "role": "assistant"]]],
+            "id": "stub", "model": "stub-model", "object": "chat.completion",
         ]
         if let promptTokens, let completionTokens {
-            object["usage"] = ["prompt_tokens": promptTokens, "completion_tokens": completionTokens,
-                               "total_tokens": promptTokens + completionTokens]
+            object["usage"] = usage(promptTokens, completionTokens)
         }
-        let data = try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        return String(decoding: data, as: UTF8.self)
+        return JSONValue.object(object).jsonString
+    }
+
+    static func usage(_ prompt: Int, _ completion: Int) -> JSONValue {
+        ["completion_tokens": .int(Int64(completion)), "prompt_tokens": .int(Int64(prompt)),
+         "total_tokens": .int(Int64(prompt + completion))]
     }
 
     private func acceptLoop() {
@@ -227,12 +275,15 @@ public final class StubLLMServer: @unchecked Sendable {
                 body.append(contentsOf: chunk[0..<count])
             }
         }
-        let request = lock.withLock { () -> Request in
+        let (request, arrived) = state.withLock { s -> (Request, [CheckedContinuation<Void, Never>]) in
             let request = Request(method: String(requestLine[0]), path: String(requestLine[1]), headers: headers,
-                                  body: body, index: recorded.count + 1)
-            recorded.append(request)
-            return request
+                                  body: body, index: s.recorded.count + 1)
+            s.recorded.append(request)
+            let due = s.waiters.filter { $0.value.count <= s.recorded.count }
+            for id in due.keys { s.waiters[id] = nil }
+            return (request, due.values.map(\.continuation))
         }
+        for waiter in arrived { waiter.resume() }
         let reply = respond(request)
         if reply.delay > .zero {
             let (seconds, attoseconds) = reply.delay.components

@@ -3,23 +3,6 @@ import Foundation
 import Glibc
 #endif
 
-/// A response as the test client read it off the wire.
-public struct TestResponse: Sendable {
-    public var status: Int
-    public var headers: [(name: String, value: String)]
-    public var body: [UInt8]
-
-    public var text: String { String(decoding: body, as: UTF8.self) }
-
-    public func header(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name.lowercased() }?.value
-    }
-
-    /// The body parsed as JSON (Foundation types), or nil.
-    public var json: Any? { try? JSONSerialization.jsonObject(with: Data(body), options: [.fragmentsAllowed]) }
-    public var object: [String: Any] { json as? [String: Any] ?? [:] }
-}
-
 public struct TestClientError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
@@ -235,9 +218,10 @@ public final class TestConnection: @unchecked Sendable {
     }
 }
 
-/// An HTTP/1.1 client for tests: each call opens a connection on a thread of its own,
-/// so tests never block the cooperative pool the server under test runs on.
-public struct TestHTTPClient: Sendable {
+/// An HTTP/1.1 client for tests (the harness's `.live` mode): each call opens a connection
+/// on a thread of its own, so tests never block the cooperative pool the server under test
+/// runs on.
+public struct TestHTTPClient: TestClient {
     public let port: Int
     public var headers: [(String, String)] = []
 
@@ -252,7 +236,7 @@ public struct TestHTTPClient: Sendable {
         }
     }
 
-    public func request(_ method: String, _ path: String, headers: [(String, String)] = [], body: [UInt8]? = nil) async throws -> TestResponse {
+    public func execute(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8]?) async throws -> TestResponse {
         let port = self.port
         let all = self.headers + headers
         return try await TestHTTPClient.blocking {
@@ -260,23 +244,6 @@ public struct TestHTTPClient: Sendable {
             try connection.send(TestHTTPClient.encode(method, path, headers: all, body: body))
             return try connection.readResponse(headOnly: method == "HEAD")
         }
-    }
-
-    public func get(_ path: String, headers: [(String, String)] = []) async throws -> TestResponse {
-        try await request("GET", path, headers: headers)
-    }
-
-    public func delete(_ path: String, headers: [(String, String)] = []) async throws -> TestResponse {
-        try await request("DELETE", path, headers: headers)
-    }
-
-    /// Sends `json` (a JSON text) with `Content-Type: application/json`.
-    public func post(_ path: String, json: String, headers: [(String, String)] = []) async throws -> TestResponse {
-        try await request("POST", path, headers: [("Content-Type", "application/json")] + headers, body: Array(json.utf8))
-    }
-
-    public func put(_ path: String, body: String, headers: [(String, String)] = []) async throws -> TestResponse {
-        try await request("PUT", path, headers: headers, body: Array(body.utf8))
     }
 
     public static func encode(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8]?) -> [UInt8] {

@@ -9,22 +9,18 @@ public func withTestServer(
     router: Router,
     _ body: (HTTPServer, TestHTTPClient) async throws -> Void
 ) async throws {
+    let server = makeTestServer(configure: configure, router: router)
+    try await server.test(.live) { client in try await body(server, TestHTTPClient(port: server.port)) }
+}
+
+/// A server for `router` on a free port of 127.0.0.1, not started: `server.test(mode) { client in … }`.
+public func makeTestServer(configure: (inout HTTPServerConfiguration) -> Void = { _ in }, router: Router) -> HTTPServer {
     var configuration = HTTPServerConfiguration()
     configuration.port = 0
     configure(&configuration)
     var logger = Logger(label: "flowd.test")
     logger.logLevel = .warning
-    let server = HTTPServer(configuration: configuration, router: router, logger: logger)
-    try server.start()
-    do {
-        try await body(server, TestHTTPClient(port: server.port))
-    } catch {
-        server.cancelInFlight()
-        await server.stop()
-        throw error
-    }
-    server.cancelInFlight()
-    await server.stop()
+    return HTTPServer(configuration: configuration, router: router, logger: logger)
 }
 
 /// Time bounds of tests, stretched under instrumentation: `FLOWD_TIME_SCALE` (1 by
