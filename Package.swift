@@ -122,11 +122,11 @@ let package = Package(
             // costs glibc's allocator about a fifth of the server's CPU (docs/architecture.md).
             linkerSettings: [.linkedLibrary("mimalloc")]
         ),
-        .testTarget(name: "FlowdHTTPTests", dependencies: ["FlowdHTTP", "FlowdTesting"]),
-        .testTarget(name: "FlowEngineTests", dependencies: ["FlowEngine"]),
-        .testTarget(name: "AgentsTests", dependencies: ["Agents", "FlowEngine", "FlowdTesting"]),
+        .testTarget(name: "FlowdHTTPTests", dependencies: ["FlowdHTTP", "FlowdTesting", "Stores"]),
+        .testTarget(name: "FlowEngineTests", dependencies: ["FlowEngine", "FlowdSync"]),
+        .testTarget(name: "AgentsTests", dependencies: ["Agents", "FlowEngine", "FlowdTesting", "Stores", "FlowdSync"]),
         .testTarget(name: "StoresTests", dependencies: ["Stores", "PostgresStores", "FlowdTesting", "FlowdSync"]),
-        .testTarget(name: "FlowdAPITests", dependencies: ["FlowdAPI", "FlowdBackends", "FlowdHTTP", "FlowdTesting", "Stores", "Agents"]),
+        .testTarget(name: "FlowdAPITests", dependencies: ["FlowdAPI", "FlowdBackends", "FlowdHTTP", "FlowdTesting", "Stores", "Agents", "FlowdSync"]),
     ],
     swiftLanguageModes: [.v6]
 )

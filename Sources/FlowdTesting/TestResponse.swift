@@ -39,6 +39,9 @@ extension JSONValue {
         return strings.count == array.count ? strings : nil
     }
 
+    /// The keys of an object, in their order; empty when this is not one.
+    public var keys: [String] { objectValue?.keys ?? [] }
+
     /// The elements of an array; empty when this is not one.
     public var elements: [JSONValue] { arrayValue ?? [] }
 }

@@ -2,6 +2,7 @@
 import FlowdTesting
 import AsyncHTTPClient
 import Foundation
+import Stores
 import Logging
 import Testing
 
@@ -34,8 +35,8 @@ private let input = FlowInput(
     #expect(request.path == "/v1/chat/completions")
     #expect(request.headers["authorization"] == "Bearer secret")
     let json = try #require(request.json)
-    #expect(json["model"] as? String == "test-model")
-    let messages = try #require(json["messages"] as? [[String: String]])
+    #expect(json["model"]?.stringValue == "test-model")
+    let messages = try #require(json["messages"])
     #expect(messages == [
         ["role": "system", "content": "You are terse."],
         ["role": "user", "content": "earlier question"],
@@ -52,8 +53,8 @@ private let input = FlowInput(
     _ = try await runner.run(flow: runner.catalog.flow(named: "default")!, input: input, observer: nil)
     let request = try #require(server.requests.first)
     #expect(request.headers["authorization"] == nil)
-    #expect(request.json?["model"] as? String == "default-model")
-    #expect((request.json?["messages"] as? [[String: String]])?.count == 3)
+    #expect(request.json?["model"]?.stringValue == "default-model")
+    #expect(request.json?["messages"]?.elements.count == 3)
 }
 
 @Test func aProviderErrorFailsTheAgentWithWhatTheProviderSaid() async throws {

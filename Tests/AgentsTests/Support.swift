@@ -1,7 +1,7 @@
 @testable import Agents
+import FlowdSync
 import Foundation
 import Logging
-import Synchronization
 
 /// A temporary agents folder filled from a dictionary of file name → contents.
 struct AgentsFolder {
@@ -39,7 +39,7 @@ let shippedAgents = URL(fileURLWithPath: #filePath)
 
 /// Records a run's observer events in order.
 final class RunRecorder: FlowRunObserver {
-    let events = Mutex<[String]>([])
+    let events = Locked<[String]>([])
 
     func agentStarted(_ agent: String) async { events.withLock { $0.append("started \(agent)") } }
     func agentCompleted(_ agent: String, output: String, duration: Duration) async {

@@ -1,6 +1,6 @@
+import FlowdSync
 import FlowEngine
 import Logging
-import Synchronization
 
 /// PocketFlow's test store: a dictionary of numbers and notes.
 struct Numbers: Sendable {
@@ -55,7 +55,7 @@ struct TestFailure: Error, Equatable {
 
 /// Collects log messages so tests can see the engine's warnings.
 final class LogCapture: Sendable {
-    let messages = Mutex<[String]>([])
+    let messages = Locked<[String]>([])
 
     var logger: Logger {
         Logger(label: "test") { _ in CapturingHandler(capture: self) }
@@ -81,7 +81,7 @@ struct CapturingHandler: LogHandler {
 
 /// Records observer events in order.
 final class EventRecorder: StepObserver {
-    let events = Mutex<[String]>([])
+    let events = Locked<[String]>([])
 
     func stepStarted(_ name: String) async { events.withLock { $0.append("started \(name)") } }
     func stepCompleted(_ name: String, duration: Duration) async { events.withLock { $0.append("completed \(name)") } }

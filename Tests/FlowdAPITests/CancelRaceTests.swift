@@ -1,5 +1,6 @@
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -36,7 +37,7 @@ enum CancelRace {
                     let body = Array(#"{"input": "\#(input)", "story_id": "\#(story)"}"#.utf8)
                     try starter.send(keepAlive("POST", "/runs", headers: [("Content-Type", "application/json")], body: body))
                     let started = try starter.readResponse()
-                    guard started.status == 202, let id = started.object["run_id"] as? String else {
+                    guard started.status == 202, let id = started.json["run_id"]?.stringValue else {
                         throw TestClientError("POST /runs: \(started.status) \(started.text)")
                     }
                     ids.append(id)
@@ -55,12 +56,12 @@ enum CancelRace {
             for (runID, story, status) in answers {
                 // The event stream ends with the run: waiting on it waits for the end.
                 let events = try get("/runs/\(runID)/events").text
-                let record = try get("/runs/\(runID)").object
+                let record = try get("/runs/\(runID)").json
                 let memory = try get("/memory/isolated/analyst:\(story)").status
                 switch status {
                 case 202:
                     tally.accepted += 1
-                    guard record["status"] as? String == "cancelled", events.contains("event: cancelled"),
+                    guard record["status"]?.stringValue == "cancelled", events.contains("event: cancelled"),
                           !events.contains("event: done") else {
                         throw TestClientError("cancel of \(runID) answered 202, yet the run ended \(record); events: \(events)")
                     }
@@ -68,7 +69,7 @@ enum CancelRace {
                     if !queued, memory != 404 { throw TestClientError("cancelled run \(runID) wrote its memory") }
                 case 409:
                     tally.tooLate += 1
-                    guard record["status"] as? String == "succeeded", events.contains("event: done"), memory == 200 else {
+                    guard record["status"]?.stringValue == "succeeded", events.contains("event: done"), memory == 200 else {
                         throw TestClientError("cancel of \(runID) answered 409, yet the run ended \(record), memory \(memory)")
                     }
                 default:

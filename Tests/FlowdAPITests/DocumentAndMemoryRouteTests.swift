@@ -1,5 +1,6 @@
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 
 @Suite("Documents and memory routes")
@@ -8,8 +9,8 @@ struct DocumentAndMemoryRouteTests {
         try await withFlowd(Fixtures.basic) { flowd in
             let created = try await flowd.client.put("/docs/prd", body: "# PRD\nwith é", headers: [("Content-Type", "text/markdown")])
             #expect(created.status == 201)
-            #expect(created.object["id"] as? String == "prd")
-            #expect(created.object["bytes"] as? Int == 13)
+            #expect(created.json["id"]?.stringValue == "prd")
+            #expect(created.json["bytes"]?.int == 13)
             let replaced = try await flowd.client.put("/docs/prd", body: "# PRD v2")
             #expect(replaced.status == 200)
             let read = try await flowd.client.get("/docs/prd")
@@ -18,28 +19,28 @@ struct DocumentAndMemoryRouteTests {
             #expect(read.header("Content-Type") == "text/markdown; charset=utf-8")
             try flowd.directory.write("docs/by-hand.md", "placed by hand")
             let list = try await flowd.client.get("/docs")
-            let docs = list.object["docs"] as? [[String: Any]] ?? []
-            #expect(docs.map { $0["id"] as? String } == ["by-hand", "prd"])
+            let docs = list.json["docs"]?.elements ?? []
+            #expect(docs.map { $0["id"]?.stringValue } == ["by-hand", "prd"])
             let r1 = try await flowd.client.delete("/docs/prd")
             #expect(r1.status == 204)
             let r2 = try await flowd.client.delete("/docs/prd")
             #expect(r2.status == 404)
             let missing = try await flowd.client.get("/docs/prd")
             #expect(missing.status == 404)
-            #expect(missing.object["detail"] is String)
+            #expect(missing.json["detail"]?.stringValue != nil)
         }
     }
 
     @Test func theOriginalServicesDocumentRoutesStillWork() async throws {
         try await withFlowd(Fixtures.basic) { flowd in
             let before = try await flowd.client.get("/doc/brief/status")
-            #expect(before.object["exists"] as? Bool == false)
+            #expect(before.json["exists"]?.boolValue == false)
             let saved = try await flowd.client.request("PUT", "/doc/brief", headers: [("Content-Type", "application/json")], body: Array(##"{"content": "# Brief"}"##.utf8))
             #expect(saved.status == 200)
-            #expect(saved.object["message"] as? String == "Document saved")
-            #expect(saved.object["id"] as? String == "brief")
+            #expect(saved.json["message"]?.stringValue == "Document saved")
+            #expect(saved.json["id"]?.stringValue == "brief")
             let after = try await flowd.client.get("/doc/brief/status")
-            #expect(after.object["exists"] as? Bool == true)
+            #expect(after.json["exists"]?.boolValue == true)
             let r3 = try await flowd.client.get("/doc/brief")
             #expect(r3.text == "# Brief")
             let noContent = try await flowd.client.request("PUT", "/doc/brief", body: Array(#"{"text": "x"}"#.utf8))
@@ -55,8 +56,8 @@ struct DocumentAndMemoryRouteTests {
             let before = try listing(flowd.directory.url)
             let put = try await flowd.client.put("/docs/\(id)", body: "owned")
             #expect(put.status == 422)
-            let detail = (put.object["detail"] as? [[String: Any]])?.first
-            #expect(detail?["loc"] as? [String] == ["path", "id"])
+            let detail = (put.json["detail"]?.arrayValue)?.first
+            #expect(detail?["loc"]?.strings == ["path", "id"])
             let r4 = try await flowd.client.get("/docs/\(id)")
             #expect(r4.status == 422)
             let r5 = try await flowd.client.delete("/docs/\(id)")
@@ -71,17 +72,17 @@ struct DocumentAndMemoryRouteTests {
         try await withFlowd(Fixtures.basic) { flowd in
             let put = try await flowd.client.request("PUT", "/memory/shared/story-1", body: Array(#"{"value": {"n": 1, "list": [true, null, 2.5]}}"#.utf8))
             #expect(put.status == 200)
-            #expect(put.object["scope"] as? String == "shared")
-            #expect(put.object["key"] as? String == "story-1")
+            #expect(put.json["scope"]?.stringValue == "shared")
+            #expect(put.json["key"]?.stringValue == "story-1")
             let read = try await flowd.client.get("/memory/shared/story-1")
             #expect(read.status == 200)
-            #expect((read.object["value"] as? [String: Any])?["n"] as? Int == 1)
+            #expect((read.json["value"])?["n"]?.int == 1)
             _ = try await flowd.client.request("PUT", "/memory/isolated/analyst:story-1", body: Array(#"{"value": "a"}"#.utf8))
             _ = try await flowd.client.request("PUT", "/memory/isolated/analyst:story-2", body: Array(#"{"value": "b"}"#.utf8))
             let list = try await flowd.client.get("/memory/isolated?prefix=analyst%3Astory-1")
-            let entries = list.object["entries"] as? [[String: Any]] ?? []
+            let entries = list.json["entries"]?.elements ?? []
             #expect(entries.count == 1)
-            #expect(entries.first?["key"] as? String == "analyst:story-1")
+            #expect(entries.first?["key"]?.stringValue == "analyst:story-1")
             let r7 = try await flowd.client.delete("/memory/shared/story-1")
             #expect(r7.status == 204)
             let r8 = try await flowd.client.delete("/memory/shared/story-1")

@@ -1,5 +1,6 @@
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -44,17 +45,17 @@ struct DurableReplicaTests {
         let c = try await replica(directory, url, stub: stub)
         let started = try await a.client.post("/runs", json: #"{"input": "r1", "story_id": "taken"}"#)
         #expect(started.status == 202)
-        let id = try #require(started.object["run_id"] as? String, "\(started.text)")
+        let id = try #require(started.json["run_id"]?.stringValue, "\(started.text)")
         _ = try await Durable.waitForEvent(port: a.port, runID: id, "slow started") { $0.isProgress("started", agent: "slow") }
         #expect(stub.callCount == 1)
         await Durable.kill(a)
 
         let record = try await Durable.waitForRecord(b.client, id, timeout: .seconds(40))
-        #expect(record["status"] as? String == "succeeded", "\(record)")
-        #expect(record["result"] as? String == "r1:thought<")
-        #expect(record["resumed"] as? Int == 1, "resumed by more than one replica? \(record)")
+        #expect(record["status"]?.stringValue == "succeeded", "\(record)")
+        #expect(record["result"]?.stringValue == "r1:thought<")
+        #expect(record["resumed"]?.int == 1, "resumed by more than one replica? \(record)")
         #expect(stub.callCount == 1, "the journaled llm step ran again: \(stub.callCount) calls")
-        #expect(try await c.client.get("/runs/\(id)").object["status"] as? String == "succeeded")
+        #expect(try await c.client.get("/runs/\(id)").json["status"]?.stringValue == "succeeded")
 
         let events = try await Durable.events(port: c.port, runID: id)
         Durable.expectIDsCountUp(events)
@@ -66,12 +67,12 @@ struct DurableReplicaTests {
             #expect(!events[(at + 1)...].contains { $0.agent == "thinker" })
         }
         #expect(events.filter { ["done", "error", "cancelled"].contains($0.event ?? "") }.map(\.event) == ["done"])
-        #expect(try await Durable.context(b.client, agent: "thinker", story: "taken")?["last_output"] as? String == Durable.thought)
+        #expect(try await Durable.context(b.client, agent: "thinker", story: "taken")?["last_output"]?.stringValue == Durable.thought)
         // Still one run, and settled: no replica takes it up again.
         try await Task.sleep(for: .milliseconds(500))
-        let later = try await c.client.get("/runs/\(id)").object
-        #expect(later["status"] as? String == "succeeded")
-        #expect(later["resumed"] as? Int == 1)
+        let later = try await c.client.get("/runs/\(id)").json
+        #expect(later["status"]?.stringValue == "succeeded")
+        #expect(later["resumed"]?.int == 1)
         #expect(stub.callCount == 1)
         await stop(b, c)
     }
@@ -86,15 +87,15 @@ struct DurableReplicaTests {
         let url = try await database()
         let a = try await replica(directory, url, stub: stub)
         let b = try await replica(directory, url, stub: stub, ["--on-restart", "fail"])
-        let running = try #require(try await a.client.post("/runs", json: #"{"input": "r1", "story_id": "dropped"}"#).object["run_id"] as? String)
+        let running = try #require(try await a.client.post("/runs", json: #"{"input": "r1", "story_id": "dropped"}"#).json["run_id"]?.stringValue)
         _ = try await Durable.waitForEvent(port: a.port, runID: running, "slow started") { $0.isProgress("started", agent: "slow") }
-        let queued = try #require(try await a.client.post("/runs", json: #"{"flow": "quick", "input": "r2", "story_id": "dropped"}"#).object["run_id"] as? String)
+        let queued = try #require(try await a.client.post("/runs", json: #"{"flow": "quick", "input": "r2", "story_id": "dropped"}"#).json["run_id"]?.stringValue)
         await Durable.kill(a)
 
         for id in [running, queued] {
             let record = try await Durable.waitForRecord(b.client, id, timeout: .seconds(40))
-            #expect(record["status"] as? String == "failed", "\(record)")
-            let error = record["error"] as? String ?? ""
+            #expect(record["status"]?.stringValue == "failed", "\(record)")
+            let error = record["error"]?.stringValue ?? ""
             #expect(error.contains("lease") || error.contains("stopped"), "\(error)")
             let events = try await Durable.events(port: b.port, runID: id)
             #expect(events.last?.event == "error")
@@ -125,7 +126,7 @@ struct DurableReplicaTests {
             }
             let label = "round \(round) (\(path))"
             #expect(answers.allSatisfy { $0.status == (path == "/runs" ? 202 : 200) }, "\(label): \(answers.map { "\($0.status) \($0.text)" })")
-            let ids = Set(answers.map { $0.object["run_id"] as? String ?? "" })
+            let ids = Set(answers.map { $0.json["run_id"]?.stringValue ?? "" })
             #expect(ids.count == 1, "\(label): \(answers.map(\.text))")
             #expect(answers.filter { !$0.isReplayed }.count == 1, "\(label): \(answers.map(\.isReplayed))")
             #expect(Set(answers.map { $0.header("X-Run-ID") ?? "" }) == ids, "\(label)")
@@ -156,7 +157,7 @@ struct DurableReplicaTests {
             seen.append(event)
             if event.isProgress("started", agent: "slow") { break }
         }
-        let id = try #require(seen.first?.object["run_id"] as? String, "\(seen.map(\.summary))")
+        let id = try #require(seen.first?.json["run_id"]?.stringValue, "\(seen.map(\.summary))")
         #expect(seen.last?.isProgress("started", agent: "slow") == true)
         await Durable.kill(a)
         stream.close()
@@ -164,11 +165,11 @@ struct DurableReplicaTests {
         let replay = try await b.client.post("/run", json: body, key: "key-sync-taken")
         #expect(replay.status == 200, "\(replay.text)")
         #expect(replay.isReplayed)
-        #expect(replay.object["run_id"] as? String == id)
-        #expect(replay.object["result"] as? String == "cut:thought<")
+        #expect(replay.json["run_id"]?.stringValue == id)
+        #expect(replay.json["result"]?.stringValue == "cut:thought<")
         #expect(replay.header("X-Run-ID") == id)
         let record = try await Durable.waitForRecord(b.client, id)
-        #expect(record["resumed"] as? Int == 1)
+        #expect(record["resumed"]?.int == 1)
         #expect(stub.callCount == 1)
         #expect(try await Durable.chain(b.client, story: "sync-taken", flow: "quick", separator: "<") == ["cut:thought"])
         await stop(b)

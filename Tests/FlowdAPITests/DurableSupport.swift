@@ -1,5 +1,7 @@
+import FlowdSync
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -81,13 +83,13 @@ enum Durable {
 
     /// Polls `GET /runs/{id}` until its status is one of `wanted`; the record.
     @discardableResult
-    static func waitForRecord(_ client: TestHTTPClient, _ runID: String, _ wanted: Set<String> = finished,
-                              timeout: Duration = .seconds(30)) async throws -> [String: Any] {
+    static func waitForRecord(_ client: any TestClient, _ runID: String, _ wanted: Set<String> = finished,
+                              timeout: Duration = .seconds(30)) async throws -> JSONValue {
         let deadline = ContinuousClock.now + scaled(timeout)
         while true {
             let response = try await client.get("/runs/\(runID)")
-            let record = response.object
-            if let status = record["status"] as? String, wanted.contains(status) { return record }
+            let record = response.json
+            if let status = record["status"]?.stringValue, wanted.contains(status) { return record }
             guard ContinuousClock.now < deadline else {
                 throw TestClientError("run \(runID) never became \(wanted.sorted()): \(response.status) \(response.text)")
             }
@@ -98,11 +100,7 @@ enum Durable {
     /// Polls until `condition` holds (it is evaluated at least once).
     static func waitUntil(_ what: String, timeout: Duration = .seconds(30),
                           _ condition: () async throws -> Bool) async throws {
-        let deadline = ContinuousClock.now + scaled(timeout)
-        while try await !condition() {
-            guard ContinuousClock.now < deadline else { throw TestClientError("timed out waiting for \(what)") }
-            try await Task.sleep(for: .milliseconds(40))
-        }
+        try await FlowdTesting.waitUntil(what, timeout: timeout, every: .milliseconds(40), condition)
     }
 
     /// Follows `GET /runs/{id}/events` live until an event matches `predicate`; the events
@@ -139,23 +137,23 @@ enum Durable {
     /// such as `tail` or `chain`) with input `probe` runs after every run that arrived
     /// before it, so its result lists them all. `separator` splits the chain; the probe's
     /// own link is dropped.
-    static func chain(_ client: TestHTTPClient, story: String, flow: String = "default",
+    static func chain(_ client: any TestClient, story: String, flow: String = "default",
                       separator: Character = "|") async throws -> [String] {
         let response = try await client.post("/run", json: #"{"flow": "\#(flow)", "input": "probe", "story_id": "\#(story)"}"#)
-        guard response.status == 200, let result = response.object["result"] as? String else {
+        guard response.status == 200, let result = response.json["result"]?.stringValue else {
             throw TestClientError("the probe of story \(story) answered \(response.status) \(response.text)")
         }
         return Array(result.split(separator: separator).map(String.init).dropFirst())
     }
 
     /// `flowd_runs_in_flight` of the server's `/metrics`.
-    static func runsInFlight(_ client: TestHTTPClient) async throws -> Int {
+    static func runsInFlight(_ client: any TestClient) async throws -> Int {
         let samples = try PrometheusText.parse(try await client.get("/metrics").text)
         return Int(samples.first { $0.name == "flowd_runs_in_flight" }?.value ?? -1)
     }
 
     /// How many runs of `flow` this process finished (`flowd_runs_total`, every outcome).
-    static func runsFinished(_ client: TestHTTPClient, flow: String) async throws -> Int {
+    static func runsFinished(_ client: any TestClient, flow: String) async throws -> Int {
         let samples = try PrometheusText.parse(try await client.get("/metrics").text)
         return Int(samples.filter { $0.name == "flowd_runs_total" && $0.labels["flow"] == flow }.map(\.value).reduce(0, +))
     }
@@ -169,17 +167,17 @@ enum Durable {
     }
 
     /// An isolated memory context, or nil when absent.
-    static func context(_ client: TestHTTPClient, agent: String, story: String) async throws -> [String: Any]? {
+    static func context(_ client: any TestClient, agent: String, story: String) async throws -> JSONValue? {
         let response = try await client.get("/memory/isolated/\(agent):\(story)")
-        return response.status == 200 ? response.object["value"] as? [String: Any] : nil
+        return response.status == 200 ? response.json["value"] : nil
     }
 }
 
 extension SSEEvent {
     /// The `status` of a `progress` event (`started`, `completed`, `failed`, `resumed`), else nil.
-    var progressStatus: String? { event == "progress" ? object["status"] as? String : nil }
+    var progressStatus: String? { event == "progress" ? json["status"]?.stringValue : nil }
     /// The `agent` its data names, or nil (also for `"agent": null`).
-    var agent: String? { object["agent"] as? String }
+    var agent: String? { json["agent"]?.stringValue }
 
     func isProgress(_ status: String, agent: String?) -> Bool {
         progressStatus == status && self.agent == agent
@@ -191,7 +189,7 @@ extension SSEEvent {
     }
 }
 
-extension TestHTTPClient {
+extension TestClient {
     /// `POST path` with a JSON body and, when given, an `Idempotency-Key`.
     func post(_ path: String, json: String, key: String?, headers: [(String, String)] = []) async throws -> TestResponse {
         try await post(path, json: json, headers: (key.map { [("Idempotency-Key", $0)] } ?? []) + headers)
@@ -204,15 +202,14 @@ extension TestResponse {
 }
 
 /// A count shared by the threads of a stub.
-final class Counter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = 0
+final class Counter: Sendable {
+    private let value = Locked(0)
 
     /// Adds one; the new value.
     func next() -> Int {
-        lock.lock()
-        defer { lock.unlock() }
-        value += 1
-        return value
+        value.withLock { value in
+            value += 1
+            return value
+        }
     }
 }

@@ -1,5 +1,6 @@
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 
 /// `GET /flows` gives each flow's start and edges, in the order `flows.yaml` writes them, so a
@@ -30,33 +31,33 @@ struct FlowGraphTests {
               max_steps: 9
             """)
 
-    static func flows(_ flowd: TestFlowd) async throws -> [String: [String: Any]] {
+    static func flows(_ flowd: TestFlowd) async throws -> [String: JSONValue] {
         let response = try await flowd.client.get("/flows")
         #expect(response.status == 200)
-        let list = response.object["flows"] as? [[String: Any]] ?? []
-        return Dictionary(uniqueKeysWithValues: list.map { ($0["name"] as? String ?? "", $0) })
+        let list = response.json["flows"]?.elements ?? []
+        return Dictionary(uniqueKeysWithValues: list.map { ($0["name"]?.stringValue ?? "", $0) })
     }
 
-    static func edges(_ flow: [String: Any]?) -> [[String]] {
-        (flow?["edges"] as? [[String: String]] ?? []).map { [$0["from"] ?? "?", $0["action"] ?? "?", $0["to"] ?? "?"] }
+    static func edges(_ flow: JSONValue?) -> [[String]] {
+        (flow?["edges"]?.elements ?? []).map { [$0["from"]?.stringValue ?? "?", $0["action"]?.stringValue ?? "?", $0["to"]?.stringValue ?? "?"] }
     }
 
     @Test func aSequenceStartsAtItsFirstAgentAndEachLeadsToTheNextOnDefault() async throws {
         try await withFlowd(Self.agents) { flowd in
             let flows = try await Self.flows(flowd)
-            #expect(flows["default"]?["start"] as? String == "analyst")
+            #expect(flows["default"]?["start"]?.stringValue == "analyst")
             #expect(Self.edges(flows["default"]) == [["analyst", "default", "summarizer"]])
             // One agent: a start and no edge (nothing after the last agent).
-            #expect(flows["single"]?["start"] as? String == "analyst")
-            #expect((flows["single"]?["edges"] as? [Any])?.isEmpty == true)
+            #expect(flows["single"]?["start"]?.stringValue == "analyst")
+            #expect((flows["single"]?["edges"]?.arrayValue)?.isEmpty == true)
         }
     }
 
     @Test func aGraphsEdgesAreItsTransitionsAsWrittenWithItsLoopAndEnd() async throws {
         try await withFlowd(Self.agents) { flowd in
             let review = try await Self.flows(flowd)["review"]
-            #expect(review?["start"] as? String == "writer")
-            #expect(review?["agents"] as? [String] == ["writer", "reviewer", "editor"])
+            #expect(review?["start"]?.stringValue == "writer")
+            #expect(review?["agents"]?.strings == ["writer", "reviewer", "editor"])
             // The orphan's transition is written but the flow never reaches it: not an edge.
             #expect(Self.edges(review) == [
                 ["reviewer", "approve", "end"], ["reviewer", "revise", "writer"], ["reviewer", "polish", "editor"],

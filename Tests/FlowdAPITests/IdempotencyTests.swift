@@ -1,5 +1,6 @@
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -34,34 +35,34 @@ struct IdempotencyTests {
         let body = #"{"flow": "sleepy", "input": "a", "story_id": "twice"}"#
         let first = try await client.post("/runs", json: body, key: "key-twice")
         #expect(first.status == 202, "\(first.text)")
-        let id = try #require(first.object["run_id"] as? String)
-        #expect(first.object["status"] as? String == "queued")
+        let id = try #require(first.json["run_id"]?.stringValue)
+        #expect(first.json["status"]?.stringValue == "queued")
         #expect(first.header("Location") == "/runs/\(id)")
         #expect(first.header("X-Run-ID") == id)
         #expect(!first.isReplayed)
 
         let second = try await client.post("/runs", json: body, key: "key-twice")
         #expect(second.status == 202, "\(second.text)")
-        #expect(second.object["run_id"] as? String == id)
+        #expect(second.json["run_id"]?.stringValue == id)
         #expect(second.isReplayed)
         #expect(second.header("X-Run-ID") == id)
-        #expect(["queued", "running"].contains(second.object["status"] as? String ?? ""), "\(second.text)")
+        #expect(["queued", "running"].contains(second.json["status"]?.stringValue ?? ""), "\(second.text)")
 
         // Its status now, once it has finished.
-        #expect(try await Durable.waitForRecord(client, id)["status"] as? String == "succeeded")
+        #expect(try await Durable.waitForRecord(client, id)["status"]?.stringValue == "succeeded")
         let third = try await client.post("/runs", json: body, key: "key-twice")
         #expect(third.status == 202)
-        #expect(third.object["run_id"] as? String == id)
-        #expect(third.object["status"] as? String == "succeeded")
+        #expect(third.json["run_id"]?.stringValue == id)
+        #expect(third.json["status"]?.stringValue == "succeeded")
         #expect(third.isReplayed)
         #expect(try await Durable.chain(client, story: "twice") == ["a"])  // one run
 
         // Another key with the same body is another run.
         let other = try await client.post("/runs", json: body, key: "key-twice-other")
         #expect(other.status == 202)
-        #expect(other.object["run_id"] as? String != id)
+        #expect(other.json["run_id"]?.stringValue != id)
         #expect(!other.isReplayed)
-        #expect(try await Durable.waitForRecord(client, other.object["run_id"] as? String ?? "")["result"] as? String == "a|probe|a|")
+        #expect(try await Durable.waitForRecord(client, other.json["run_id"]?.stringValue ?? "")["result"]?.stringValue == "a|probe|a|")
         #expect(await Durable.stop(flowd) == 0)
     }
 
@@ -78,14 +79,14 @@ struct IdempotencyTests {
         let replay = try await client.post("/run", json: body, key: "key-wait")
         let answer = try await original.value
         #expect(answer.status == 200, "\(answer.text)")
-        #expect(answer.object["result"] as? String == "w|")
-        let id = try #require(answer.object["run_id"] as? String)
+        #expect(answer.json["result"]?.stringValue == "w|")
+        let id = try #require(answer.json["run_id"]?.stringValue)
         #expect(answer.header("X-Run-ID") == id)
         #expect(!answer.isReplayed)
         #expect(replay.status == 200, "\(replay.text)")
-        #expect(replay.object["result"] as? String == "w|")
-        #expect(replay.object["run_id"] as? String == id)
-        #expect(replay.object.keys.contains("pending_docs"))
+        #expect(replay.json["result"]?.stringValue == "w|")
+        #expect(replay.json["run_id"]?.stringValue == id)
+        #expect(replay.json.keys.contains("pending_docs"))
         #expect(replay.isReplayed)
         #expect(replay.header("X-Run-ID") == id)
 
@@ -97,10 +98,10 @@ struct IdempotencyTests {
         let events = try await stream.all()
         Durable.expectIDsCountUp(events)
         #expect(events.first?.isProgress("started", agent: "sleeper") == true, "\(events.map(\.summary))")
-        #expect(events.first?.object["run_id"] as? String == id)
+        #expect(events.first?.json["run_id"]?.stringValue == id)
         #expect(events.last?.event == "done")
-        #expect(events.last?.object["result"] as? String == "w|")
-        #expect(events.last?.object["run_id"] as? String == id)
+        #expect(events.last?.json["result"]?.stringValue == "w|")
+        #expect(events.last?.json["run_id"]?.stringValue == id)
         #expect(try await Durable.chain(client, story: "wait") == ["w"])  // one run
         #expect(await Durable.stop(flowd) == 0)
     }
@@ -115,10 +116,10 @@ struct IdempotencyTests {
         let failing = #"{"flow": "failing", "input": "f", "story_id": "fails"}"#
         let failed = try await client.post("/run", json: failing, key: "key-fails")
         #expect(failed.status == 500)
-        #expect(failed.object["detail"] as? String == "Flow execution failed: boom: boom")
+        #expect(failed.json["detail"]?.stringValue == "Flow execution failed: boom: boom")
         let failedReplay = try await client.post("/run", json: failing, key: "key-fails")
         #expect(failedReplay.status == 500)
-        #expect(failedReplay.object["detail"] as? String == "Flow execution failed: boom: boom")
+        #expect(failedReplay.json["detail"]?.stringValue == "Flow execution failed: boom: boom")
         #expect(failedReplay.isReplayed)
         #expect(failedReplay.header("X-Run-ID") != nil)
         #expect(failedReplay.header("X-Run-ID") == failed.header("X-Run-ID"))
@@ -130,12 +131,12 @@ struct IdempotencyTests {
         let stream = try await SSEConnection.open(port: flowd.port, "POST", "/run",
                                                   headers: [("Idempotency-Key", "key-cancels")], body: sleepy)
         let first = try await stream.next()
-        let id = try #require(first?.object["run_id"] as? String)
+        let id = try #require(first?.json["run_id"]?.stringValue)
         #expect(try await client.post("/runs/\(id)/cancel", json: "{}").status == 202)
         #expect(try await stream.all().last?.event == "cancelled")
         let cancelledReplay = try await client.post("/run", json: sleepy, key: "key-cancels")
         #expect(cancelledReplay.status == 409)
-        #expect(cancelledReplay.object["detail"] as? String == "Run cancelled")
+        #expect(cancelledReplay.json["detail"]?.stringValue == "Run cancelled")
         #expect(cancelledReplay.isReplayed)
         #expect(cancelledReplay.header("X-Run-ID") == id)
         try await Durable.waitUntil("the sleepy run counted") { try await Durable.runsFinished(client, flow: "sleepy") >= 1 }
@@ -153,14 +154,14 @@ struct IdempotencyTests {
         let client = flowd.client
         let first = try await client.post("/runs", json: #"{"input": "x", "story_id": "reuse"}"#, key: "key-reuse")
         #expect(first.status == 202)
-        let id = try #require(first.object["run_id"] as? String)
+        let id = try #require(first.json["run_id"]?.stringValue)
 
         for same in [#"{"flow": "default", "input": "x", "story_id": "reuse"}"#,
                      #"{"story_id": "reuse", "input": "x"}"#,
                      #"{"input": "x", "story_id": "reuse", "extra": [1, 2]}"#] {
             let replay = try await client.post("/runs", json: same, key: "key-reuse")
             #expect(replay.status == 202, "\(same): \(replay.text)")
-            #expect(replay.object["run_id"] as? String == id, "\(same)")
+            #expect(replay.json["run_id"]?.stringValue == id, "\(same)")
             #expect(replay.isReplayed, "\(same)")
         }
         let others: [(String, String)] = [
@@ -204,8 +205,8 @@ struct IdempotencyTests {
                 let response = try await client.post(path, json: body, key: key)
                 let label = "key \(key.debugDescription) (\(key.unicodeScalars.count) chars) on \(path) \(body)"
                 #expect(response.status == 422, "\(label): \(response.status) \(response.text)")
-                let details = response.object["detail"] as? [[String: Any]] ?? []
-                #expect(details.contains { $0["loc"] as? [String] == ["header", "idempotency-key"] }, "\(label): \(response.text)")
+                let details = response.json["detail"]?.elements ?? []
+                #expect(details.contains { $0["loc"]?.strings == ["header", "idempotency-key"] }, "\(label): \(response.text)")
                 #expect(response.header("X-Run-ID") == nil, "\(label)")
             }
         }
@@ -220,7 +221,7 @@ struct IdempotencyTests {
             #expect(response.status == 202, "key of \(key.count) chars: \(response.text)")
             let replay = try await client.post("/runs", json: #"{"input": "x", "story_id": "good-key-\#(k)"}"#, key: key)
             #expect(replay.isReplayed, "key of \(key.count) chars")
-            #expect(replay.object["run_id"] as? String == response.object["run_id"] as? String)
+            #expect(replay.json["run_id"]?.stringValue == response.json["run_id"]?.stringValue)
         }
         #expect(await Durable.stop(flowd) == 0)
     }
@@ -234,7 +235,7 @@ struct IdempotencyTests {
         let client = flowd.client
         let busy = try await client.post("/runs", json: #"{"flow": "sleepy", "input": "0", "story_id": "busy-0"}"#)
         #expect(busy.status == 202)
-        let busyID = try #require(busy.object["run_id"] as? String)
+        let busyID = try #require(busy.json["run_id"]?.stringValue)
         let body = #"{"flow": "sleepy", "input": "1", "story_id": "busy-1"}"#
         let refused = try await client.post("/runs", json: body, key: "key-refused")
         #expect(refused.status == 503, "\(refused.text)")
@@ -246,12 +247,12 @@ struct IdempotencyTests {
         let admitted = try await client.post("/runs", json: body, key: "key-refused")
         #expect(admitted.status == 202, "\(admitted.text)")
         #expect(!admitted.isReplayed, "a refused request's key was stored")
-        let id = try #require(admitted.object["run_id"] as? String)
+        let id = try #require(admitted.json["run_id"]?.stringValue)
         // It is in flight: at --max-runs a new key is refused, the stored one replayed.
         let atMax = try await client.post("/runs", json: body, key: "key-refused")
         #expect(atMax.status == 202, "\(atMax.text)")
         #expect(atMax.isReplayed)
-        #expect(atMax.object["run_id"] as? String == id)
+        #expect(atMax.json["run_id"]?.stringValue == id)
         let otherKey = try await client.post("/runs", json: #"{"flow": "sleepy", "input": "2", "story_id": "busy-2"}"#, key: "key-other")
         #expect(otherKey.status == 503)
 
@@ -260,7 +261,7 @@ struct IdempotencyTests {
         let whileDraining = try await client.post("/runs", json: body, key: "key-refused")
         #expect(whileDraining.status == 202, "\(whileDraining.text)")
         #expect(whileDraining.isReplayed)
-        #expect(whileDraining.object["run_id"] as? String == id)
+        #expect(whileDraining.json["run_id"]?.stringValue == id)
         #expect(try await client.post("/runs", json: #"{"flow": "sleepy", "input": "3", "story_id": "busy-3"}"#, key: "key-new").status == 503)
         #expect(await flowd.waitForExit() == 0)
         let restarted = try await start(directory)
@@ -279,7 +280,7 @@ struct IdempotencyTests {
         let background = #"{"flow": "sleepy", "input": "b", "story_id": "kept-runs"}"#
         let started = try await first.client.post("/runs", json: background, key: "key-kept-runs")
         #expect(started.status == 202)
-        let id = try #require(started.object["run_id"] as? String)
+        let id = try #require(started.json["run_id"]?.stringValue)
         let plain = #"{"input": "p", "story_id": "kept-run"}"#
         let answered = try await first.client.post("/run", json: plain, key: "key-kept-run")
         #expect(answered.status == 200)
@@ -290,15 +291,15 @@ struct IdempotencyTests {
         let replay = try await client.post("/runs", json: background, key: "key-kept-runs")
         #expect(replay.status == 202, "\(replay.text)")
         #expect(replay.isReplayed)
-        #expect(replay.object["run_id"] as? String == id)
+        #expect(replay.json["run_id"]?.stringValue == id)
         let record = try await Durable.waitForRecord(client, id)
-        #expect(record["status"] as? String == "succeeded")
-        #expect(record["resumed"] as? Int == 1)
+        #expect(record["status"]?.stringValue == "succeeded")
+        #expect(record["resumed"]?.int == 1)
         let plainReplay = try await client.post("/run", json: plain, key: "key-kept-run")
         #expect(plainReplay.status == 200, "\(plainReplay.text)")
         #expect(plainReplay.isReplayed)
-        #expect(plainReplay.object["result"] as? String == "p|")
-        #expect(plainReplay.object["run_id"] as? String == answered.object["run_id"] as? String)
+        #expect(plainReplay.json["result"]?.stringValue == "p|")
+        #expect(plainReplay.json["run_id"]?.stringValue == answered.json["run_id"]?.stringValue)
         #expect(try await Durable.chain(client, story: "kept-runs") == ["b"])  // one run each
         #expect(try await Durable.chain(client, story: "kept-run") == ["p"])
         #expect(await Durable.stop(second) == 0)
@@ -321,10 +322,10 @@ struct IdempotencyTests {
             }
             let label = "round \(round) (\(path))"
             #expect(answers.allSatisfy { $0.status == (path == "/runs" ? 202 : 200) }, "\(label): \(answers.map { "\($0.status) \($0.text)" })")
-            #expect(Set(answers.map { $0.object["run_id"] as? String ?? "" }).count == 1, "\(label): \(answers.map(\.text))")
+            #expect(Set(answers.map { $0.json["run_id"]?.stringValue ?? "" }).count == 1, "\(label): \(answers.map(\.text))")
             #expect(answers.filter { !$0.isReplayed }.count == 1, "\(label): \(answers.map(\.isReplayed))")
-            #expect(Set(answers.map { $0.header("X-Run-ID") ?? "" }) == Set(answers.map { $0.object["run_id"] as? String ?? "" }))
-            #expect(try await Durable.waitForRecord(client, answers[0].object["run_id"] as? String ?? "")["status"] as? String == "succeeded")
+            #expect(Set(answers.map { $0.header("X-Run-ID") ?? "" }) == Set(answers.map { $0.json["run_id"]?.stringValue ?? "" }))
+            #expect(try await Durable.waitForRecord(client, answers[0].json["run_id"]?.stringValue ?? "")["status"]?.stringValue == "succeeded")
             #expect(try await Durable.chain(client, story: "race-\(round)") == ["r\(round)"], "\(label)")  // one run
         }
         #expect(ContinuousClock.now - began < scaled(.seconds(30)))

@@ -1,5 +1,6 @@
 import FlowdTesting
 import Foundation
+import Stores
 import Synchronization
 import Testing
 #if canImport(Glibc)
@@ -57,20 +58,20 @@ import Glibc
             let events = try await stream.all()
             let runID = try #require(stream.head.header("X-Run-ID"))
             let tokens = events.filter { $0.event == "token" }
-            #expect(tokens.map { $0.object["text"] as? String ?? "" }.joined() == "Hello, world")
-            #expect(tokens.allSatisfy { $0.object["agent"] as? String == "talker" && $0.object["run_id"] as? String == runID })
-            #expect(tokens.allSatisfy { Set($0.object.keys) == ["run_id", "agent", "text"] })
-            let result = try #require(events.firstIndex { $0.event == "result" && $0.object["agent"] as? String == "talker" })
+            #expect(tokens.map { $0.json["text"]?.stringValue ?? "" }.joined() == "Hello, world")
+            #expect(tokens.allSatisfy { $0.json["agent"]?.stringValue == "talker" && $0.json["run_id"]?.stringValue == runID })
+            #expect(tokens.allSatisfy { Set($0.json.keys) == ["run_id", "agent", "text"] })
+            let result = try #require(events.firstIndex { $0.event == "result" && $0.json["agent"]?.stringValue == "talker" })
             let lastToken = try #require(events.lastIndex { $0.event == "token" })
             #expect(lastToken < result)
-            #expect(events[result].object["data"] as? String == "Hello, world")
+            #expect(events[result].json["data"]?.stringValue == "Hello, world")
             // Token events have no `id:` line: the numbered ones still count 1, 2, 3, …
             Self.expectTokensUnnumbered(stream.raw)
             #expect(Self.numberedIDs(stream.raw) == Array(1...Self.numberedIDs(stream.raw).count))
             #expect(events.last?.event == "done")
 
-            let record = try await flowd.client.get("/runs/\(runID)").object
-            #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 7, "completion_tokens": 4])
+            let record = try await flowd.client.get("/runs/\(runID)").json
+            #expect(record["usage"] == ["prompt_tokens": 7, "completion_tokens": 4])
         }
     }
 
@@ -82,7 +83,7 @@ import Glibc
                 let events = try await stream.all()
                 #expect(!events.contains { $0.event == "token" })
                 #expect(!stream.raw.contains("event: token"))
-                #expect(events.first { $0.event == "result" }?.object["data"] as? String == "Hello, world")
+                #expect(events.first { $0.event == "result" }?.json["data"]?.stringValue == "Hello, world")
             }
         }
     }
@@ -90,7 +91,7 @@ import Glibc
     @Test func resumingWithLastEventIDSkipsTokens() async throws {
         try await Self.withTokenFlowd { flowd, _ in
             let start = try await flowd.post("/runs", #"{"input":"hi","story_id":"s3"}"#)
-            let runID = try #require(start.object["run_id"] as? String)
+            let runID = try #require(start.json["run_id"]?.stringValue)
             // Follow live from the first event, with tokens, then resume after event 1.
             let live = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events?tokens=true")
             let liveEvents = try await live.all()
@@ -112,11 +113,11 @@ import Glibc
                 let run = try await flowd.post("/run?\(query)", #"{"input":"hi","story_id":"s4"}"#,
                                                headers: [("Accept", "text/event-stream")])
                 #expect(run.status == 422, "\(query)")
-                let detail = run.object["detail"] as? [[String: Any]] ?? []
-                #expect(detail.contains { $0["loc"] as? [String] == ["query", "tokens"] }, "\(run.text)")
+                let detail = run.json["detail"]?.elements ?? []
+                #expect(detail.contains { $0["loc"]?.strings == ["query", "tokens"] }, "\(run.text)")
                 let events = try await flowd.client.get("/runs/some-run/events?\(query)")
                 #expect(events.status == 422, "\(query)")
-                #expect((events.object["detail"] as? [[String: Any]] ?? []).first?["loc"] as? [String] == ["query", "tokens"])
+                #expect((events.json["detail"]?.elements ?? []).first?["loc"]?.strings == ["query", "tokens"])
             }
             // 415 comes first, and a body's issues come with the query's.
             let unsupported = try await flowd.client.request(
@@ -124,7 +125,7 @@ import Glibc
             #expect(unsupported.status == 415)
             let both = try await flowd.post("/run?tokens=maybe", #"{"input":"hi"}"#)
             #expect(both.status == 422)
-            #expect(Set((both.object["detail"] as? [[String: Any]] ?? []).compactMap { ($0["loc"] as? [String])?.joined(separator: ".") })
+            #expect(Set((both.json["detail"]?.elements ?? []).compactMap { ($0["loc"]?.strings)?.joined(separator: ".") })
                     == ["body.story_id", "query.tokens"])
         }
     }
@@ -136,23 +137,23 @@ import Glibc
             let events = try await stream.all()
             let runID = try #require(stream.head.header("X-Run-ID"))
             // The failed attempt's piece, then the plain-JSON answer as one token.
-            #expect(events.filter { $0.event == "token" }.map { $0.object["text"] as? String } == ["half", "fine"])
+            #expect(events.filter { $0.event == "token" }.map { $0.json["text"]?.stringValue } == ["half", "fine"])
             #expect(events.last?.event == "done")
             #expect(stub.calls(model: "flaky-model") == 2)
             let request = try #require(stub.requests.first)
-            #expect(request.json?["stream"] as? Bool == true)
-            #expect((request.json?["stream_options"] as? [String: Any])?["include_usage"] as? Bool == true)
-            let record = try await flowd.client.get("/runs/\(runID)").object
-            #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 7, "completion_tokens": 4])
+            #expect(request.json?["stream"]?.boolValue == true)
+            #expect((request.json?["stream_options"])?["include_usage"]?.boolValue == true)
+            let record = try await flowd.client.get("/runs/\(runID)").json
+            #expect(record["usage"] == ["prompt_tokens": 7, "completion_tokens": 4])
 
             // The default flow through plain /run (its stream's usage), and a flow without llm agents (zeros).
             let llm = try await flowd.run(#"{"input":"x","story_id":"s6"}"#)
             #expect(llm.status == 200)
-            let llmRecord = try await flowd.client.get("/runs/\(try #require(llm.header("X-Run-ID")))").object
-            #expect(llmRecord["usage"] as? [String: Int] == ["prompt_tokens": 7, "completion_tokens": 4])
+            let llmRecord = try await flowd.client.get("/runs/\(try #require(llm.header("X-Run-ID")))").json
+            #expect(llmRecord["usage"] == ["prompt_tokens": 7, "completion_tokens": 4])
             let plain = try await flowd.run(#"{"flow":"plain","input":"x","story_id":"s6"}"#)
-            let plainRecord = try await flowd.client.get("/runs/\(try #require(plain.header("X-Run-ID")))").object
-            #expect(plainRecord["usage"] as? [String: Int] == ["prompt_tokens": 0, "completion_tokens": 0])
+            let plainRecord = try await flowd.client.get("/runs/\(try #require(plain.header("X-Run-ID")))").json
+            #expect(plainRecord["usage"] == ["prompt_tokens": 0, "completion_tokens": 0])
 
             let metrics = try await flowd.client.get("/metrics").text
             let lines = metrics.split(separator: "\n").map(String.init)
@@ -215,7 +216,7 @@ import Glibc
         let port = flowd.port
 
         let started = try await flowd.client.post("/runs", json: #"{"input":"a","story_id":"big"}"#)
-        let runID = try #require(started.object["run_id"] as? String)
+        let runID = try #require(started.json["run_id"]?.stringValue)
         // Each stalled follower reads its head and the agent's `started` (so it has joined and
         // the provider has been called), then nothing more.
         var stalled: [TestConnection] = []
@@ -246,8 +247,8 @@ import Glibc
         // A debug build encodes the 8 MB `result` for the followers byte by byte: give it time
         // (this test bounds memory, not time).
         let record = try await Durable.waitForRecord(flowd.client, runID, timeout: .seconds(120))
-        #expect(record["status"] as? String == "succeeded", "\(record)")
-        #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 1, "completion_tokens": 8192])
+        #expect(record["status"]?.stringValue == "succeeded", "\(record)")
+        #expect(record["usage"] == ["prompt_tokens": 1, "completion_tokens": 8192])
         // Unbounded, each stalled follower would keep what the kernel does not take of its
         // 9 MB of token events (about 4 MB: the socket's send buffer), 100 MB in all; bounded,
         // the growth (14 MB when measured) is the agent's own output and the HTTP client's buffers.
@@ -301,17 +302,17 @@ extension Duration {
         let directory = try Durable.agents()
         defer { directory.remove() }
         let first = try await Durable.start(directory, stub: stub)
-        let runID = try #require(try await first.client.post("/runs", json: #"{"input": "u", "story_id": "usage"}"#).object["run_id"] as? String)
+        let runID = try #require(try await first.client.post("/runs", json: #"{"input": "u", "story_id": "usage"}"#).json["run_id"]?.stringValue)
         _ = try await Durable.waitForEvent(port: first.port, runID: runID, "slow started") { $0.isProgress("started", agent: "slow") }
-        #expect(try await first.client.get("/runs/\(runID)").object["usage"] as? [String: Int] == ["prompt_tokens": 10, "completion_tokens": 1])
+        #expect(try await first.client.get("/runs/\(runID)").json["usage"] == ["prompt_tokens": 10, "completion_tokens": 1])
         await Durable.kill(first)
 
         let second = try await Durable.start(directory, stub: stub)
         let record = try await Durable.waitForRecord(second.client, runID)
-        #expect(record["status"] as? String == "succeeded")
-        #expect(record["resumed"] as? Int == 1)
+        #expect(record["status"]?.stringValue == "succeeded")
+        #expect(record["resumed"]?.int == 1)
         #expect(stub.callCount == 1)
-        #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 10, "completion_tokens": 1])
+        #expect(record["usage"] == ["prompt_tokens": 10, "completion_tokens": 1])
         #expect(await Durable.stop(second) == 0)
     }
 
@@ -328,14 +329,14 @@ extension Duration {
         #expect(failed.status == 500, "\(failed.text)")
         let runID = try #require(failed.header("X-Run-ID"))
         let record = try await Durable.waitForRecord(flowd.client, runID)
-        #expect(record["status"] as? String == "failed")
-        #expect(record["usage"] as? [String: Int] == ["prompt_tokens": 15, "completion_tokens": 2])
+        #expect(record["status"]?.stringValue == "failed")
+        #expect(record["usage"] == ["prompt_tokens": 15, "completion_tokens": 2])
 
         let retry = try await flowd.client.post("/runs/\(runID)/retry", json: "{}")
-        let retryID = try #require(retry.object["run_id"] as? String, "\(retry.text)")
+        let retryID = try #require(retry.json["run_id"]?.stringValue, "\(retry.text)")
         let retried = try await Durable.waitForRecord(flowd.client, retryID)
-        #expect(retried["status"] as? String == "succeeded", "\(retried)")
-        #expect(retried["usage"] as? [String: Int] == ["prompt_tokens": 3, "completion_tokens": 2])
+        #expect(retried["status"]?.stringValue == "succeeded", "\(retried)")
+        #expect(retried["usage"] == ["prompt_tokens": 3, "completion_tokens": 2])
         #expect(stub.calls(model: "thinker-model") == 1)
     }
 }

@@ -1,5 +1,6 @@
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 
 @Suite("Operations: API key, metrics, logs, probes")
@@ -10,7 +11,7 @@ struct OperationsTests {
                 let response = try await flowd.client.get(path)
                 #expect(response.status == 401, "\(path)")
                 #expect(response.header("WWW-Authenticate") == "Bearer")
-                #expect(response.object["detail"] is String)
+                #expect(response.json["detail"]?.stringValue != nil)
             }
             let wrongMethod = try await flowd.client.request("DELETE", "/flows")
             #expect(wrongMethod.status == 401)
@@ -69,23 +70,23 @@ struct OperationsTests {
             serve: ["--agents", directory.path("agents").path, "--docs", directory.path("docs").path, "--data", directory.path("data").path],
             environment: ["FLOWD_LOG_FORMAT": "json"])
         let run = try await flowd.client.post("/run", json: #"{"input": "x", "story_id": "logged"}"#)
-        let runID = try #require(run.object["run_id"] as? String)
+        let runID = try #require(run.json["run_id"]?.stringValue)
         #expect(run.header("X-Run-ID") == runID)
         flowd.signal(SIGTERM)
         #expect(await flowd.waitForExit() == 0)
         let lines = flowd.log.split(separator: "\n").compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+            try? JSONValue.parse(String($0))
         }
         #expect(lines.count == flowd.log.split(separator: "\n").count, "every log line is JSON")
-        let request = lines.first { $0["message"] as? String == "request" && $0["route"] as? String == "/run" }
-        #expect(request?["method"] as? String == "POST")
-        #expect(request?["status"] as? String == "200")
-        #expect(request?["run_id"] as? String == runID)
+        let request = lines.first { $0["message"]?.stringValue == "request" && $0["route"]?.stringValue == "/run" }
+        #expect(request?["method"]?.stringValue == "POST")
+        #expect(request?["status"]?.stringValue == "200")
+        #expect(request?["run_id"]?.stringValue == runID)
         #expect(request?["latency_ms"] != nil)
-        #expect(request?["level"] as? String == "info")
-        let runLine = lines.first { $0["message"] as? String == "run" }
-        #expect(runLine?["run_id"] as? String == runID)
-        #expect(runLine?["status"] as? String == "succeeded")
+        #expect(request?["level"]?.stringValue == "info")
+        let runLine = lines.first { $0["message"]?.stringValue == "run" }
+        #expect(runLine?["run_id"]?.stringValue == runID)
+        #expect(runLine?["status"]?.stringValue == "succeeded")
     }
 }
 

@@ -1,5 +1,7 @@
+import FlowdSync
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 
 /// The real `flowd` binary as a child process: signals, drain, crashes.
@@ -19,7 +21,7 @@ struct ProcessTests {
     /// Waits until the server has `count` runs in flight (its metrics say so), rather than
     /// sleeping: on a loaded machine a fixed second is not always enough for the runs to
     /// arrive, and on an idle one it is a second lost.
-    private func waitForRunsInFlight(_ count: Int, _ client: TestHTTPClient) async throws {
+    private func waitForRunsInFlight(_ count: Int, _ client: any TestClient) async throws {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             let samples = try PrometheusText.parse(try await client.get("/metrics").text)
@@ -57,7 +59,7 @@ struct ProcessTests {
         for run in runs {
             let response = try await run.value
             #expect(response.status == 200)
-            #expect(response.object["result"] as? String == "woke")
+            #expect(response.json["result"]?.stringValue == "woke")
         }
         #expect(await flowd.waitForExit() == 0)
     }
@@ -79,7 +81,7 @@ struct ProcessTests {
 
         let restarted = try await FlowdProcess.start(serve: arguments(directory))
         let contexts = try await restarted.client.get("/memory/isolated?prefix=sleeper")
-        #expect((contexts.object["entries"] as? [Any])?.isEmpty == true)
+        #expect((contexts.json["entries"]?.arrayValue)?.isEmpty == true)
         restarted.signal(SIGTERM)
         #expect(await restarted.waitForExit() == 0)
     }
@@ -109,7 +111,7 @@ struct ProcessTests {
 
         let restarted = try await FlowdProcess.start(serve: arguments(directory))
         let listed = try await restarted.client.get("/memory/shared?prefix=w")
-        let stored = Set((listed.object["entries"] as? [[String: Any]] ?? []).compactMap { $0["key"] as? String })
+        let stored = Set((listed.json["entries"]?.elements ?? []).compactMap { $0["key"]?.stringValue })
         let lost = keys.subtracting(stored)
         #expect(lost.isEmpty, "\(lost.count) acknowledged writes lost of \(keys.count)")
         restarted.signal(SIGTERM)
@@ -126,20 +128,20 @@ extension ProcessTests {
         try directory.write("agents/flows.yaml", "default: [sleeper]\nquick: [quick]\n")
         let flowd = try await FlowdProcess.start(serve: arguments(directory))
         let done = try await flowd.client.post("/run", json: #"{"flow": "quick", "input": "x", "story_id": "kept"}"#)
-        let doneID = try #require(done.object["run_id"] as? String)
+        let doneID = try #require(done.json["run_id"]?.stringValue)
         let started = try await flowd.client.post("/runs", json: #"{"input": "x", "story_id": "killed"}"#)
-        let killedID = try #require(started.object["run_id"] as? String)
+        let killedID = try #require(started.json["run_id"]?.stringValue)
         try await Task.sleep(for: .milliseconds(300))
         flowd.signal(SIGKILL)
         _ = await flowd.waitForExit()
 
         let restarted = try await FlowdProcess.start(serve: arguments(directory) + ["--on-restart", "fail"])
         let kept = try await restarted.client.get("/runs/\(doneID)")
-        #expect(kept.object["status"] as? String == "succeeded")
-        #expect(kept.object["result"] as? String == "quick x")
+        #expect(kept.json["status"]?.stringValue == "succeeded")
+        #expect(kept.json["result"]?.stringValue == "quick x")
         let killed = try await restarted.client.get("/runs/\(killedID)")
-        #expect(killed.object["status"] as? String == "failed")
-        #expect((killed.object["error"] as? String)?.contains("flowd stopped") == true)
+        #expect(killed.json["status"]?.stringValue == "failed")
+        #expect((killed.json["error"]?.stringValue)?.contains("flowd stopped") == true)
         let events = try await restarted.client.get("/runs/\(killedID)/events")
         #expect(events.status == 200)
         #expect(events.text.contains("event: error"))
@@ -159,7 +161,7 @@ extension ProcessTests {
         for k in 0..<20 {
             let answer = try await flowd.client.post("/run", json: #"{"flow": "quick", "input": "n\#(k)", "story_id": "s\#(k)"}"#)
             #expect(answer.status == 200)
-            ids[try #require(answer.object["run_id"] as? String)] = "quick n\(k)"
+            ids[try #require(answer.json["run_id"]?.stringValue)] = "quick n\(k)"
         }
         flowd.signal(SIGKILL)
         _ = await flowd.waitForExit()
@@ -168,32 +170,23 @@ extension ProcessTests {
         for (id, result) in ids {
             let record = try await restarted.client.get("/runs/\(id)")
             #expect(record.status == 200)
-            #expect(record.object["status"] as? String == "succeeded")
-            #expect(record.object["result"] as? String == result)
+            #expect(record.json["status"]?.stringValue == "succeeded")
+            #expect(record.json["result"]?.stringValue == result)
             let events = try await restarted.client.get("/runs/\(id)/events")
             #expect(events.text.contains("event: done"))
         }
         let memory = try await restarted.client.get("/memory/isolated/quick:s19")
-        #expect((memory.object["value"] as? [String: Any])?["status"] as? String == "completed")
+        #expect((memory.json["value"])?["status"]?.stringValue == "completed")
         restarted.signal(SIGTERM)
         #expect(await restarted.waitForExit() == 0)
     }
 }
 
 /// Keys whose write was answered 200, from many tasks.
-final class AcknowledgedWrites: @unchecked Sendable {
-    private let lock = NSLock()
-    private var keys = Set<String>()
+final class AcknowledgedWrites: Sendable {
+    private let keys = Locked(Set<String>())
 
-    func add(_ key: String) {
-        lock.lock()
-        keys.insert(key)
-        lock.unlock()
-    }
+    func add(_ key: String) { _ = keys.withLock { $0.insert(key) } }
 
-    var all: Set<String> {
-        lock.lock()
-        defer { lock.unlock() }
-        return keys
-    }
+    var all: Set<String> { keys.withLock { $0 } }
 }

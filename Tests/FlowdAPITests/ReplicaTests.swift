@@ -1,5 +1,6 @@
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -30,12 +31,12 @@ struct ReplicaTests {
                                              "--database-url", url, "--lease-ttl", "3"] + extra)
     }
 
-    private func waitForStatus(_ client: TestHTTPClient, _ runID: String, _ wanted: Set<String>,
-                               timeout: Duration = .seconds(30)) async throws -> [String: Any] {
+    private func waitForStatus(_ client: any TestClient, _ runID: String, _ wanted: Set<String>,
+                               timeout: Duration = .seconds(30)) async throws -> JSONValue {
         let deadline = ContinuousClock.now + timeout
         while true {
-            let record = try await client.get("/runs/\(runID)").object
-            if let status = record["status"] as? String, wanted.contains(status) { return record }
+            let record = try await client.get("/runs/\(runID)").json
+            if let status = record["status"]?.stringValue, wanted.contains(status) { return record }
             guard ContinuousClock.now < deadline else { throw TestClientError("run \(runID) still \(record)") }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -66,21 +67,21 @@ struct ReplicaTests {
         let client = flowd.client
         let first = try await client.post("/run", json: #"{"input": "one", "story_id": "s"}"#)
         #expect(first.status == 200)
-        #expect(first.object["result"] as? String == "one|")
+        #expect(first.json["result"]?.stringValue == "one|")
         let second = try await client.post("/run", json: #"{"input": "two", "story_id": "s"}"#)
-        #expect(second.object["result"] as? String == "two|one|")
+        #expect(second.json["result"]?.stringValue == "two|one|")
         let context = try await client.get("/memory/isolated/sleeper:s")
-        #expect((context.object["value"] as? [String: Any])?["last_output"] as? String == "two|one|")
+        #expect((context.json["value"])?["last_output"]?.stringValue == "two|one|")
 
         let pending = try await client.post("/run", json: #"{"flow": "reader", "input": "x", "story_id": "d"}"#)
-        #expect(pending.object["pending_docs"] as? [String] == ["brief"])
+        #expect(pending.json["pending_docs"]?.strings == ["brief"])
         #expect(try await client.put("/docs/brief", body: "the brief").status == 201)
         let read = try await client.post("/run", json: #"{"flow": "reader", "input": "x", "story_id": "d"}"#)
-        #expect(read.object["result"] as? String == "read the brief")
+        #expect(read.json["result"]?.stringValue == "read the brief")
 
-        let runID = try #require(second.object["run_id"] as? String)
+        let runID = try #require(second.json["run_id"]?.stringValue)
         let record = try await client.get("/runs/\(runID)")
-        #expect(record.object["status"] as? String == "succeeded")
+        #expect(record.json["status"]?.stringValue == "succeeded")
         let events = try await client.get("/runs/\(runID)/events")
         #expect(events.text.contains("event: done"))
         #expect(try await client.get("/runs/\(runID)/events", headers: [("Last-Event-ID", "99")]).status == 204)
@@ -100,24 +101,24 @@ struct ReplicaTests {
             let client = k % 2 == 0 ? a.client : b.client
             let started = try await client.post("/runs", json: #"{"input": "r\#(k)", "story_id": "chain"}"#)
             #expect(started.status == 202)
-            ids.append(try #require(started.object["run_id"] as? String))
+            ids.append(try #require(started.json["run_id"]?.stringValue))
         }
         // Another story meanwhile is not held up by this one.
         let other = try await b.client.post("/run", json: #"{"input": "x", "story_id": "other"}"#)
-        #expect(other.object["result"] as? String == "x|")
-        let otherRecord = try await a.client.get("/runs/\(try #require(other.object["run_id"] as? String))").object
-        #expect(otherRecord["status"] as? String == "succeeded")
-        #expect(try await a.client.get("/runs/\(ids[7])").object["status"] as? String != "succeeded")
+        #expect(other.json["result"]?.stringValue == "x|")
+        let otherRecord = try await a.client.get("/runs/\(try #require(other.json["run_id"]?.stringValue))").json
+        #expect(otherRecord["status"]?.stringValue == "succeeded")
+        #expect(try await a.client.get("/runs/\(ids[7])").json["status"]?.stringValue != "succeeded")
 
         var expected = ""
         var previousEnd = ""
         for (k, id) in ids.enumerated() {
             let record = try await waitForStatus(k % 2 == 0 ? b.client : a.client, id, ["succeeded", "failed", "cancelled"])
             expected = "r\(k)|" + expected
-            #expect(record["result"] as? String == expected, "run \(k)")
+            #expect(record["result"]?.stringValue == expected, "run \(k)")
             // Each one started after the one before it ended (records keep milliseconds).
-            let created = record["created_at"] as? String ?? ""
-            let finished = record["finished_at"] as? String ?? ""
+            let created = record["created_at"]?.stringValue ?? ""
+            let finished = record["finished_at"]?.stringValue ?? ""
             #expect(previousEnd <= finished && created <= finished)
             previousEnd = finished
         }
@@ -138,7 +139,7 @@ struct ReplicaTests {
             for k in 0..<16 {
                 group.addTask {
                     let response = try await clients[k % 2].post("/run", json: #"{"input": "r\#(k)", "story_id": "burst"}"#)
-                    return response.object["result"] as? String ?? "status \(response.status)"
+                    return response.json["result"]?.stringValue ?? "status \(response.status)"
                 }
             }
             return try await group.reduce(into: [String]()) { $0.append($1) }
@@ -175,12 +176,12 @@ struct ReplicaTests {
                         let body = #"{"input": "r\#(k)", "story_id": "story-\#(story)"}"#
                         guard k % 3 == 0 else {
                             let response = try await client.post("/run", json: body)
-                            return (story, response.object["result"] as? String ?? "status \(response.status)")
+                            return (story, response.json["result"]?.stringValue ?? "status \(response.status)")
                         }
                         let started = try await client.post("/runs", json: body)
-                        let id = try #require(started.object["run_id"] as? String, "status \(started.status)")
+                        let id = try #require(started.json["run_id"]?.stringValue, "status \(started.status)")
                         let record = try await waitForStatus(clients[(story + k + 1) % 2], id, ["succeeded", "failed", "cancelled"])
-                        return (story, record["result"] as? String ?? "status \(record["status"] ?? "")")
+                        return (story, record["result"]?.stringValue ?? "status \(record["status"] ?? "")")
                     }
                 }
             }
@@ -211,7 +212,7 @@ struct ReplicaTests {
         #expect(try await b.client.put("/docs/brief", body: "from b").status == 201)
         #expect(try await a.client.get("/docs/brief").text == "from b")
         let run = try await a.client.post("/run", json: #"{"flow": "reader", "input": "x", "story_id": "s"}"#)
-        #expect(run.object["result"] as? String == "read from b")
+        #expect(run.json["result"]?.stringValue == "read from b")
         #expect(try await b.client.delete("/memory/shared/k1").status == 204)
         #expect(try await a.client.get("/memory/shared/k1").status == 404)
         a.signal(SIGTERM)
@@ -227,7 +228,7 @@ struct ReplicaTests {
         let a = try await replica(directory, url)
         let b = try await replica(directory, url)
         let started = try await a.client.post("/runs", json: #"{"flow": "slow", "input": "x", "story_id": "c"}"#)
-        let id = try #require(started.object["run_id"] as? String)
+        let id = try #require(started.json["run_id"]?.stringValue)
         _ = try await waitForStatus(b.client, id, ["running"])
 
         let stream = try await SSEConnection.open(port: b.port, "GET", "/runs/\(id)/events")
@@ -239,7 +240,7 @@ struct ReplicaTests {
         let cancel = try await b.client.post("/runs/\(id)/cancel", json: "{}")
         #expect(cancel.status == 202)
         let record = try await waitForStatus(b.client, id, ["cancelled", "failed", "succeeded"], timeout: .seconds(5))
-        #expect(record["status"] as? String == "cancelled")
+        #expect(record["status"]?.stringValue == "cancelled")
         #expect(ContinuousClock.now - asked < .seconds(2))
         let rest = try await stream.all()
         #expect(rest.map { $0.event ?? "" } == ["cancelled"])
@@ -258,14 +259,14 @@ struct ReplicaTests {
         let a = try await replica(directory, url)
         let b = try await replica(directory, url)
         let started = try await a.client.post("/runs", json: #"{"flow": "steps", "input": "x", "story_id": "live"}"#)
-        let id = try #require(started.object["run_id"] as? String)
+        let id = try #require(started.json["run_id"]?.stringValue)
         let stream = try await SSEConnection.open(port: b.port, "GET", "/runs/\(id)/events")
         #expect(stream.head.status == 200)
         #expect(stream.head.header("Transfer-Encoding") == "chunked")  // followed live, not a replay
         let events = try await stream.all()
         #expect(events.map { $0.event ?? "" } == ["progress", "progress", "result", "progress", "progress", "result", "done"])
         #expect(events.map { $0.id ?? "" } == (1...7).map(String.init))
-        #expect(events.last?.object["result"] as? String == "x|")
+        #expect(events.last?.json["result"]?.stringValue == "x|")
         // Resuming after event 3 on the other replica gives the rest once.
         let resumed = try await b.client.get("/runs/\(id)/events", headers: [("Last-Event-ID", "3")])
         #expect(resumed.text.components(separatedBy: "\nid: ").count == 4)
@@ -282,22 +283,22 @@ struct ReplicaTests {
         let url = try await database()
         let a = try await replica(directory, url, ["--on-restart", "fail"])
         let b = try await replica(directory, url, ["--on-restart", "fail"])
-        let running = try #require(try await a.client.post("/runs", json: #"{"flow": "slow", "input": "x", "story_id": "k"}"#).object["run_id"] as? String)
-        let queued = try #require(try await a.client.post("/runs", json: #"{"input": "q", "story_id": "k"}"#).object["run_id"] as? String)
+        let running = try #require(try await a.client.post("/runs", json: #"{"flow": "slow", "input": "x", "story_id": "k"}"#).json["run_id"]?.stringValue)
+        let queued = try #require(try await a.client.post("/runs", json: #"{"input": "q", "story_id": "k"}"#).json["run_id"]?.stringValue)
         _ = try await waitForStatus(b.client, running, ["running"])
         a.signal(SIGKILL)
         _ = await a.waitForExit()
         let killed = ContinuousClock.now
 
         let failed = try await waitForStatus(b.client, running, ["failed"], timeout: .seconds(15))
-        #expect((failed["error"] as? String)?.contains("lost its lease") == true)
+        #expect((failed["error"]?.stringValue)?.contains("lost its lease") == true)
         #expect(ContinuousClock.now - killed < .seconds(3 + 3))  // TTL 3 s, checked every second
-        #expect(try await waitForStatus(b.client, queued, ["failed"])["status"] as? String == "failed")
+        #expect(try await waitForStatus(b.client, queued, ["failed"])["status"]?.stringValue == "failed")
         let events = try await b.client.get("/runs/\(running)/events")
         #expect(events.text.contains("event: error"))
         // The story is free again: a new run goes through.
         let next = try await b.client.post("/run", json: #"{"input": "after", "story_id": "k"}"#)
-        #expect(next.object["result"] as? String == "after|")
+        #expect(next.json["result"]?.stringValue == "after|")
         b.signal(SIGTERM)
         _ = await b.waitForExit()
     }
@@ -330,7 +331,7 @@ extension ReplicaTests {
                         if response?.status == 503 { refusals.add("\(response?.header("Retry-After") ?? "none")-\(writer)-\(sequence)") }
                     } else {
                         let response = try? await client.post("/run", json: #"{"input": "n\#(sequence)", "story_id": "load-\#(writer)"}"#)
-                        if response?.status == 200, let id = response?.object["run_id"] as? String { runsAcknowledged.add(id) }
+                        if response?.status == 200, let id = response?.json["run_id"]?.stringValue { runsAcknowledged.add(id) }
                         if response?.status == 503 { refusals.add("\(response?.header("Retry-After") ?? "none")-\(writer)-\(sequence)") }
                     }
                     try? await Task.sleep(for: .milliseconds(5))
@@ -377,11 +378,11 @@ extension ReplicaTests {
 
         // Every acknowledged write and run is there, read through either replica.
         let listed = try await b.client.get("/memory/shared?prefix=w")
-        let stored = Set((listed.object["entries"] as? [[String: Any]] ?? []).compactMap { $0["key"] as? String })
+        let stored = Set((listed.json["entries"]?.elements ?? []).compactMap { $0["key"]?.stringValue })
         let lost = acknowledged.all.subtracting(stored)
         #expect(lost.isEmpty, "\(lost.count) acknowledged writes lost of \(acknowledged.all.count)")
         for id in runsAcknowledged.all {
-            #expect(try await a.client.get("/runs/\(id)").object["status"] as? String == "succeeded")
+            #expect(try await a.client.get("/runs/\(id)").json["status"]?.stringValue == "succeeded")
         }
         for client in clients {
             let after = try await client.post("/run", json: #"{"input": "after", "story_id": "fresh"}"#)

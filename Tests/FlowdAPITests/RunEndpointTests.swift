@@ -9,9 +9,9 @@ struct RunEndpointTests {
         try await withFlowd(Fixtures.basic) { flowd in
             let response = try await flowd.run(#"{"input": "hello", "story_id": "s1"}"#)
             #expect(response.status == 200)
-            #expect(response.object["result"] as? String == "summary of analysis of hello (before: )")
-            #expect(response.object["pending_docs"] is NSNull)
-            #expect((response.object["run_id"] as? String)?.isEmpty == false)
+            #expect(response.json["result"]?.stringValue == "summary of analysis of hello (before: )")
+            #expect(response.json["pending_docs"] == .null)
+            #expect((response.json["run_id"]?.stringValue)?.isEmpty == false)
             let contexts = try await flowd.contexts(story: "s1")
             #expect(contexts["analyst:s1"]?["status"] == "completed")
             #expect(contexts["analyst:s1"]?["last_output"] == "analysis of hello (before: )")
@@ -24,9 +24,9 @@ struct RunEndpointTests {
         try await withFlowd(Fixtures.basic) { flowd in
             let pending = try await flowd.run(#"{"flow": "docs", "input": "x", "story_id": "s2"}"#)
             #expect(pending.status == 200)
-            #expect(pending.object["result"] is NSNull)
-            #expect(pending.object["pending_docs"] as? [String] == ["brief", "prd", "arch"])
-            #expect(pending.object["run_id"] is String)
+            #expect(pending.json["result"] == .null)
+            #expect(pending.json["pending_docs"]?.strings == ["brief", "prd", "arch"])
+            #expect(pending.json["run_id"]?.stringValue != nil)
             let r1 = try await flowd.contexts(story: "s2")
             #expect(r1.isEmpty)
 
@@ -34,7 +34,7 @@ struct RunEndpointTests {
 
             #expect(r2.status == 201)
             let stillPending = try await flowd.run(#"{"flow": "docs", "input": "x", "story_id": "s2"}"#)
-            #expect(stillPending.object["pending_docs"] as? [String] == ["prd", "arch"])
+            #expect(stillPending.json["pending_docs"]?.strings == ["prd", "arch"])
 
             let r3 = try await flowd.client.put("/docs/prd", body: "# PRD")
 
@@ -43,8 +43,8 @@ struct RunEndpointTests {
             #expect(r4.status == 201)
             let done = try await flowd.run(#"{"flow": "docs", "input": "x", "story_id": "s2"}"#)
             #expect(done.status == 200)
-            #expect(done.object["result"] as? String == "architecture from # Arch")
-            #expect(done.object["pending_docs"] is NSNull)
+            #expect(done.json["result"]?.stringValue == "architecture from # Arch")
+            #expect(done.json["pending_docs"] == .null)
         }
     }
 
@@ -52,8 +52,8 @@ struct RunEndpointTests {
         try await withFlowd(Fixtures.basic) { flowd in
             let response = try await flowd.run(#"{"flow": "failing", "input": "x", "story_id": "s3"}"#)
             #expect(response.status == 500)
-            #expect(response.object["detail"] as? String == "Flow execution failed: boom: boom")
-            #expect(response.object["result"] == nil)
+            #expect(response.json["detail"]?.stringValue == "Flow execution failed: boom: boom")
+            #expect(response.json["result"] == nil)
             let r5 = try await flowd.contexts(story: "s3")
             #expect(r5.isEmpty)
         }
@@ -63,7 +63,7 @@ struct RunEndpointTests {
         try await withFlowd(Fixtures.basic) { flowd in
             let response = try await flowd.run(#"{"flow": "flaky", "input": "x", "story_id": "s4"}"#)
             #expect(response.status == 200)
-            #expect(response.object["result"] as? String == "recovered")
+            #expect(response.json["result"]?.stringValue == "recovered")
         }
     }
 
@@ -71,11 +71,11 @@ struct RunEndpointTests {
         try await withFlowd(Fixtures.basic) { flowd in
             let approved = try await flowd.run(#"{"flow": "review", "input": "ok then", "story_id": "s5"}"#)
             #expect(approved.status == 200)
-            #expect(approved.object["result"] as? String == "ok then")
+            #expect(approved.json["result"]?.stringValue == "ok then")
             let looping = try await flowd.run(#"{"flow": "review", "input": "never", "story_id": "s6"}"#)
             #expect(looping.status == 500)
             // writer, reviewer, writer, reviewer, writer: the sixth step would be the reviewer.
-            #expect(looping.object["detail"] as? String == "Flow execution failed: reviewer: max_steps (5) exceeded")
+            #expect(looping.json["detail"]?.stringValue == "Flow execution failed: reviewer: max_steps (5) exceeded")
             let r6 = try await flowd.contexts(story: "s6")
             #expect(r6.isEmpty)
         }
@@ -85,9 +85,9 @@ struct RunEndpointTests {
         try await withFlowd(Fixtures.basic) { flowd in
             _ = try await flowd.run(#"{"input": "one", "story_id": "story-a"}"#)
             let second = try await flowd.run(#"{"input": "two", "story_id": "story-a"}"#)
-            #expect(second.object["result"] as? String == "summary of analysis of two (before: analysis of one (before: ))")
+            #expect(second.json["result"]?.stringValue == "summary of analysis of two (before: analysis of one (before: ))")
             let other = try await flowd.run(#"{"input": "three", "story_id": "story-b"}"#)
-            #expect(other.object["result"] as? String == "summary of analysis of three (before: )")
+            #expect(other.json["result"]?.stringValue == "summary of analysis of three (before: )")
         }
     }
 
@@ -98,7 +98,7 @@ struct RunEndpointTests {
                 for index in 0..<3 {
                     group.addTask {
                         let response = try await flowd.run(#"{"flow": "sleepy", "input": "r\#(index)", "story_id": "same"}"#)
-                        return (index, response.object["result"] as? String ?? "")
+                        return (index, response.json["result"]?.stringValue ?? "")
                     }
                     try await Task.sleep(for: .milliseconds(50))  // arrival order r0, r1, r2
                 }
@@ -147,15 +147,15 @@ struct RunEndpointTests {
             let response = try await flowd.run(body)
             #expect(response.status == status)
             if status == 422 {
-                let detail = response.object["detail"] as? [[String: Any]] ?? []
+                let detail = response.json["detail"]?.elements ?? []
                 #expect(!detail.isEmpty)
-                #expect(detail.allSatisfy { ($0["loc"] as? [String])?.first == "body" && $0["msg"] is String && $0["type"] is String })
+                #expect(detail.allSatisfy { ($0["loc"]?.strings)?.first == "body" && $0["msg"]?.stringValue != nil && $0["type"]?.stringValue != nil })
             } else {
-                #expect(response.object["detail"] is String)
+                #expect(response.json["detail"]?.stringValue != nil)
             }
             if body.contains("nope"), status == 400 {
                 // The 400 names the flow asked for and the flows there are.
-                let detail = response.object["detail"] as? String ?? ""
+                let detail = response.json["detail"]?.stringValue ?? ""
                 #expect(detail.contains("nope") && detail.contains("default") && detail.contains("review"), "\(detail)")
             }
         }
@@ -167,9 +167,9 @@ struct RunEndpointTests {
             #expect(ok.status == 200)
             let long = try await flowd.run(#"{"input": "ééééééééééé", "story_id": "s"}"#)
             #expect(long.status == 422)
-            let detail = (long.object["detail"] as? [[String: Any]])?.first
-            #expect(detail?["loc"] as? [String] == ["body", "input"])
-            #expect(detail?["type"] as? String == "string_too_long")
+            let detail = (long.json["detail"]?.arrayValue)?.first
+            #expect(detail?["loc"]?.strings == ["body", "input"])
+            #expect(detail?["type"]?.stringValue == "string_too_long")
         }
     }
 
@@ -195,12 +195,12 @@ struct RunEndpointTests {
     @Test func flowsAreListedWithAgentsAndDocumentsInFlowOrder() async throws {
         try await withFlowd(Fixtures.basic) { flowd in
             let response = try await flowd.client.get("/flows")
-            let flows = response.object["flows"] as? [[String: Any]] ?? []
-            let docs = flows.first { $0["name"] as? String == "docs" }
-            #expect(docs?["agents"] as? [String] == ["reader", "architect"])
-            #expect(docs?["requires"] as? [String] == ["brief", "prd", "arch"])
-            let review = flows.first { $0["name"] as? String == "review" }
-            #expect(review?["agents"] as? [String] == ["writer", "reviewer"])
+            let flows = response.json["flows"]?.elements ?? []
+            let docs = flows.first { $0["name"]?.stringValue == "docs" }
+            #expect(docs?["agents"]?.strings == ["reader", "architect"])
+            #expect(docs?["requires"]?.strings == ["brief", "prd", "arch"])
+            let review = flows.first { $0["name"]?.stringValue == "review" }
+            #expect(review?["agents"]?.strings == ["writer", "reviewer"])
         }
     }
 }

@@ -25,16 +25,16 @@ struct RunListTests {
         }, body)
     }
 
-    private func list(_ flowd: TestFlowd, _ query: String) async throws -> (runs: [[String: Any]], next: String?) {
+    private func list(_ flowd: TestFlowd, _ query: String) async throws -> (runs: [JSONValue], next: String?) {
         let response = try await flowd.client.get("/runs?" + query)
         #expect(response.status == 200, "\(query): \(response.status) \(String(decoding: response.body, as: UTF8.self))")
-        let object = response.object
+        let object = response.json
         #expect(object.keys.sorted() == ["next_cursor", "runs"])
-        return (object["runs"] as? [[String: Any]] ?? [], object["next_cursor"] as? String)
+        return (object["runs"]?.elements ?? [], object["next_cursor"]?.stringValue)
     }
 
     /// Every page, following `next_cursor`.
-    private func listAll(_ flowd: TestFlowd, _ query: String) async throws -> [[String: Any]] {
+    private func listAll(_ flowd: TestFlowd, _ query: String) async throws -> [JSONValue] {
         var (runs, next) = try await list(flowd, query)
         while let cursor = next {
             let page = try await list(flowd, query + "&cursor=" + cursor)
@@ -47,13 +47,13 @@ struct RunListTests {
     private func startRun(_ flowd: TestFlowd, flow: String = "default", story: String, input: String = "x") async throws -> String {
         let response = try await flowd.post("/runs", #"{"flow":"\#(flow)","input":"\#(input)","story_id":"\#(story)"}"#)
         #expect(response.status == 202)
-        return response.object["run_id"] as? String ?? ""
+        return response.json["run_id"]?.stringValue ?? ""
     }
 
     private func waitForStatus(_ flowd: TestFlowd, _ runID: String, _ wanted: Set<String>) async throws {
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline {
-            if let status = try await flowd.client.get("/runs/\(runID)").object["status"] as? String, wanted.contains(status) { return }
+            if let status = try await flowd.client.get("/runs/\(runID)").json["status"]?.stringValue, wanted.contains(status) { return }
             try await Task.sleep(for: .milliseconds(20))
         }
         Issue.record("run \(runID) never reached \(wanted)")
@@ -75,8 +75,8 @@ struct RunListTests {
             for (query, expected) in cases {
                 let response = try await flowd.client.get("/runs?" + query)
                 #expect(response.status == 422, "\(query)")
-                let issues = response.object["detail"] as? [[String: Any]] ?? []
-                let found = issues.map { (($0["loc"] as? [String]) ?? [], $0["type"] as? String ?? "") }
+                let issues = response.json["detail"]?.elements ?? []
+                let found = issues.map { (($0["loc"]?.strings) ?? [], $0["type"]?.stringValue ?? "") }
                 #expect(found.map { $0.0 } == expected.map { ["query", $0.0] }, "\(query): \(issues)")
                 #expect(found.map { $0.1 } == expected.map { $0.1 }, "\(query): \(issues)")
             }
@@ -123,23 +123,23 @@ struct RunListTests {
             #expect(everything.count == 10)
             // Each entry is exactly what GET /runs/{id} answers.
             for run in everything {
-                let id = run["run_id"] as? String ?? ""
-                let record = try await flowd.client.get("/runs/\(id)").object
-                #expect(NSDictionary(dictionary: record).isEqual(to: run), "\(id)")
+                let id = run["run_id"]?.stringValue ?? ""
+                let record = try await flowd.client.get("/runs/\(id)").json
+                #expect(record == run, "\(id)")
             }
-            let keys = everything.map { ($0["created_at"] as? String ?? "", $0["run_id"] as? String ?? "") }
+            let keys = everything.map { ($0["created_at"]?.stringValue ?? "", $0["run_id"]?.stringValue ?? "") }
             #expect(zip(keys, keys.dropFirst()).allSatisfy { $0.0 > $0.1 }, "not newest first: \(keys)")
             func ids(_ query: String) async throws -> [String] {
-                try await listAll(flowd, query).map { $0["run_id"] as? String ?? "" }
+                try await listAll(flowd, query).map { $0["run_id"]?.stringValue ?? "" }
             }
-            let byID = Dictionary(uniqueKeysWithValues: everything.map { ($0["run_id"] as? String ?? "", $0) })
-            func expected(_ keep: ([String: Any]) -> Bool) -> [String] {
-                everything.filter(keep).map { $0["run_id"] as? String ?? "" }
+            let byID = Dictionary(uniqueKeysWithValues: everything.map { ($0["run_id"]?.stringValue ?? "", $0) })
+            func expected(_ keep: (JSONValue) -> Bool) -> [String] {
+                everything.filter(keep).map { $0["run_id"]?.stringValue ?? "" }
             }
-            #expect(try await ids("story_id=a&limit=2") == expected { $0["story_id"] as? String == "a" })
-            #expect(try await ids("story_id=a&status=failed") == expected { $0["story_id"] as? String == "a" && $0["status"] as? String == "failed" })
+            #expect(try await ids("story_id=a&limit=2") == expected { $0["story_id"]?.stringValue == "a" })
+            #expect(try await ids("story_id=a&status=failed") == expected { $0["story_id"]?.stringValue == "a" && $0["status"]?.stringValue == "failed" })
             #expect(try await ids("flow=failing&limit=1").count == 2)
-            #expect(try await ids("story_id=b&status=succeeded&flow=default") == expected { $0["story_id"] as? String == "b" })
+            #expect(try await ids("story_id=b&status=succeeded&flow=default") == expected { $0["story_id"]?.stringValue == "b" })
             #expect(try await ids("status=running").isEmpty)
             #expect(try await ids("flow=sleepy").isEmpty)
             #expect(try await ids("flow=never-configured").isEmpty)
@@ -159,15 +159,15 @@ struct RunListTests {
             let first = try await startRun(flowd, flow: "slow", story: "live")
             let second = try await startRun(flowd, flow: "slow", story: "live")
             try await waitForStatus(flowd, first, ["running"])
-            let running = try await list(flowd, "story_id=live&status=running").runs.map { $0["run_id"] as? String ?? "" }
+            let running = try await list(flowd, "story_id=live&status=running").runs.map { $0["run_id"]?.stringValue ?? "" }
             #expect(running == [first])
-            let queued = try await list(flowd, "story_id=live&status=queued").runs.map { $0["run_id"] as? String ?? "" }
+            let queued = try await list(flowd, "story_id=live&status=queued").runs.map { $0["run_id"]?.stringValue ?? "" }
             #expect(queued == [second])
             let both = try await list(flowd, "story_id=live").runs
-            #expect(both.map { $0["run_id"] as? String ?? "" } == [second, first])
-            #expect(both.map { $0["status"] as? String ?? "" } == ["queued", "running"])
+            #expect(both.map { $0["run_id"]?.stringValue ?? "" } == [second, first])
+            #expect(both.map { $0["status"]?.stringValue ?? "" } == ["queued", "running"])
             try await waitForStatus(flowd, second, ["succeeded"])
-            let done = try await list(flowd, "story_id=live&status=succeeded").runs.map { $0["run_id"] as? String ?? "" }
+            let done = try await list(flowd, "story_id=live&status=succeeded").runs.map { $0["run_id"]?.stringValue ?? "" }
             #expect(done == [second, first])
             #expect(try await list(flowd, "story_id=live&status=running").runs.isEmpty)
         }
@@ -177,7 +177,7 @@ struct RunListTests {
     func pagesHoldEveryRunOnceWhileRunsAreCreated(_ store: FlowdConfiguration.StoreKind) async throws {
         try await withStore(store) { flowd in
             for k in 0..<12 { #expect(try await flowd.run(#"{"input":"p\#(k)","story_id":"p"}"#).status == 200) }
-            let before = try await listAll(flowd, "story_id=p&limit=100").map { $0["run_id"] as? String ?? "" }
+            let before = try await listAll(flowd, "story_id=p&limit=100").map { $0["run_id"]?.stringValue ?? "" }
             let creating = Task {
                 for k in 0..<20 { _ = try await flowd.run(#"{"input":"n\#(k)","story_id":"p"}"#) }
             }
@@ -188,7 +188,7 @@ struct RunListTests {
                 next = page.next
             }
             try await creating.value
-            let ids = listed.map { $0["run_id"] as? String ?? "" }
+            let ids = listed.map { $0["run_id"]?.stringValue ?? "" }
             #expect(Set(ids).count == ids.count, "a run listed twice")
             #expect(ids.filter(Set(before).contains) == before, "a run skipped")
         }
@@ -209,8 +209,8 @@ struct RunListTests {
         #expect(!without.flows.contains("flaky:"))
         try await withStore(store, without, data: shared) { flowd in
             let runs = try await list(flowd, "flow=flaky").runs
-            #expect(runs.map { $0["flow"] as? String } == ["flaky"])
-            #expect(runs.first?["status"] as? String == "succeeded")
+            #expect(runs.map { $0["flow"]?.stringValue } == ["flaky"])
+            #expect(runs.first?["status"]?.stringValue == "succeeded")
             #expect(try await list(flowd, "story_id=gone&flow=flaky&status=succeeded").runs.count == 1)
         }
     }

@@ -50,7 +50,7 @@ struct RunTimingTests {
             let bound = scaled(.milliseconds(1500))
             let boundSeconds = Double(bound.components.seconds) + Double(bound.components.attoseconds) / 1e18
             for response in responses {
-                let id = try #require(response.object["run_id"] as? String)
+                let id = try #require(response.json["run_id"]?.stringValue)
                 let record = try #require(try await flowd.app.backend.record(id))
                 let took = try #require(record.finishedAt).timeIntervalSince(record.createdAt)
                 #expect(took >= 0.99 && took < boundSeconds, "run \(id) took \(took) s")

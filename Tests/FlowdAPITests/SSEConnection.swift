@@ -1,5 +1,7 @@
+import FlowdSync
 import FlowdTesting
 import Foundation
+import Stores
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -63,11 +65,11 @@ final class SSEConnection: @unchecked Sendable {
     func close() { shutdown(connection.fd, Int32(SHUT_RDWR)) }
 }
 
-final class LockedText: @unchecked Sendable {
-    private let lock = NSLock()
-    private var text = ""
-    func append(_ more: String) { lock.lock(); text += more; lock.unlock() }
-    var value: String { lock.lock(); defer { lock.unlock() }; return text }
+/// Text appended by one task and read by another.
+final class LockedText: Sendable {
+    private let text = Locked("")
+    func append(_ more: String) { text.withLock { $0 += more } }
+    var value: String { text.withLock { $0 } }
 }
 
 /// One dispatched event: `event` is "message" when the stream named none.
@@ -76,9 +78,9 @@ struct SSEEvent: Equatable {
     var event: String?
     var data: String
 
-    /// The data parsed as a JSON object.
-    var object: [String: Any] {
-        (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] ?? [:]
+    /// The data parsed as JSON (an empty object when it is not).
+    var json: JSONValue {
+        (try? JSONValue.parse(data)) ?? [:]
     }
 }
 

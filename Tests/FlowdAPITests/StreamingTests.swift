@@ -1,21 +1,22 @@
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 
 @Suite("Progress streams, background runs, cancellation")
 struct StreamingTests {
     private func names(_ events: [SSEEvent]) -> [String] {
         events.map { event in
-            let object = event.object
-            if event.event == "progress" { return "progress \(object["agent"] as? String ?? "?") \(object["status"] as? String ?? "?")" }
-            if event.event == "result" { return "result \(object["agent"] as? String ?? "?")" }
+            let object = event.json
+            if event.event == "progress" { return "progress \(object["agent"]?.stringValue ?? "?") \(object["status"]?.stringValue ?? "?")" }
+            if event.event == "result" { return "result \(object["agent"]?.stringValue ?? "?")" }
             return event.event ?? "message"
         }
     }
 
     private func checkNumberingAndRunID(_ events: [SSEEvent], runID: String?) {
         #expect(events.map(\.id) == (1...max(events.count, 1)).prefix(events.count).map { String($0) })
-        let ids = Set(events.compactMap { $0.object["run_id"] as? String })
+        let ids = Set(events.compactMap { $0.json["run_id"]?.stringValue })
         #expect(ids.count == 1)
         if let runID { #expect(ids == [runID]) }
         let terminal = events.filter { ["done", "error", "cancelled"].contains($0.event ?? "") }
@@ -34,13 +35,13 @@ struct StreamingTests {
                 "progress summarizer started", "progress summarizer completed", "result summarizer", "done",
             ])
             checkNumberingAndRunID(events, runID: nil)
-            #expect(events[1].object["duration"] is Double || events[1].object["duration"] is Int)
-            #expect(events[0].object["timestamp"] is String)
-            #expect(events[2].object["data"] as? String == "analysis of hi (before: )")
-            let done = events.last!.object
-            #expect(done["result"] as? String == "summary of analysis of hi (before: )")
-            #expect(done["pending_docs"] is NSNull)
-            #expect(done["run_id"] as? String == events[0].object["run_id"] as? String)
+            #expect(events[1].json["duration"]?.doubleValue != nil || events[1].json["duration"]?.intValue != nil)
+            #expect(events[0].json["timestamp"]?.stringValue != nil)
+            #expect(events[2].json["data"]?.stringValue == "analysis of hi (before: )")
+            let done = events.last!.json
+            #expect(done["result"]?.stringValue == "summary of analysis of hi (before: )")
+            #expect(done["pending_docs"] == .null)
+            #expect(done["run_id"]?.stringValue == events[0].json["run_id"]?.stringValue)
         }
     }
 
@@ -53,8 +54,8 @@ struct StreamingTests {
                 "progress boom started", "progress boom failed", "error",
             ])
             checkNumberingAndRunID(events, runID: nil)
-            #expect(events.last?.object["status"] as? Int == 500)
-            #expect(events.last?.object["detail"] as? String == "Flow execution failed: boom: boom")
+            #expect(events.last?.json["status"]?.int == 500)
+            #expect(events.last?.json["detail"]?.stringValue == "Flow execution failed: boom: boom")
         }
     }
 
@@ -63,8 +64,8 @@ struct StreamingTests {
             let stream = try await SSEConnection.open(port: flowd.server.port, "POST", "/run", body: #"{"flow": "docs", "input": "x", "story_id": "sse-3"}"#)
             let events = try await stream.all()
             #expect(names(events) == ["done"])
-            #expect(events.first?.object["pending_docs"] as? [String] == ["brief", "prd", "arch"])
-            #expect(events.first?.object["result"] is NSNull)
+            #expect(events.first?.json["pending_docs"]?.strings == ["brief", "prd", "arch"])
+            #expect(events.first?.json["result"] == .null)
         }
     }
 
@@ -112,22 +113,22 @@ struct StreamingTests {
         try await withFlowd(Fixtures.basic) { flowd in
             let started = try await flowd.post("/runs", #"{"input": "bg", "story_id": "bg-1"}"#)
             #expect(started.status == 202)
-            let runID = try #require(started.object["run_id"] as? String)
-            #expect(started.object["status"] as? String == "queued")
+            let runID = try #require(started.json["run_id"]?.stringValue)
+            #expect(started.json["status"]?.stringValue == "queued")
             #expect(started.header("Location") == "/runs/\(runID)")
-            var record: [String: Any] = [:]
+            var record: JSONValue = [:]
             for _ in 0..<200 {
-                record = try await flowd.client.get("/runs/\(runID)").object
-                if record["status"] as? String == "succeeded" { break }
+                record = try await flowd.client.get("/runs/\(runID)").json
+                if record["status"]?.stringValue == "succeeded" { break }
                 try await Task.sleep(for: .milliseconds(10))
             }
-            #expect(record["status"] as? String == "succeeded")
-            #expect(record["result"] as? String == "summary of analysis of bg (before: )")
-            #expect(record["flow"] as? String == "default")
-            #expect(record["story_id"] as? String == "bg-1")
-            #expect(record["pending_docs"] is NSNull)
-            #expect(record["error"] is NSNull)
-            #expect(record["created_at"] is String && record["finished_at"] is String)
+            #expect(record["status"]?.stringValue == "succeeded")
+            #expect(record["result"]?.stringValue == "summary of analysis of bg (before: )")
+            #expect(record["flow"]?.stringValue == "default")
+            #expect(record["story_id"]?.stringValue == "bg-1")
+            #expect(record["pending_docs"] == .null)
+            #expect(record["error"] == .null)
+            #expect(record["created_at"]?.stringValue != nil && record["finished_at"]?.stringValue != nil)
 
             let replay = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events")
             let events = try await replay.all()
@@ -154,7 +155,7 @@ struct StreamingTests {
     @Test func liveEventsEqualTheReplayAndLastEventIDResumesMidRun() async throws {
         try await withFlowd(Fixtures.basic) { flowd in
             let started = try await flowd.post("/runs", #"{"flow": "review", "input": "ok", "story_id": "live-1"}"#)
-            let runID = try #require(started.object["run_id"] as? String)
+            let runID = try #require(started.json["run_id"]?.stringValue)
             let live = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events")
             let liveEvents = try await live.all()
             let replayed = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events").all()
@@ -163,7 +164,7 @@ struct StreamingTests {
         }
         try await withFlowd(Fixtures.basic) { flowd in
             let started = try await flowd.post("/runs", #"{"flow": "sleepy", "input": "x", "story_id": "live-2"}"#)
-            let runID = try #require(started.object["run_id"] as? String)
+            let runID = try #require(started.json["run_id"]?.stringValue)
             let first = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events")
             let startedEvent = try await first.next()
             #expect(startedEvent?.id == "1")
@@ -180,11 +181,11 @@ struct StreamingTests {
         try await withFlowd(Fixtures.basic) { flowd in
             let stream = try await SSEConnection.open(port: flowd.server.port, "POST", "/run", body: #"{"flow": "sleepy", "input": "gone", "story_id": "hangup"}"#)
             let first = try await stream.next()
-            let runID = try #require(first?.object["run_id"] as? String)
+            let runID = try #require(first?.json["run_id"]?.stringValue)
             stream.close()
             var status = ""
             for _ in 0..<300 {
-                status = try await flowd.client.get("/runs/\(runID)").object["status"] as? String ?? ""
+                status = try await flowd.client.get("/runs/\(runID)").json["status"]?.stringValue ?? ""
                 if status == "succeeded" { break }
                 try await Task.sleep(for: .milliseconds(10))
             }
@@ -197,24 +198,24 @@ struct StreamingTests {
     @Test func cancellingARunStopsItLeavesMemoryAloneAndEndsItsStream() async throws {
         try await withFlowd(Fixtures.basic) { flowd in
             let started = try await flowd.post("/runs", #"{"flow": "slow", "input": "x", "story_id": "cancel-1"}"#)
-            let runID = try #require(started.object["run_id"] as? String)
+            let runID = try #require(started.json["run_id"]?.stringValue)
             let stream = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events")
             let first = try await stream.next()
-            #expect(first?.object["status"] as? String == "started")
+            #expect(first?.json["status"]?.stringValue == "started")
             let cancel = try await flowd.client.request("POST", "/runs/\(runID)/cancel")
             #expect(cancel.status == 202)
             let rest = try await stream.all()
             #expect(names(rest) == ["cancelled"])
-            #expect(rest.first?.object["run_id"] as? String == runID)
-            let record = try await flowd.client.get("/runs/\(runID)").object
-            #expect(record["status"] as? String == "cancelled")
-            #expect(record["result"] is NSNull)
+            #expect(rest.first?.json["run_id"]?.stringValue == runID)
+            let record = try await flowd.client.get("/runs/\(runID)").json
+            #expect(record["status"]?.stringValue == "cancelled")
+            #expect(record["result"] == .null)
             // The slow agent (1 s) does not finish its work later.
             try await Task.sleep(for: .milliseconds(1300))
             let r4 = try await flowd.contexts(story: "cancel-1")
             #expect(r4.isEmpty)
             let r5 = try await flowd.client.get("/runs/\(runID)")
-            #expect(r5.object["status"] as? String == "cancelled")
+            #expect(r5.json["status"]?.stringValue == "cancelled")
             let events = try await SSEConnection.open(port: flowd.server.port, "GET", "/runs/\(runID)/events").all()
             #expect(names(events) == ["progress slow started", "cancelled"])
 
@@ -222,7 +223,7 @@ struct StreamingTests {
 
             #expect(r6.status == 202)
             let done = try await flowd.run(#"{"input": "x", "story_id": "cancel-2"}"#)
-            let doneID = try #require(done.object["run_id"] as? String)
+            let doneID = try #require(done.json["run_id"]?.stringValue)
             let r7 = try await flowd.client.request("POST", "/runs/\(doneID)/cancel")
             #expect(r7.status == 409)
             let r8 = try await flowd.client.request("POST", "/runs/nope/cancel")
@@ -243,7 +244,7 @@ struct StreamingTests {
             #expect(r9.status == 202)
             let response = try await pending.value
             #expect(response.status == 409)
-            #expect(response.object["detail"] as? String == "Run cancelled")
+            #expect(response.json["detail"]?.stringValue == "Run cancelled")
         }
     }
 }

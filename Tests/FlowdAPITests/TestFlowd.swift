@@ -40,11 +40,13 @@ struct TestAgents {
     }
 }
 
-/// A running in-process flowd with its own temp dirs.
+/// A flowd in this process with its own temp dirs, reached through the harness's client:
+/// in `.router` mode its routes are called in process, in `.live` mode `server` listens on
+/// a free port (`server.port`; it is 0 in `.router` mode, where nothing listens).
 struct TestFlowd {
     let app: FlowdApp
     let server: HTTPServer
-    let client: TestHTTPClient
+    let client: any TestClient
     let directory: TempDirectory
 
     func post(_ path: String, _ json: String, headers: [(String, String)] = []) async throws -> TestResponse {
@@ -64,9 +66,12 @@ struct TestFlowd {
     }
 }
 
-/// Starts flowd on a free port with `agents`, runs `body`, then stops it and removes its files.
+/// Opens flowd with `agents` in a temp dir, runs `body` with it in `mode` (see `TestMode`:
+/// `.router` for the API's behaviour, `.live` where the wire, streaming or timing is under
+/// test), then stops it and removes its files.
 func withFlowd(
     _ agents: TestAgents,
+    mode: TestMode = .live,
     configure: (inout FlowdConfiguration) -> Void = { _ in },
     _ body: (TestFlowd) async throws -> Void
 ) async throws {
@@ -84,17 +89,14 @@ func withFlowd(
     logger.logLevel = .critical
     let app = try await FlowdApp.open(configuration: configuration, logger: logger)
     let server = app.makeServer()
-    try server.start()
-    let flowd = TestFlowd(app: app, server: server, client: TestHTTPClient(port: server.port), directory: directory)
     do {
-        try await body(flowd)
+        try await server.test(mode) { client in
+            try await body(TestFlowd(app: app, server: server, client: client, directory: directory))
+        }
     } catch {
-        server.cancelInFlight()
-        await server.stop()
+        await app.shutdown()
         throw error
     }
-    server.cancelInFlight()
-    await server.stop()
     await app.shutdown()
 }
 

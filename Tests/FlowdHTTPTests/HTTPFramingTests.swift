@@ -1,6 +1,7 @@
 @testable import FlowdHTTP
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 
 /// Routes of the framing tests: what a smuggled or mis-framed request could reach.
@@ -52,8 +53,8 @@ private struct RawAnswer {
 
     /// The `detail` of a JSON error body, when the body is exactly that.
     var detail: String? {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body)) as? [String: Any] else { return nil }
-        return object["detail"] as? String
+        guard let object = try? JSONValue.parse(body) else { return nil }
+        return object["detail"]?.stringValue
     }
 
     /// One response with a JSON `{"detail": …}` body whose length is its `Content-Length`:
@@ -303,7 +304,7 @@ struct HTTPFramingTests {
         try await withTestServer(router: framingRouter()) { _, client in
             let response = try await client.get(path)
             #expect(response.status == status, "\(path)")
-            if let body { #expect(response.text == body) } else { #expect(response.object["detail"] as? String == "Not Found") }
+            if let body { #expect(response.text == body) } else { #expect(response.json["detail"]?.stringValue == "Not Found") }
         }
     }
 

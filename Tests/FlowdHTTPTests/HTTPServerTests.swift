@@ -1,6 +1,7 @@
 @testable import FlowdHTTP
 import FlowdTesting
 import Foundation
+import Stores
 import Testing
 
 /// Routes the tests below share.
@@ -125,12 +126,12 @@ struct HTTPServerTests {
         try await withTestServer(router: testRouter()) { _, client in
             let missing = try await client.get("/nope")
             #expect(missing.status == 404)
-            #expect(missing.object["detail"] as? String == "Not Found")
+            #expect(missing.json["detail"]?.stringValue == "Not Found")
             #expect(missing.header("Content-Type") == "application/json")
             let wrong = try await client.request("DELETE", "/fast")
             #expect(wrong.status == 405)
             #expect(wrong.header("Allow") == "GET, HEAD")
-            #expect(wrong.object["detail"] as? String == "Method Not Allowed")
+            #expect(wrong.json["detail"]?.stringValue == "Method Not Allowed")
             let both = try await client.request("PATCH", "/echo")
             #expect(both.header("Allow") == "POST, PUT")
         }
@@ -140,10 +141,10 @@ struct HTTPServerTests {
         try await withTestServer(router: testRouter()) { _, client in
             let conflict = try await client.get("/fail/http")
             #expect(conflict.status == 409)
-            #expect(conflict.object["detail"] as? String == "Already there")
+            #expect(conflict.json["detail"]?.stringValue == "Already there")
             let other = try await client.get("/fail/other")
             #expect(other.status == 500)
-            #expect(other.object["detail"] as? String == "Internal Server Error")
+            #expect(other.json["detail"]?.stringValue == "Internal Server Error")
         }
     }
 
@@ -163,8 +164,8 @@ struct HTTPServerTests {
                 return try connection.readResponse()
             }
             #expect(response.status == 200)
-            #expect(response.object["bytes"] as? Int == body.count)
-            #expect((response.object["checksum"] as? NSNumber)?.uint64Value == checksum(body))
+            #expect(response.json["bytes"]?.int == body.count)
+            #expect(response.json["checksum"]?.intValue == Int64(checksum(body)))
         }
     }
 
@@ -182,7 +183,7 @@ struct HTTPServerTests {
                 return try connection.readResponse()
             }
             #expect(response.status == 200)
-            #expect(response.object["bytes"] as? Int == body.count)
+            #expect(response.json["bytes"]?.int == body.count)
         }
     }
 
@@ -190,7 +191,7 @@ struct HTTPServerTests {
         try await withTestServer(configure: { $0.maxBodyBytes = 1_000 }, router: testRouter()) { _, client in
             let declared = try await client.request("POST", "/echo", body: Array(repeating: 1, count: 1_001))
             #expect(declared.status == 413)
-            #expect(declared.object["detail"] as? String != nil)
+            #expect(declared.json["detail"]?.stringValue != nil)
             let chunked = try await TestHTTPClient.blocking {
                 let connection = try TestConnection(port: client.port)
                 try connection.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")

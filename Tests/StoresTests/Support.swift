@@ -1,6 +1,6 @@
+import FlowdSync
 import Foundation
 import Logging
-import Synchronization
 
 /// A fresh directory under the system temp dir, removed by `remove()`.
 struct TempDirectory {
@@ -30,7 +30,7 @@ final class LogRecorder: Sendable {
         var text: String
     }
 
-    let entries = Mutex<[Entry]>([])
+    let entries = Locked<[Entry]>([])
 
     var logger: Logger {
         Logger(label: "test") { _ in Handler(recorder: self) }
