@@ -111,7 +111,8 @@ struct FlakyNode: Node {
     }
     let node = Sleeper(attempts: SharedStore(0))
     let task = Task { try await node.run(SharedStore<[String]>([])) }
-    try await Task.sleep(for: .milliseconds(50))
+    // Cancelled during its first attempt, once that has begun.
+    while node.attempts.withLock({ $0 }) == 0 { await Task.yield() }
     task.cancel()
     await #expect(throws: CancellationError.self) { try await task.value }
     #expect(node.attempts.withLock { $0 } == 1)

@@ -8,7 +8,7 @@ import Testing
 @Suite("Web console")
 struct ConsoleTests {
     @Test func thePageIsServedWithAStrictPolicyWhoseNonceIsItsScriptsAndStyles() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let response = try await flowd.client.get("/")
             #expect(response.status == 200)
             #expect(response.header("Content-Type") == "text/html; charset=utf-8")
@@ -39,7 +39,7 @@ struct ConsoleTests {
     /// The graph, the tokens and the run list go through the routes of the contract; the graph
     /// is built with DOM calls (Trusted Types refuses HTML strings) and names no URL.
     @Test func thePageDrawsFlowsFollowsTokensAndListsAStorysRunsThroughTheAPI() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let page = try await flowd.client.get("/").text
             #expect(page.contains("'/runs?story_id='"))
             #expect(page.contains("'?tokens=true'"))
@@ -53,7 +53,7 @@ struct ConsoleTests {
     }
 
     @Test func withAnAPIKeyThePageAloneIsServedWithoutIt() async throws {
-        try await withFlowd(Fixtures.basic, configure: { $0.apiKey = "s3cret" }) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router, configure: { $0.apiKey = "s3cret" }) { flowd in
             let page = try await flowd.client.get("/")
             #expect(page.status == 200)
             #expect(page.text.contains("<title>flowd console</title>"))
@@ -67,7 +67,7 @@ struct ConsoleTests {
     }
 
     @Test func otherMethodsOnThePageAre405() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let response = try await flowd.client.post("/", json: "{}")
             #expect(response.status == 405)
             #expect(response.header("Allow") == "GET, HEAD")

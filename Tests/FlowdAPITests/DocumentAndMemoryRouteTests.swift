@@ -6,7 +6,7 @@ import Testing
 @Suite("Documents and memory routes")
 struct DocumentAndMemoryRouteTests {
     @Test func documentsArePutReadListedAndDeleted() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let created = try await flowd.client.put("/docs/prd", body: "# PRD\nwith é", headers: [("Content-Type", "text/markdown")])
             #expect(created.status == 201)
             #expect(created.json["id"]?.stringValue == "prd")
@@ -32,7 +32,7 @@ struct DocumentAndMemoryRouteTests {
     }
 
     @Test func theOriginalServicesDocumentRoutesStillWork() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let before = try await flowd.client.get("/doc/brief/status")
             #expect(before.json["exists"]?.boolValue == false)
             let saved = try await flowd.client.request("PUT", "/doc/brief", headers: [("Content-Type", "application/json")], body: Array(##"{"content": "# Brief"}"##.utf8))
@@ -52,7 +52,7 @@ struct DocumentAndMemoryRouteTests {
 
     @Test(arguments: ["%2e%2e%2fescape", "..%2F..%2Fescape", "a%2Fb", "a%00b", "%2e%2e", "-dash", "caf%C3%A9", String(repeating: "a", count: 129)])
     func documentIDsThatTryToEscapeAre422AndTouchNoFile(id: String) async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let before = try listing(flowd.directory.url)
             let put = try await flowd.client.put("/docs/\(id)", body: "owned")
             #expect(put.status == 422)
@@ -69,7 +69,7 @@ struct DocumentAndMemoryRouteTests {
     }
 
     @Test func memoryIsPutReadListedAndDeleted() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let put = try await flowd.client.request("PUT", "/memory/shared/story-1", body: Array(#"{"value": {"n": 1, "list": [true, null, 2.5]}}"#.utf8))
             #expect(put.status == 200)
             #expect(put.json["scope"]?.stringValue == "shared")
@@ -93,7 +93,7 @@ struct DocumentAndMemoryRouteTests {
     }
 
     @Test func badMemoryRequestsGetTheDocumentedStatus() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let r10 = try await flowd.client.get("/memory/private/k")
             #expect(r10.status == 422)
             let r11 = try await flowd.client.get("/memory/private")

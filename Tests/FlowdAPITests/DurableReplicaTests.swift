@@ -68,7 +68,8 @@ struct DurableReplicaTests {
         }
         #expect(events.filter { ["done", "error", "cancelled"].contains($0.event ?? "") }.map(\.event) == ["done"])
         #expect(try await Durable.context(b.client, agent: "thinker", story: "taken")?["last_output"]?.stringValue == Durable.thought)
-        // Still one run, and settled: no replica takes it up again.
+        // Still one run, and settled: no replica takes it up again. (The wait is the
+        // behaviour under test, that nothing happens in it, not a synchronisation.)
         try await Task.sleep(for: .milliseconds(500))
         let later = try await c.client.get("/runs/\(id)").json
         #expect(later["status"]?.stringValue == "succeeded")

@@ -151,7 +151,8 @@ struct DurableRunTests {
             #expect(events.last?.event == "error", "\(events.map(\.summary))")
             #expect(!events.contains { $0.progressStatus == "resumed" })
         }
-        // A second later nothing has taken them up again.
+        // Half a second later nothing has taken them up again (a wait in which nothing must
+        // happen: the behaviour under test, not a synchronisation).
         try await Task.sleep(for: .milliseconds(500))
         #expect(try await second.client.get("/runs/\(r1)").json["status"]?.stringValue == "failed")
         #expect(stub.callCount == 1)

@@ -43,7 +43,7 @@ struct FlowGraphTests {
     }
 
     @Test func aSequenceStartsAtItsFirstAgentAndEachLeadsToTheNextOnDefault() async throws {
-        try await withFlowd(Self.agents) { flowd in
+        try await withFlowd(Self.agents, mode: .router) { flowd in
             let flows = try await Self.flows(flowd)
             #expect(flows["default"]?["start"]?.stringValue == "analyst")
             #expect(Self.edges(flows["default"]) == [["analyst", "default", "summarizer"]])
@@ -54,7 +54,7 @@ struct FlowGraphTests {
     }
 
     @Test func aGraphsEdgesAreItsTransitionsAsWrittenWithItsLoopAndEnd() async throws {
-        try await withFlowd(Self.agents) { flowd in
+        try await withFlowd(Self.agents, mode: .router) { flowd in
             let review = try await Self.flows(flowd)["review"]
             #expect(review?["start"]?.stringValue == "writer")
             #expect(review?["agents"]?.strings == ["writer", "reviewer", "editor"])
@@ -67,7 +67,7 @@ struct FlowGraphTests {
     }
 
     @Test func aLoopBackToAnEarlierAgentIsAnEdgeLikeAnyOther() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let flows = try await Self.flows(flowd)
             #expect(Self.edges(flows["review"]) == [
                 ["writer", "default", "reviewer"], ["reviewer", "revise", "writer"], ["reviewer", "approve", "end"],

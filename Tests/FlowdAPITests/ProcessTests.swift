@@ -45,9 +45,12 @@ struct ProcessTests {
         }
         try await waitForRunsInFlight(3, client)
         flowd.signal(SIGTERM)
-        try await Task.sleep(for: .milliseconds(200))
-
-        let ready = try await client.get("/readyz")
+        // The signal is handled asynchronously: the drain has begun once readiness says so.
+        var ready = try await client.get("/readyz")
+        try await waitUntil("/readyz to answer 503 after SIGTERM") {
+            ready = try await client.get("/readyz")
+            return ready.status == 503
+        }
         #expect(ready.status == 503)
         #expect(ready.header("Retry-After") != nil)
         let r1 = try await client.get("/healthz")
@@ -102,7 +105,8 @@ struct ProcessTests {
                 }
             }
         }
-        try await Task.sleep(for: .milliseconds(1500))
+        // Killed mid-stream of writes: once a hundred have been acknowledged.
+        try await waitUntil("100 acknowledged writes") { acknowledged.all.count >= 100 }
         flowd.signal(SIGKILL)
         for writer in writers { await writer.value }
         _ = await flowd.waitForExit()
@@ -131,7 +135,7 @@ extension ProcessTests {
         let doneID = try #require(done.json["run_id"]?.stringValue)
         let started = try await flowd.client.post("/runs", json: #"{"input": "x", "story_id": "killed"}"#)
         let killedID = try #require(started.json["run_id"]?.stringValue)
-        try await Task.sleep(for: .milliseconds(300))
+        try await Durable.waitForRecord(flowd.client, killedID, ["running"])
         flowd.signal(SIGKILL)
         _ = await flowd.waitForExit()
 

@@ -33,7 +33,7 @@ struct ReplicaTests {
 
     private func waitForStatus(_ client: any TestClient, _ runID: String, _ wanted: Set<String>,
                                timeout: Duration = .seconds(30)) async throws -> JSONValue {
-        let deadline = ContinuousClock.now + timeout
+        let deadline = ContinuousClock.now + scaled(timeout)
         while true {
             let record = try await client.get("/runs/\(runID)").json
             if let status = record["status"]?.stringValue, wanted.contains(status) { return record }
@@ -334,7 +334,7 @@ extension ReplicaTests {
                         if response?.status == 200, let id = response?.json["run_id"]?.stringValue { runsAcknowledged.add(id) }
                         if response?.status == 503 { refusals.add("\(response?.header("Retry-After") ?? "none")-\(writer)-\(sequence)") }
                     }
-                    try? await Task.sleep(for: .milliseconds(5))
+                    try? await Task.sleep(for: .milliseconds(5))  // pacing of the load, not a synchronisation
                 }
             }
         }
@@ -342,7 +342,10 @@ extension ReplicaTests {
             stop.add("stop")
             for writer in writers { writer.cancel() }
         }
-        try await Task.sleep(for: .milliseconds(1500))
+        // The outage comes once the load is under way, on both replicas.
+        try await waitUntil("writes and runs acknowledged before the outage") {
+            acknowledged.all.count > 20 && !runsAcknowledged.all.isEmpty
+        }
         let before = acknowledged.all.count
         try await server.pause()
         // Both notice within a few seconds: not ready, new runs refused with Retry-After.
@@ -367,7 +370,8 @@ extension ReplicaTests {
             #expect(try await client.get("/readyz").status == 200)
         }
         let recovery = ContinuousClock.now - restarted
-        try await Task.sleep(for: .milliseconds(1000))
+        let atRecovery = acknowledged.all.count
+        try await waitUntil("writes acknowledged after the restart") { acknowledged.all.count > atRecovery }
         stop.add("stop")
         for writer in writers { await writer.value }
         #expect(acknowledged.all.count > before, "writes resumed after the restart")

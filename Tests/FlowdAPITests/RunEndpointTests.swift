@@ -6,7 +6,7 @@ import Testing
 @Suite("POST /run")
 struct RunEndpointTests {
     @Test func theDefaultFlowRunsAndAnswersTheLastAgentsOutput() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let response = try await flowd.run(#"{"input": "hello", "story_id": "s1"}"#)
             #expect(response.status == 200)
             #expect(response.json["result"]?.stringValue == "summary of analysis of hello (before: )")
@@ -21,7 +21,7 @@ struct RunEndpointTests {
     }
 
     @Test func missingDocumentsArePendingInFlowOrderThenTheRunCompletes() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let pending = try await flowd.run(#"{"flow": "docs", "input": "x", "story_id": "s2"}"#)
             #expect(pending.status == 200)
             #expect(pending.json["result"] == .null)
@@ -49,7 +49,7 @@ struct RunEndpointTests {
     }
 
     @Test func aFailingAgentIs500WithoutResultsAndLeavesMemoryUntouched() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let response = try await flowd.run(#"{"flow": "failing", "input": "x", "story_id": "s3"}"#)
             #expect(response.status == 500)
             #expect(response.json["detail"]?.stringValue == "Flow execution failed: boom: boom")
@@ -60,7 +60,7 @@ struct RunEndpointTests {
     }
 
     @Test func retriesThatRecoverSucceed() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let response = try await flowd.run(#"{"flow": "flaky", "input": "x", "story_id": "s4"}"#)
             #expect(response.status == 200)
             #expect(response.json["result"]?.stringValue == "recovered")
@@ -68,7 +68,7 @@ struct RunEndpointTests {
     }
 
     @Test func routesPickTheNextAgentAndALoopPastMaxStepsFails() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let approved = try await flowd.run(#"{"flow": "review", "input": "ok then", "story_id": "s5"}"#)
             #expect(approved.status == 200)
             #expect(approved.json["result"]?.stringValue == "ok then")
@@ -82,7 +82,7 @@ struct RunEndpointTests {
     }
 
     @Test func memoryIsIsolatedPerStoryAndASecondRunSeesTheFirst() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             _ = try await flowd.run(#"{"input": "one", "story_id": "story-a"}"#)
             let second = try await flowd.run(#"{"input": "two", "story_id": "story-a"}"#)
             #expect(second.json["result"]?.stringValue == "summary of analysis of two (before: analysis of one (before: ))")
@@ -92,7 +92,7 @@ struct RunEndpointTests {
     }
 
     @Test func runsOfOneStoryDoNotOverlapAndKeepArrivalOrder() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let started = ContinuousClock.now
             let results = try await withThrowingTaskGroup(of: (Int, String).self) { group in
                 for index in 0..<3 {
@@ -100,7 +100,8 @@ struct RunEndpointTests {
                         let response = try await flowd.run(#"{"flow": "sleepy", "input": "r\#(index)", "story_id": "same"}"#)
                         return (index, response.json["result"]?.stringValue ?? "")
                     }
-                    try await Task.sleep(for: .milliseconds(50))  // arrival order r0, r1, r2
+                    // Arrival order r0, r1, r2: the next is sent once this one is admitted.
+                    try await waitUntil("run r\(index) admitted") { flowd.app.runs.runsInFlight > index }
                 }
                 return try await group.reduce(into: [Int: String]()) { $0[$1.0] = $1.1 }
             }
@@ -112,9 +113,9 @@ struct RunEndpointTests {
     }
 
     @Test func tooManyRunsInFlightAre503WithRetryAfter() async throws {
-        try await withFlowd(Fixtures.basic, configure: { $0.maxRuns = 2 }) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router, configure: { $0.maxRuns = 2 }) { flowd in
             let slow = (0..<2).map { index in Task { try await flowd.run(#"{"flow": "slow", "input": "x", "story_id": "busy-\#(index)"}"#) } }
-            while flowd.app.runs.runsInFlight < 2 { try await Task.sleep(for: .milliseconds(5)) }
+            try await waitUntil("two runs in flight") { flowd.app.runs.runsInFlight == 2 }
             let rejected = try await flowd.run(#"{"flow": "slow", "input": "x", "story_id": "busy-3"}"#)
             #expect(rejected.status == 503)
             #expect(rejected.header("Retry-After") != nil)
@@ -143,7 +144,7 @@ struct RunEndpointTests {
         (#"{"flow": "nope", "story_id": "s"}"#, 422),
     ])
     func badBodiesGetTheDocumentedStatus(body: String, status: Int) async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let response = try await flowd.run(body)
             #expect(response.status == status)
             if status == 422 {
@@ -162,7 +163,7 @@ struct RunEndpointTests {
     }
 
     @Test func inputLongerThanTheLimitIs422() async throws {
-        try await withFlowd(Fixtures.basic, configure: { $0.maxInput = 10 }) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router, configure: { $0.maxInput = 10 }) { flowd in
             let ok = try await flowd.run(#"{"input": "éééééééééé", "story_id": "s"}"#)
             #expect(ok.status == 200)
             let long = try await flowd.run(#"{"input": "ééééééééééé", "story_id": "s"}"#)
@@ -174,7 +175,7 @@ struct RunEndpointTests {
     }
 
     @Test func contentTypesAndSizesFollowThePrecedenceRules() async throws {
-        try await withFlowd(Fixtures.basic, configure: { $0.maxBody = 200 }) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router, configure: { $0.maxBody = 200 }) { flowd in
             let body = #"{"input": "x", "story_id": "s"}"#
             for type in ["application/json; charset=utf-8", "application/vnd.api+json", "APPLICATION/JSON"] {
                 let response = try await flowd.client.request("POST", "/run", headers: [("Content-Type", type)], body: Array(body.utf8))
@@ -193,7 +194,7 @@ struct RunEndpointTests {
     }
 
     @Test func flowsAreListedWithAgentsAndDocumentsInFlowOrder() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let response = try await flowd.client.get("/flows")
             let flows = response.json["flows"]?.elements ?? []
             let docs = flows.first { $0["name"]?.stringValue == "docs" }

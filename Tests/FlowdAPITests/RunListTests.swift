@@ -18,7 +18,7 @@ struct RunListTests {
         var database: String?
         if store == .postgres { database = data == nil ? try await PostgresServer.shared().makeDatabase() : data }
         let url = database
-        try await withFlowd(agents, configure: { configuration in
+        try await withFlowd(agents, mode: .router, configure: { configuration in
             configuration.store = store
             configuration.databaseURL = url
             if store == .jsonl, let data { configuration.dataDirectory = URL(fileURLWithPath: data) }
@@ -51,7 +51,7 @@ struct RunListTests {
     }
 
     private func waitForStatus(_ flowd: TestFlowd, _ runID: String, _ wanted: Set<String>) async throws {
-        let deadline = ContinuousClock.now + .seconds(20)
+        let deadline = ContinuousClock.now + scaled(.seconds(20))
         while ContinuousClock.now < deadline {
             if let status = try await flowd.client.get("/runs/\(runID)").json["status"]?.stringValue, wanted.contains(status) { return }
             try await Task.sleep(for: .milliseconds(20))

@@ -15,7 +15,7 @@ struct StoryTurnTests {
     }
 
     @Test func reservedTurnsRunInReservationOrderAheadOfLaterRuns() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let executor = flowd.app.executor
             for round in 0..<50 {
                 let story = "s\(round)"
@@ -35,7 +35,7 @@ struct StoryTurnTests {
     }
 
     @Test func aTurnGivenUpOrCancelledWhileWaitingNeverBlocksItsStory() async throws {
-        try await withFlowd(Fixtures.basic) { flowd in
+        try await withFlowd(Fixtures.basic, mode: .router) { flowd in
             let executor = flowd.app.executor
             for round in 0..<200 {
                 let story = "c\(round)"

@@ -116,12 +116,7 @@ struct StreamingTests {
             let runID = try #require(started.json["run_id"]?.stringValue)
             #expect(started.json["status"]?.stringValue == "queued")
             #expect(started.header("Location") == "/runs/\(runID)")
-            var record: JSONValue = [:]
-            for _ in 0..<200 {
-                record = try await flowd.client.get("/runs/\(runID)").json
-                if record["status"]?.stringValue == "succeeded" { break }
-                try await Task.sleep(for: .milliseconds(10))
-            }
+            let record = try await Durable.waitForRecord(flowd.client, runID)
             #expect(record["status"]?.stringValue == "succeeded")
             #expect(record["result"]?.stringValue == "summary of analysis of bg (before: )")
             #expect(record["flow"]?.stringValue == "default")
@@ -183,13 +178,8 @@ struct StreamingTests {
             let first = try await stream.next()
             let runID = try #require(first?.json["run_id"]?.stringValue)
             stream.close()
-            var status = ""
-            for _ in 0..<300 {
-                status = try await flowd.client.get("/runs/\(runID)").json["status"]?.stringValue ?? ""
-                if status == "succeeded" { break }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            #expect(status == "succeeded")
+            let record = try await Durable.waitForRecord(flowd.client, runID)
+            #expect(record["status"]?.stringValue == "succeeded")
             let contexts = try await flowd.contexts(story: "hangup")
             #expect(contexts["sleeper:hangup"]?["last_output"] == "gone|")
         }
@@ -210,7 +200,8 @@ struct StreamingTests {
             let record = try await flowd.client.get("/runs/\(runID)").json
             #expect(record["status"]?.stringValue == "cancelled")
             #expect(record["result"] == .null)
-            // The slow agent (1 s) does not finish its work later.
+            // The slow agent (1 s) does not finish its work later: this wait is the behaviour
+            // under test (nothing happens), not a synchronisation.
             try await Task.sleep(for: .milliseconds(1300))
             let r4 = try await flowd.contexts(story: "cancel-1")
             #expect(r4.isEmpty)
@@ -234,12 +225,8 @@ struct StreamingTests {
     @Test func aCancelledSynchronousRunAnswers409() async throws {
         try await withFlowd(Fixtures.basic) { flowd in
             let pending = Task { try await flowd.run(#"{"flow": "slow", "input": "x", "story_id": "cancel-3"}"#) }
-            var runID: String?
-            for _ in 0..<300 where runID == nil {
-                try await Task.sleep(for: .milliseconds(10))
-                runID = flowd.app.runs.liveRunIDs.first
-            }
-            let id = try #require(runID)
+            try await waitUntil("the run to be live") { !flowd.app.runs.liveRunIDs.isEmpty }
+            let id = try #require(flowd.app.runs.liveRunIDs.first)
             let r9 = try await flowd.client.request("POST", "/runs/\(id)/cancel")
             #expect(r9.status == 202)
             let response = try await pending.value

@@ -272,8 +272,9 @@ struct HTTPServerTests {
         }
         try await withTestServer(router: router) { _, client in
             let reader = Task { try await client.get("/wait") }
-            try await Task.sleep(for: .milliseconds(200))
+            try await waitUntil("the first bytes read off the stream") { stream.readCalls > 0 && stream.unsentBytes == 0 }
             let before = stream.readCalls
+            // A second in which nothing is written: the behaviour under test, not a synchronisation.
             try await Task.sleep(for: .seconds(1))
             let reads = stream.readCalls - before
             #expect(reads < 10, "the reader was called \(reads) times while nothing was written")
