@@ -133,7 +133,8 @@ private func run(_ runner: FlowRunner, _ flow: String = "default", input: FlowIn
     let started = clock.now
     task.cancel()
     await #expect(throws: FlowRunError.cancelled) { try await task.value }
-    #expect(started.duration(to: clock.now) < .seconds(2))
+    // Cancelled, not waited out: well before the agent's 30 s, on any load.
+    #expect(started.duration(to: clock.now) < .seconds(20))
     #expect(recorder.all == ["started slow"])
 }
 

@@ -92,9 +92,9 @@ private let input = FlowInput(
     await #expect(throws: FlowRunError.agentFailed(agent: "writer", message: "timed out after 0.3s")) {
         try await runner.run(flow: runner.catalog.flow(named: "default")!, input: input, observer: nil)
     }
-    // The provider answers after 10 s: the attempt was cut well before that (the bound is
-    // loose because the whole suite shares two cores with this test's timer).
-    #expect(started.duration(to: clock.now) < .seconds(8))
+    // The provider answers after 10 s: the attempt was cut before that (the error above says
+    // by the timeout; this bound only says it did not wait for the answer, on any load).
+    #expect(started.duration(to: clock.now) < .seconds(10))
 }
 
 @Test func anLLMAgentWithoutAnEndpointFailsClearly() async throws {

@@ -64,13 +64,14 @@ struct Doubler: BatchNode {
 
 @Test func aParallelBatchNodeRunsItemsConcurrentlyAndKeepsInputOrder() async throws {
     let store = SharedStore<[String: [Int]]>(["input": Array(0..<10)])
-    // Ten items of 1 s each: one after another would take 10 s; together about 1 s, and
-    // under 9 s however loaded the machine (a CI host building beside it took 5.5 s).
-    let node = Doubler(isParallel: true, delay: { _ in .seconds(1) })
+    // Ten items of 3 s each: one after another would take 30 s; together about 3 s, and
+    // well under 30 s however loaded the machine (the whole suite beside it, with two
+    // busy loops, stretched 1 s items to 10 s).
+    let node = Doubler(isParallel: true, delay: { _ in .seconds(3) })
     let clock = ContinuousClock()
     let started = clock.now
     _ = try await node.run(store)
-    #expect(started.duration(to: clock.now) < .seconds(9))
+    #expect(started.duration(to: clock.now) < .seconds(25))
     #expect(store.value["output"] == Array(0..<10).map { $0 * 2 })
 }
 

@@ -284,7 +284,7 @@ struct DurableRetryTests {
         let stub = try Durable.stub()
         defer { stub.stop() }
         // Long enough for the checks and the cancel to land while it runs on a loaded machine.
-        let directory = try Durable.agents(slowMilliseconds: 4000)
+        let directory = try Durable.agents(slowMilliseconds: 10_000)
         defer { directory.remove() }
         let flowd = try await Durable.start(directory, stub: stub)
         let client = flowd.client

@@ -18,14 +18,15 @@ enum Durable {
     /// Agents of the crash tests:
     /// - `thinker` (llm, model `thinker-model`): the step that must never be paid twice;
     /// - `slow` (mock, `slowMilliseconds`): the step a kill lands in; its output shows the
-    ///   thinker's journaled output (`slow after thought`);
+    ///   thinker's journaled output (`slow after thought`). Long, so that the kill lands in
+    ///   it however loaded the machine; `kill` shortens it for the restart (`quickSlowStep`);
     /// - `tail` (template): `<input>:<thinker's output><<its own last output in the story>`,
     ///   so a story's chain of results shows the order its runs ran in, and that each saw
     ///   the thinker's output;
     /// - `gate` (llm, model `gate-model`) and `joiner` (template `<thinker>+<gate>`), for retries.
     /// Flows: `default: [thinker, slow, tail]`, `quick: [thinker, tail]`,
     /// `gated: [thinker, gate, joiner]`.
-    static func agents(slowMilliseconds: Int = 3000) throws -> TempDirectory {
+    static func agents(slowMilliseconds: Int = 20_000) throws -> TempDirectory {
         let directory = try TempDirectory()
         try directory.write("agents/thinker.yaml", "kind: llm\nmodel: thinker-model\nprompt: \"think about {{input}}\"\n")
         try directory.write("agents/slow.yaml", "kind: mock\ndelay_ms: \(slowMilliseconds)\nprompt: \"slow after {{outputs.thinker}}\"\n")
@@ -69,11 +70,24 @@ enum Durable {
         return try await FlowdProcess.start(serve: arguments(directory, extra), environment: env)
     }
 
-    /// kill -9, and reap the child.
+    /// kill -9, and reap the child. Its `slow` step is then made quick on disk, so that the
+    /// process started next on the same agents goes on with the resumed run at once instead
+    /// of waiting out the long step the kill had to land in (processes already running keep
+    /// the step they loaded).
     static func kill(_ flowd: FlowdProcess) async {
         flowd.signal(SIGKILL)
         _ = await flowd.waitForExit(timeout: .seconds(10))
+        let arguments = flowd.process.arguments ?? []
+        if let index = arguments.firstIndex(of: "--agents"), index + 1 < arguments.count {
+            let slow = URL(fileURLWithPath: arguments[index + 1]).appendingPathComponent("slow.yaml")
+            if FileManager.default.fileExists(atPath: slow.path) {
+                try? Data(quickSlowStep.utf8).write(to: slow)
+            }
+        }
     }
+
+    /// `slow` as a restart after a kill runs it.
+    static let quickSlowStep = "kind: mock\ndelay_ms: 300\nprompt: \"slow after {{outputs.thinker}}\"\n"
 
     /// SIGTERM (drain), and the exit status.
     static func stop(_ flowd: FlowdProcess) async -> Int32? {

@@ -11,10 +11,11 @@ import Glibc
 @Suite("idempotency keys (flowd as a process)")
 struct IdempotencyTests {
     /// Flows: `default: [chain]`, `sleepy: [sleeper, chain]` (a mock of `sleepMilliseconds`
-    /// first), `failing: [boom]` (a mock that fails, `boom`). `chain` is a template,
+    /// first: long enough that a second request lands while the run is going, however loaded
+    /// the machine), `failing: [boom]` (a mock that fails, `boom`). `chain` is a template,
     /// `<input>|<its last output in the story>`: a story's result lists the runs that
     /// committed before it (`Durable.chain` reads them: one run, or two).
-    private func agents(sleepMilliseconds: Int = 1500) throws -> TempDirectory {
+    private func agents(sleepMilliseconds: Int = 6000) throws -> TempDirectory {
         let directory = try TempDirectory()
         try directory.write("agents/chain.yaml", "kind: template\nprompt: \"{{input}}|{{memory.last_output}}\"\n")
         try directory.write("agents/sleeper.yaml", "kind: mock\ndelay_ms: \(sleepMilliseconds)\noutput: \"slept\"\n")

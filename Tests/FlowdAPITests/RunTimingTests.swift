@@ -6,7 +6,8 @@ import Testing
 /// `POST /run`'s concurrency, as behaviour: runs of different stories do not wait for each
 /// other. The bounds tell "concurrent" from "one after another" (which would take many
 /// times longer) and hold on a loaded machine, beside the rest of the suite; how fast the
-/// server is belongs to `scripts/bench`, not here.
+/// server is belongs to `scripts/bench` (`slow`: 5,000 concurrent runs of a 1 s agent,
+/// their p50 and p99; `trivial`: the probe alone), not here.
 @Suite("POST /run, concurrency", .serialized)
 struct RunTimingTests {
     @Test func runsOfDifferentStoriesRunConcurrently() async throws {
@@ -48,10 +49,12 @@ struct RunTimingTests {
             #expect(flowd.app.runs.runsInFlight > 0, "the probe was answered only after the runs ended")
             let responses = try await runs.value
             #expect(responses.map(\.status) == Array(repeating: 200, count: 200))
-            // Each run took its agent's second from admission to its end, and less than two:
-            // none waited for another. (Measured by the server, as the test client's 200
-            // connections may take a while to open.) One after another would be 200 s.
-            let bound = scaled(.milliseconds(1990))
+            // Each run took at least its agent's second from admission to its end, and far less
+            // than waiting for others would take: one after another would be 200 s, ten at a
+            // time 20 s. (Measured by the server, as the test client's 200 connections may take
+            // a while to open; the whole suite beside it with two busy loops stretched runs to
+            // over 2 s, so the bound is no measure of speed: `scripts/bench slow` is.)
+            let bound = scaled(.seconds(15))
             let boundSeconds = Double(bound.components.seconds) + Double(bound.components.attoseconds) / 1e18
             for response in responses {
                 let id = try #require(response.json["run_id"]?.stringValue)

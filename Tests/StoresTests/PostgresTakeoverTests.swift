@@ -98,7 +98,7 @@ struct PostgresTakeoverTests {
         // A third replica looks for expired leases for a while: none of these runs is its.
         let c = try await Self.replica(url, "c")
         let cWork = Running(c)
-        try await Task.sleep(for: .seconds(3))
+        try await Task.sleep(for: .seconds(3))  // a wait in which nothing must happen: the behaviour under test
         #expect(cWork.runs.isEmpty)
         #expect(bWork.runs.count == 2)
 
@@ -132,7 +132,7 @@ struct PostgresTakeoverTests {
         let replicas = try await [Self.replica(url, "b"), Self.replica(url, "c"), Self.replica(url, "d")]
         let work = replicas.map(Running.init)
         try await Self.waitUntil("all runs taken over") { work.reduce(0) { $0 + $1.runs.count } >= ids.count }
-        try await Task.sleep(for: .seconds(2))  // and no second take
+        try await Task.sleep(for: .seconds(2))  // and no second take (nothing must happen: the behaviour under test)
         let all = work.flatMap(\.runs)
         #expect(all.map(\.record.runID).sorted() == ids.sorted())
         #expect(all.allSatisfy { $0.record.resumed == 1 })

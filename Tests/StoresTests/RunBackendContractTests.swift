@@ -101,7 +101,8 @@ struct RunBackendContractTests {
         let turn = Task { try await runs.waitForTurn(second, announce: true) }
         if backend == .postgres {
             // On a shared database the second waits for the first's end; in one process the
-            // executor orders the story, and the backend has no one else to wait for.
+            // executor orders the story, and the backend has no one else to wait for. (A wait
+            // in which the second must not start: the behaviour under test.)
             try await Task.sleep(for: .milliseconds(300))
             #expect(try await runs.record("r2")?.status == .queued)
         }

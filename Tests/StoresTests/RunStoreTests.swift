@@ -1,3 +1,4 @@
+import FlowdTesting
 import Foundation
 import Logging
 import Testing
@@ -163,7 +164,7 @@ private func open(_ dir: TempDirectory, logger: Logger = Logger(label: "test"), 
 
     // Nothing else comes: the idle flush writes it shortly.
     try await store.create(running("b"), durable: false)
-    for _ in 0..<200 where try runLines(dir).count < 3 { try await Task.sleep(for: .milliseconds(10)) }
+    try await waitUntil("the idle flush") { try runLines(dir).count >= 3 }
     lines = try runLines(dir)
     #expect(lines.count == 3)
     try await store.create(running("c"), durable: false)
