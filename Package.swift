@@ -102,7 +102,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
-        // Test support: a raw HTTP client and server launchers, for the test targets only.
+        // The test harness, for the test targets only: the routes in process (`.router`), the
+        // server on a socket (`.live`), flowd as a child process; one client API for all three.
         .target(
             name: "FlowdTesting",
             dependencies: [
