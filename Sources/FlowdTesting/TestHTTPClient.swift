@@ -224,6 +224,8 @@ public final class TestConnection: @unchecked Sendable {
 public struct TestHTTPClient: TestClient {
     public let port: Int
     public var headers: [(String, String)] = []
+    /// How long a read may wait for the server's next bytes before the request fails.
+    public var timeoutSeconds = 30
 
     public init(port: Int) { self.port = port }
 
@@ -239,8 +241,9 @@ public struct TestHTTPClient: TestClient {
     public func execute(_ method: String, _ path: String, headers: [(String, String)], body: [UInt8]?) async throws -> TestResponse {
         let port = self.port
         let all = self.headers + headers
+        let timeout = timeoutSeconds
         return try await TestHTTPClient.blocking {
-            let connection = try TestConnection(port: port)
+            let connection = try TestConnection(port: port, timeoutSeconds: timeout)
             try connection.send(TestHTTPClient.encode(method, path, headers: all, body: body))
             return try connection.readResponse(headOnly: method == "HEAD")
         }

@@ -184,8 +184,9 @@ import Glibc
 }
 
 /// A follower that never reads does not hold the agent up, and the server does not keep what
-/// it could not send: the real binary streams 8 MB of tokens past 20 such followers. (Named
-/// "Timing" so that scripts/test runs it in its second run, alone: it is heavy, and bounds RSS.)
+/// it could not send: the real binary streams 8 MB of tokens past 20 such followers. It is
+/// heavy and runs beside the whole suite: its reads wait minutes, not the client's usual 30 s,
+/// for a debug build answering 8 MB records on a loaded machine (it bounds memory, not time).
 @Suite struct SlowTokenFollowerTimingTests {
     @Test func aFollowerThatNeverReadsNeitherSlowsTheRunNorGrowsMemory() async throws {
         let directory = try TempDirectory()
@@ -222,7 +223,7 @@ import Glibc
         var stalled: [TestConnection] = []
         defer { for connection in stalled { shutdown(connection.fd, Int32(SHUT_RDWR)) } }
         for _ in 0..<20 {
-            let connection = try TestConnection(port: port)
+            let connection = try TestConnection(port: port, timeoutSeconds: 120)
             stalled.append(connection)
             try connection.send("GET /runs/\(runID)/events?tokens=true HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
             let joined = try await TestHTTPClient.blocking { () -> Bool in
@@ -246,7 +247,9 @@ import Glibc
         finish.signal()
         // A debug build encodes the 8 MB `result` for the followers byte by byte: give it time
         // (this test bounds memory, not time).
-        let record = try await Durable.waitForRecord(flowd.client, runID, timeout: .seconds(120))
+        var patient = flowd.client
+        patient.timeoutSeconds = 120
+        let record = try await Durable.waitForRecord(patient, runID, timeout: .seconds(120))
         #expect(record["status"]?.stringValue == "succeeded", "\(record)")
         #expect(record["usage"] == ["prompt_tokens": 1, "completion_tokens": 8192])
         // Unbounded, each stalled follower would keep what the kernel does not take of its
