@@ -22,6 +22,8 @@ public final class RunService: Sendable {
     let logger: Logger
     let metrics: FlowdMetrics
     private let live = Locked<[String: LiveRun]>([:])
+    /// Woken when the live set empties: `waitForRuns` waits on it.
+    private let noneLive = WaitList()
     /// Where every run's completed steps go (built once: it is the same for all).
     private let journal: RunJournal
 
@@ -191,11 +193,11 @@ public final class RunService: Sendable {
         do {
             arrival = try await backend.arrive(run.record, durable: durable)
         } catch {
-            live.withLock { _ = $0.removeValue(forKey: run.runID) }
+            forget(run)
             throw error
         }
         guard case .duplicate(let earlierID) = arrival else { return nil }
-        live.withLock { _ = $0.removeValue(forKey: run.runID) }
+        forget(run)
         guard let earlier = try await record(earlierID) else { throw HTTPError.unavailable("Run '\(earlierID)' not readable yet") }
         guard earlier.isSameRequest(as: run.record) else {
             throw HTTPError.unprocessable([.idempotencyKeyReused(run.record.idempotency?.key ?? "")])
@@ -220,7 +222,7 @@ public final class RunService: Sendable {
         let record = finish.record
         // The run stays live, and so readable here, until its record is stored.
         run.publishConclusion()
-        live.withLock { _ = $0.removeValue(forKey: run.runID) }
+        forget(run)
         let duration = ContinuousClock.now - started
         metrics.run(flow: request.flow, outcome: record.status.rawValue, duration: duration)
         logger.info("run", metadata: ["run_id": "\(run.runID)", "flow": "\(request.flow)", "story_id": "\(request.storyID)",
@@ -287,6 +289,15 @@ public final class RunService: Sendable {
         return true
     }
 
+    /// Takes a run out of the live set; the last one out wakes `waitForRuns`.
+    private func forget(_ run: LiveRun) {
+        let empty = live.withLock { runs -> Bool in
+            runs.removeValue(forKey: run.runID)
+            return runs.isEmpty
+        }
+        if empty { noneLive.notify() }
+    }
+
     func liveRun(_ runID: String) -> LiveRun? { live.withLock { $0[runID] } }
 
     /// The ids of the runs going on now.
@@ -337,14 +348,10 @@ public final class RunService: Sendable {
         for run in live.withLock({ Array($0.values) }) { run.cancel() }
     }
 
-    /// Waits until no run is live, up to `timeout`; true when none is.
+    /// Waits until no run is live, up to `timeout`; true when none is. Woken by the run
+    /// that empties the live set, not by polling.
     public func waitForRuns(timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while runsInFlight > 0 {
-            if ContinuousClock.now >= deadline { return false }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return true
+        await noneLive.wait(until: { runsInFlight == 0 }, timeout: timeout)
     }
 
     /// Prunes finished records older than `retention` now and then every hour, until cancelled.

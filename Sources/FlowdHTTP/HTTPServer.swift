@@ -9,34 +9,6 @@ import FlowdSync
 // This file is the only one that calls libmicrohttpd and the only one that holds
 // `Unmanaged` references and `OpaquePointer`s; everything else sees Swift values.
 
-/// How the server listens and what it bounds.
-public struct HTTPServerConfiguration: Sendable {
-    public var host = "127.0.0.1"
-    /// 0 picks a free port; `HTTPServer.port` tells which.
-    public var port = 8080
-    /// Larger bodies are answered 413, from `Content-Length` or while reading.
-    public var maxBodyBytes = 1 << 20
-    /// Seconds before a connection with no request in progress is closed.
-    public var idleTimeoutSeconds = 30
-    /// libmicrohttpd worker threads (each with its own epoll loop).
-    public var threads = 2
-    public var connectionLimit = 65_000
-    public var listenBacklog: Int32 = 4096
-    /// Bytes of libmicrohttpd's memory pool per connection, which holds the request head.
-    /// A connection touches all of it once it has served a request (libmicrohttpd zeroes the
-    /// pool for the next one), so 5,000 keep-alive connections cost 5,000 times this.
-    /// Heads that do not fit are answered by libmicrohttpd itself (see docs/operations.md).
-    /// 12 KiB keeps 5,000 slow keep-alive runs under 250 MB (`scripts/bench slow`).
-    public var connectionMemoryBytes = 12 << 10
-    /// A larger request line and header block is answered 431 (below the pool, so that the
-    /// pool still has room for the answer). 8 KiB, as Tomcat and Jetty by default.
-    public var maxHeadBytes = 8 << 10
-    /// A longer request target (path and query) is answered 414.
-    public var maxURLBytes = 6 << 10
-
-    public init() {}
-}
-
 /// Called once per finished exchange (for access logs and metrics); `route` is nil when no
 /// route matched, `responseHeaders` are those of the answer.
 public typealias HTTPExchangeObserver = @Sendable (_ head: HTTPRequestHead, _ route: String?, _ status: Int,
@@ -75,6 +47,9 @@ public final class HTTPServer: Sendable {
     private let tasks = (0..<HTTPServer.taskShardCount).map { _ in TaskShard() }
     private static let taskShardCount = 64
     private let nextTaskID = Atomic<UInt64>(0)
+    /// Woken when the server may have gone quiet: a task shard emptied, the last suspension
+    /// ended while stopping, the last exchange ended. `waitForInFlight` and `stop` wait on it.
+    private let quiet = WaitList()
 
     /// - Parameters:
     ///   - gate: looked at with the headers only, before routing; a response it returns is
@@ -123,13 +98,9 @@ public final class HTTPServer: Sendable {
     public var inFlightCount: Int { tasks.reduce(0) { $0 + $1.slots.withLock { $0.count } } }
 
     /// Waits until no handler runs, or until `timeout` has passed; true when none runs.
+    /// Woken by the handler that empties its shard, not by polling.
     public func waitForInFlight(timeout: Duration) async -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while inFlightCount > 0 {
-            if ContinuousClock.now >= deadline { return false }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return true
+        await quiet.wait(until: { inFlightCount == 0 }, timeout: timeout)
     }
 
     /// Cancels every running handler; each still answers and resumes its connection.
@@ -155,18 +126,18 @@ public final class HTTPServer: Sendable {
     public func stop(timeout: Duration = .seconds(10)) async {
         suspension.bitwiseOr(HTTPServer.stoppingBit, ordering: .sequentiallyConsistent)
         let deadline = ContinuousClock.now + timeout
-        while suspension.load(ordering: .sequentiallyConsistent) & ~HTTPServer.stoppingBit > 0 {
-            if ContinuousClock.now >= deadline {
-                // libmicrohttpd aborts the process when stopped with a suspended connection.
-                logger.error("connections still suspended at shutdown; leaving the daemon to the process exit")
-                return
-            }
-            try? await Task.sleep(for: .milliseconds(5))
+        let unsuspended = await quiet.wait(until: {
+            suspension.load(ordering: .sequentiallyConsistent) & ~HTTPServer.stoppingBit == 0
+        }, timeout: timeout)
+        guard unsuspended else {
+            // libmicrohttpd 0.9.75 aborts the process when stopped with a suspended connection
+            // (shim.h checks the version at compile time).
+            logger.error("connections still suspended at shutdown; leaving the daemon to the process exit")
+            return
         }
         // A resumed connection still has to queue and send its answer.
-        while exchanges.load(ordering: .sequentiallyConsistent) > 0, ContinuousClock.now < deadline {
-            try? await Task.sleep(for: .milliseconds(5))
-        }
+        _ = await quiet.wait(until: { exchanges.load(ordering: .sequentiallyConsistent) == 0 },
+                             timeout: max(.zero, deadline - ContinuousClock.now))
         guard let handle = daemon.withLock({ state -> DaemonHandle? in defer { state = nil }; return state }) else { return }
         let listenFD = MHD_quiesce_daemon(handle.pointer)
         MHD_stop_daemon(handle.pointer)
@@ -189,11 +160,14 @@ public final class HTTPServer: Sendable {
     }
 
     fileprivate func endSuspension() {
-        suspension.subtract(1, ordering: .sequentiallyConsistent)
+        // Only `stop` waits for this count, and only once the stopping bit is set.
+        if suspension.subtract(1, ordering: .sequentiallyConsistent).newValue == HTTPServer.stoppingBit { quiet.notify() }
     }
 
     fileprivate func beginExchange() { exchanges.add(1, ordering: .sequentiallyConsistent) }
-    fileprivate func endExchange() { exchanges.subtract(1, ordering: .sequentiallyConsistent) }
+    fileprivate func endExchange() {
+        if exchanges.subtract(1, ordering: .sequentiallyConsistent).newValue == 0 { quiet.notify() }
+    }
 
     fileprivate func dispatch(_ request: HTTPRequest, handler: @escaping HTTPHandler, context: RequestContext, connection: ConnectionHandle) {
         let id = nextTaskID.wrappingAdd(1, ordering: .relaxed).newValue
@@ -203,7 +177,11 @@ public final class HTTPServer: Sendable {
         shard.slots.withLock { $0[id] = .starting(cancelled: false) }
         let task = Task.immediate {
             let response = await self.respond(to: request, with: handler)
-            shard.slots.withLock { _ = $0.removeValue(forKey: id) }
+            let shardEmpty = shard.slots.withLock { slots -> Bool in
+                slots.removeValue(forKey: id)
+                return slots.isEmpty
+            }
+            if shardEmpty { self.quiet.notify() }
             let resume = context.bridge.withLock { state -> Bool in
                 guard case .suspended = state else {
                     state = .answeredInline(response)  // still inside `dispatch`: it queues this
