@@ -12,6 +12,16 @@
 #include <sys/socket.h>
 #include <microhttpd.h>
 
+// The shutdown order (docs/architecture.md, "Shutdown") is built on libmicrohttpd 0.9.75:
+// MHD_stop_daemon aborts the process while a connection is suspended, so HTTPServer.stop
+// waits until none is; and the suspend/resume and streaming-reader rules it follows are
+// those of 0.9.75 (docs/architecture.md, "Shutdown" and "Streaming responses"). Another
+// version may behave otherwise at exactly these points: check them, and the drain tests,
+// before moving this number.
+#if !defined(MHD_VERSION) || MHD_VERSION != 0x00097500
+#error "flowd's shutdown order is checked against libmicrohttpd 0.9.75 (MHD_VERSION 0x00097500): see docs/architecture.md, section Shutdown, before building with another version"
+#endif
+
 /// Receives one formatted libmicrohttpd error-log line.
 typedef void (*flowd_mhd_log_fn)(void *cls, const char *message);
 
