@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", exact: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
     ],
     targets: [
         // libmicrohttpd, through pkg-config; only HTTPServer imports it.
@@ -117,6 +118,7 @@ let package = Package(
                 "FlowdAPI", "FlowdBackends", "FlowdHTTP", "Agents", "Stores", "FlowdSync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             // mimalloc replaces glibc's malloc in the whole process (Debian libmimalloc-dev): memory
             // allocated on one thread and freed on another, the pattern of every request here,

@@ -16,12 +16,22 @@ public final class FlowdApp: Sendable {
     public let executor: RunExecutor
     public let runs: RunService
     public let metrics = FlowdMetrics()
-    /// The backend's own work (leases, notifications), until shutdown.
-    private let backendTask: Task<Void, Never>
+    /// The backend's own work (leases, notifications) when the app runs it itself, until shutdown.
+    private let backendTask: Task<Void, Never>?
     let logger: Logger
 
+    /// Who runs the backend's own work (`RunBackend.run`: leases, notifications, cancels
+    /// across replicas) while the app is open.
+    public enum BackendWork: Sendable {
+        /// The app, in a task of its own from `init` to `shutdown` (tests, `flowd run`).
+        case app
+        /// The caller, through `runBackendWork()`: `flowd serve` runs it as a service of its
+        /// group, so that it stops in the shutdown order (after the HTTP server, before the stores).
+        case caller
+    }
+
     public init(configuration: FlowdConfiguration, catalog: AgentCatalog, backend: any RunBackend,
-                httpClient: HTTPClient, logger: Logger) {
+                httpClient: HTTPClient, logger: Logger, backendWork: BackendWork = .app) {
         self.configuration = configuration
         self.catalog = catalog
         self.backend = backend
@@ -34,10 +44,20 @@ public final class FlowdApp: Sendable {
                               heartbeat: .milliseconds(Int64(configuration.heartbeatSeconds * 1000)),
                               metrics: metrics, logger: logger)
         self.runs = runs
-        backendTask = Task {
-            await backend.run(cancel: { runs.liveRun($0)?.cancel() },
-                              resume: { taken in Task { await runs.resume(taken) } })
+        switch backendWork {
+        case .app: backendTask = Task { await FlowdApp.runBackendWork(backend, runs: runs) }
+        case .caller: backendTask = nil
         }
+    }
+
+    /// The backend's own work, until the calling task is cancelled (`BackendWork.caller`).
+    public func runBackendWork() async {
+        await FlowdApp.runBackendWork(backend, runs: runs)
+    }
+
+    private static func runBackendWork(_ backend: any RunBackend, runs: RunService) async {
+        await backend.run(cancel: { runs.liveRun($0)?.cancel() },
+                          resume: { taken in Task { await runs.resume(taken) } })
     }
 
     public var memory: any MemoryStore { backend.memory }
@@ -87,8 +107,8 @@ public final class FlowdApp: Sendable {
 
     /// Everything acknowledged is on disk already; this waits for what is still being written.
     public func shutdown() async {
-        backendTask.cancel()
-        await backendTask.value
+        backendTask?.cancel()
+        await backendTask?.value
         do {
             try await backend.close()
         } catch {

@@ -28,11 +28,12 @@ public enum Backends {
 
 extension FlowdApp {
     /// Loads the agents, then opens the backend the configuration names. Agent problems
-    /// throw `CatalogError` with every problem.
-    public static func open(configuration: FlowdConfiguration, logger: Logger) async throws -> FlowdApp {
+    /// throw `CatalogError` with every problem. `backendWork`: see `FlowdApp.BackendWork`.
+    public static func open(configuration: FlowdConfiguration, logger: Logger,
+                            backendWork: BackendWork = .app) async throws -> FlowdApp {
         let catalog = try AgentCatalog.load(directory: configuration.agentsDirectory, logger: logger)
         let backend = try await Backends.open(configuration, logger: logger)
         return FlowdApp(configuration: configuration, catalog: catalog, backend: backend,
-                        httpClient: HTTPClient.shared, logger: logger)
+                        httpClient: HTTPClient.shared, logger: logger, backendWork: backendWork)
     }
 }

@@ -1,35 +1,52 @@
 import Foundation
 import Logging
+import ServiceLifecycle
 import Stores
 import FlowdSync
+import Synchronization
 
-/// Log lines on stderr, buffered: handlers append whole lines under a lock, and a thread
-/// writes what has gathered every 50 ms (or sooner past 64 KiB) with one `write(2)`, so a
-/// line per request costs no system call. Lines never interleave; at most the last 50 ms
-/// of lines can be lost if the process is killed.
-final class LogOutput: Sendable {
+/// Log lines on stderr, buffered: handlers append whole lines under a lock, and the writer
+/// (`run`, a service of `serve`'s group; a task of its own in `flowd run`) writes what has
+/// gathered every 50 ms, or as soon as it passes 64 KiB, with one `write(2)`, so a line per
+/// request costs no system call. Lines never interleave; at most the last 50 ms of lines can
+/// be lost if the process is killed. The writer is the last service to stop: it writes until
+/// everything before it in the shutdown order has logged.
+final class LogOutput: Service {
     static let shared = LogOutput()
 
     private let buffer = Locked<[UInt8]>([])
-    private let wake = DispatchSemaphore(value: 0)
+    /// The writer waits here for a full buffer or its shutdown, at most 50 ms (a timer, not a poll:
+    /// lines are batched for that long on purpose).
+    private let wake = WaitList()
+    private let stopping = Atomic<Bool>(false)
+    private static let batchBytes = 64 << 10
 
-    private init() {
-        let thread = Thread { [self] in
-            while true {
-                _ = wake.wait(timeout: .now() + .milliseconds(50))
-                flush()
-            }
-        }
-        thread.name = "flowd-log"
-        thread.start()
-    }
+    private init() {}
 
     func append(_ line: [UInt8]) {
         let large = buffer.withLock { pending -> Bool in
             pending.append(contentsOf: line)
-            return pending.count > 64 << 10
+            return pending.count > LogOutput.batchBytes
         }
-        if large { wake.signal() }
+        if large { wake.notify() }
+    }
+
+    /// Writes every 50 ms or on a full buffer, until the group's graceful shutdown (or the
+    /// task's cancellation); then writes what is left.
+    func run() async {
+        await withGracefulShutdownHandler {
+            while !stopping.load(ordering: .sequentiallyConsistent), !Task.isCancelled {
+                _ = await wake.wait(until: {
+                    stopping.load(ordering: .sequentiallyConsistent)
+                        || buffer.withLock { $0.count > LogOutput.batchBytes }
+                }, timeout: .milliseconds(50))
+                flush()
+            }
+        } onGracefulShutdown: { [self] in
+            stopping.store(true, ordering: .sequentiallyConsistent)
+            wake.notify()
+        }
+        flush()
     }
 
     /// Writes everything appended so far (also called at exit).
@@ -44,42 +61,5 @@ final class LogOutput: Sendable {
             if written <= 0 { return }
             offset += written
         }
-    }
-}
-
-/// `2026-11-25T12:00:00.123Z info flowd: message key=value …` or, with `json`, one JSON
-/// object per line: `{"timestamp","level","label","message", …metadata}`.
-struct FlowdLogHandler: LogHandler {
-    let label: String
-    let json: Bool
-    var logLevel: Logger.Level = .info
-    var metadata: Logger.Metadata = [:]
-
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        var fields = metadata
-        if let extra = event.metadata { fields.merge(extra, uniquingKeysWith: { $1 }) }
-        let keys = fields.keys.sorted()
-        var line: [UInt8]
-        if json {
-            var object: JSONObject = [
-                "timestamp": .string(ISOTime.string(Date())),
-                "level": .string(event.level.rawValue),
-                "label": .string(label),
-                "message": .string("\(event.message)"),
-            ]
-            for key in keys { object[key] = .string("\(fields[key]!)") }
-            line = JSONValue.object(object).serialized()
-        } else {
-            var text = "\(ISOTime.string(Date())) \(event.level.rawValue) \(label): \(event.message)"
-            for key in keys { text += " \(key)=\(fields[key]!)" }
-            line = Array(text.utf8)
-        }
-        line.append(10)
-        LogOutput.shared.append(line)
     }
 }

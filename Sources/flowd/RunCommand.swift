@@ -26,6 +26,9 @@ struct Run: AsyncParsableCommand {
         configuration.llmModel = environment.variables["FLOWD_LLM_MODEL"]
         var logger = makeLogger(environment: environment)
         if environment.variables["FLOWD_LOG_LEVEL"] == nil { logger.logLevel = .warning }
+        // No service group here: the log writer runs in a task of its own while the flow runs.
+        let logWriter = Task { await LogOutput.shared.run() }
+        defer { logWriter.cancel() }
 
         guard Identifier.isValidID(story) else {
             throw ValidationError("--story must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -58,24 +61,4 @@ struct Run: AsyncParsableCommand {
         print(String(decoding: body, as: UTF8.self))
         if status != 0 { throw ExitCode(status) }
     }
-}
-
-/// The run's progress on a terminal: one line per agent as it starts and ends.
-struct TerminalProgress: FlowRunObserver {
-    func agentStarted(_ agent: String) async {
-        FileHandle.standardError.write(Data("▶ \(agent) started\n".utf8))
-    }
-
-    func agentCompleted(_ agent: String, output: String, duration: Duration) async {
-        FileHandle.standardError.write(Data("✔ \(agent) completed in \(seconds(duration))\n".utf8))
-    }
-
-    func agentFailed(_ agent: String, message: String, duration: Duration) async {
-        FileHandle.standardError.write(Data("✘ \(agent) failed after \(seconds(duration)): \(message)\n".utf8))
-    }
-}
-
-private func seconds(_ duration: Duration) -> String {
-    let (whole, fraction) = duration.components
-    return String(format: "%.3f s", Double(whole) + Double(fraction) / 1e18)
 }

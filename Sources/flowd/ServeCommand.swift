@@ -5,8 +5,16 @@ import FlowdBackends
 import FlowdHTTP
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// `flowd serve`: the HTTP server, until SIGTERM or SIGINT; then a drain and exit 0.
+///
+/// The long-running parts are the services of one `ServiceGroup`, whose graceful-shutdown
+/// signals are SIGTERM and SIGINT. The group stops them one by one in the reverse of their
+/// order here, each only once the one before has returned, which is the shutdown order of
+/// docs/architecture.md: the pruner → the HTTP server (drain, cancel what is left, stop) →
+/// the backend's work and the stores (`FlowdApp.shutdown`) → the log writer. A second signal
+/// during the drain changes nothing.
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the HTTP server.")
 
@@ -14,14 +22,13 @@ struct Serve: AsyncParsableCommand {
     @OptionGroup var options: ServeOptions
 
     func run() async throws {
-        TerminationSignals.install()
         let environment = Environment.current
         var configuration = FlowdConfiguration()
         try storage.apply(to: &configuration, environment: environment)
         try options.apply(to: &configuration, environment: environment)
         let logger = makeLogger(environment: environment)
 
-        let app = try await openApp(configuration, logger: logger)
+        let app = try await openApp(configuration, logger: logger, backendWork: .caller)
         do {
             // Before the first request: resumed runs go first in their stories' queues.
             try await app.runs.resumeInterrupted()
@@ -37,40 +44,31 @@ struct Serve: AsyncParsableCommand {
             throw ExitCode(2)
         }
         let shownHost = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
-        print("flowd listening on http://\(shownHost):\(server.port)")
-        fflush(nil)
 
-        let retention = Duration.seconds(configuration.runRetentionHours * 3600)
-        let runs = app.runs
-        let pruning = Task { await runs.pruneRecords(retention: retention) }
-        var signals = TerminationSignals.stream().makeAsyncIterator()
-        let signal = await signals.next()
-        logger.info("draining", metadata: ["signal": "\(signal ?? 0)", "requests": "\(server.inFlightCount)", "runs": "\(app.runs.runsInFlight)"])
-
-        // Probes and new runs answer 503 from here on; what is going on may finish.
-        app.lifecycle.beginDrain()
-        pruning.cancel()
-        let deadline = ContinuousClock.now + .seconds(configuration.drainTimeoutSeconds)
-        let runsDone = await app.runs.waitForRuns(timeout: deadline - ContinuousClock.now)
-        let requestsDone = await server.waitForInFlight(timeout: max(.zero, deadline - ContinuousClock.now))
-        if !runsDone || !requestsDone {
-            logger.warning("drain timeout: cancelling what is left", metadata: ["requests": "\(server.inFlightCount)", "runs": "\(app.runs.runsInFlight)"])
-            app.runs.cancelAll()
-            server.cancelInFlight()
-            _ = await app.runs.waitForRuns(timeout: .seconds(10))
-            _ = await server.waitForInFlight(timeout: .seconds(10))
-        }
-        await server.stop()
-        await app.shutdown()
+        let http = HTTPService(server: server, app: app, drainTimeout: .seconds(configuration.drainTimeoutSeconds),
+                               listening: "flowd listening on http://\(shownHost):\(server.port)", logger: logger)
+        let pruning = RunPruningService(runs: app.runs, retention: .seconds(configuration.runRetentionHours * 3600))
+        // Started first and stopped last: the reverse of this order is the shutdown order.
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [
+                .init(service: LogOutput.shared, serviceName: "log writer"),
+                .init(service: BackendService(app: app), serviceName: "run backend"),
+                .init(service: http, serviceName: "http server"),
+                .init(service: pruning, serviceName: "run pruner"),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
         logger.info("stopped")
         LogOutput.shared.flush()
     }
 }
 
 /// Loads agents and opens the stores; a problem is printed and is exit status 2.
-func openApp(_ configuration: FlowdConfiguration, logger: Logger) async throws -> FlowdApp {
+func openApp(_ configuration: FlowdConfiguration, logger: Logger,
+             backendWork: FlowdApp.BackendWork = .app) async throws -> FlowdApp {
     do {
-        return try await FlowdApp.open(configuration: configuration, logger: logger)
+        return try await FlowdApp.open(configuration: configuration, logger: logger, backendWork: backendWork)
     } catch let error as CatalogError {
         for problem in error.problems { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }
         throw ExitCode(2)
