@@ -2,13 +2,6 @@
 import Glibc
 #endif
 
-/// Why the server could not start listening.
-public struct HTTPServerError: Error, Sendable, CustomStringConvertible {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 /// A bound, listening TCP socket, made here so that port 0 and IPv6 hosts work and the
 /// real port is known before libmicrohttpd starts.
 struct ListeningSocket {
