@@ -94,6 +94,10 @@ public final class HTTPServer: Sendable {
         boundPort.store(socket.port, ordering: .releasing)
     }
 
+    /// Connections whose handler runs or which are suspended (a stream waiting for its
+    /// producer): what `stop` waits for before it may stop the daemon.
+    var suspendedCount: Int { suspension.load(ordering: .sequentiallyConsistent) & ~HTTPServer.stoppingBit }
+
     /// Requests whose handler is still running.
     public var inFlightCount: Int { tasks.reduce(0) { $0 + $1.slots.withLock { $0.count } } }
 
@@ -126,9 +130,7 @@ public final class HTTPServer: Sendable {
     public func stop(timeout: Duration = .seconds(10)) async {
         suspension.bitwiseOr(HTTPServer.stoppingBit, ordering: .sequentiallyConsistent)
         let deadline = ContinuousClock.now + timeout
-        let unsuspended = await quiet.wait(until: {
-            suspension.load(ordering: .sequentiallyConsistent) & ~HTTPServer.stoppingBit == 0
-        }, timeout: timeout)
+        let unsuspended = await quiet.wait(until: { suspendedCount == 0 }, timeout: timeout)
         guard unsuspended else {
             // libmicrohttpd 0.9.75 aborts the process when stopped with a suspended connection
             // (shim.h checks the version at compile time).
