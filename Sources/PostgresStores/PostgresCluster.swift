@@ -131,7 +131,9 @@ public final class PostgresCluster: Sendable {
                 return pending
             }
             if batch.isEmpty {
-                await ticket.wait(timeout: .seconds(1))
+                // `publish` notifies after it queues, and the ticket was taken before the queue
+                // was read: nothing can be missed, so this waits for the next event, not a second.
+                await ticket.wait()
                 eventsReady.unregister(ticket)
                 continue
             }

@@ -36,6 +36,16 @@ final class Wakeups: Sendable {
             }
         }
 
+        /// Returns when fired or when the task is cancelled: for a notification this process
+        /// sends itself, which cannot be lost, so no poll has to stand behind it.
+        func wait() async {
+            await withTaskCancellationHandler {
+                await waitFired()
+            } onCancel: {
+                fire()
+            }
+        }
+
         /// Returns when fired, after `timeout`, or when the task is cancelled.
         func wait(timeout: Duration) async {
             await withTaskGroup(of: Void.self) { group in
