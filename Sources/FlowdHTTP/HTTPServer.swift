@@ -90,7 +90,7 @@ public final class HTTPServer: Sendable {
             close(socket.fd)
             throw HTTPServerError("libmicrohttpd did not start on \(configuration.host):\(socket.port)")
         }
-        daemon.withLock { $0 = DaemonHandle(pointer: pointer, listenFD: socket.fd, retained: retained) }
+        daemon.withLock { $0 = DaemonHandle(pointer: pointer, retained: retained) }
         boundPort.store(socket.port, ordering: .releasing)
     }
 
@@ -125,8 +125,8 @@ public final class HTTPServer: Sendable {
     }
 
     /// Stops admitting new work, waits (up to `timeout`) until no connection is suspended
-    /// and every handled request's answer has gone out, then quiesces and stops the daemon
-    /// and closes the listening socket. Requests that arrive meanwhile are answered 503 at once.
+    /// and every handled request's answer has gone out, then stops the daemon, which closes
+    /// the listening socket. Requests that arrive meanwhile are answered 503 at once.
     public func stop(timeout: Duration = .seconds(10)) async {
         suspension.bitwiseOr(HTTPServer.stoppingBit, ordering: .sequentiallyConsistent)
         let deadline = ContinuousClock.now + timeout
@@ -141,9 +141,12 @@ public final class HTTPServer: Sendable {
         _ = await quiet.wait(until: { exchanges.load(ordering: .sequentiallyConsistent) == 0 },
                              timeout: max(.zero, deadline - ContinuousClock.now))
         guard let handle = daemon.withLock({ state -> DaemonHandle? in defer { state = nil }; return state }) else { return }
-        let listenFD = MHD_quiesce_daemon(handle.pointer)
+        // No MHD_quiesce_daemon first: in 0.9.75 it races the epoll worker threads, which also
+        // take the listen socket out of their epoll sets once they see it quiesced, and the
+        // loser's failed epoll_ctl is an MHD_PANIC (seen here: "Failed to remove listen FD
+        // from epoll set", the moment stop follows the last exchange's end). MHD_stop_daemon
+        // stops accepting and closes the listen socket itself.
         MHD_stop_daemon(handle.pointer)
-        close(listenFD >= 0 ? listenFD : handle.listenFD)
         handle.retained.release()
     }
 
@@ -282,10 +285,9 @@ private struct ConnectionHandle: @unchecked Sendable {
     let pointer: OpaquePointer
 }
 
-/// The running daemon; owned by the server's mutex.
+/// The running daemon (which owns the listen socket from `start` on); owned by the server's mutex.
 private struct DaemonHandle: @unchecked Sendable {
     let pointer: OpaquePointer
-    let listenFD: Int32
     let retained: Unmanaged<HTTPServer>
 }
 

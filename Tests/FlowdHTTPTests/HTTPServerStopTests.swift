@@ -40,6 +40,26 @@ struct HTTPServerStopTests {
             #expect(response.text == ": open\n\n")
         }
     }
+
+    /// Stop right as the last exchange ends, many times: the moment a libmicrohttpd worker
+    /// thread goes back to its epoll loop. (With MHD_quiesce_daemon before the stop, 0.9.75
+    /// could abort here: both sides take the listen socket out of the epoll set.) The
+    /// listening socket is closed afterwards: a new connection is refused.
+    @Test func stoppingAsTheLastExchangeEndsNeitherAbortsNorLeavesTheSocketOpen() async throws {
+        var router = Router()
+        router.get("/fast") { _ in .json(200, Array(#"{"fast":true}"#.utf8)) }
+        for _ in 0..<50 {
+            var port = 0
+            try await withTestServer(router: router) { server, client in
+                port = server.port
+                let status = try await client.get("/fast").status
+                #expect(status == 200)
+                await server.stop()
+            }
+            let refused = (try? TestConnection(port: port, timeoutSeconds: 1)) == nil
+            #expect(refused, "port \(port) still accepts connections after stop")
+        }
+    }
 }
 
 /// Whether a task got past a point, read from another.
