@@ -29,6 +29,18 @@ struct ShutdownOrderTests {
         Issue.record("never: \(what)")
     }
 
+    /// Runs `body`; when it throws, the child's state and log are recorded with the error, so
+    /// that a failure on a loaded machine says what the process did.
+    private func reporting(_ flowd: FlowdProcess, _ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch {
+            let state = flowd.process.isRunning ? "running" : "exited \(flowd.process.terminationStatus) (\(flowd.process.terminationReason == .uncaughtSignal ? "signal" : "exit"))"
+            Issue.record("\(error); flowd \(state); its log:\n\(flowd.log)")
+            throw error
+        }
+    }
+
     private func runsInFlight(_ client: TestHTTPClient) async throws -> Double? {
         try PrometheusText.parse(try await client.get("/metrics").text).first { $0.name == "flowd_runs_in_flight" }?.value
     }
@@ -40,14 +52,16 @@ struct ShutdownOrderTests {
         defer { directory.remove() }
         let flowd = try await FlowdProcess.start(serve: arguments(directory, ["--drain-timeout", "60"]))
         let client = flowd.client
-        let run = Task { try await client.post("/run", json: #"{"input": "x", "story_id": "in-flight"}"#) }
-        try await eventually("one run in flight") { try await runsInFlight(client) == 1 }
-        flowd.signal(signal)
+        try await reporting(flowd) {
+            let run = Task { try await client.post("/run", json: #"{"input": "x", "story_id": "in-flight"}"#) }
+            try await eventually("one run in flight") { try await runsInFlight(client) == 1 }
+            flowd.signal(signal)
 
-        let response = try await run.value
-        #expect(response.status == 200)
-        #expect(response.text.contains(#""result":"woke""#))
-        #expect(await flowd.waitForExit() == 0)
+            let response = try await run.value
+            #expect(response.status == 200)
+            #expect(response.text.contains(#""result":"woke""#))
+            #expect(await flowd.waitForExit() == 0, "flowd's log:\n\(flowd.log)")
+        }
     }
 
     @Test func aSecondAndThirdSignalDuringTheDrainChangeNothing() async throws {
@@ -56,19 +70,21 @@ struct ShutdownOrderTests {
         defer { directory.remove() }
         let flowd = try await FlowdProcess.start(serve: arguments(directory, ["--drain-timeout", "60"]))
         let client = flowd.client
-        let run = Task { try await client.post("/run", json: #"{"input": "x", "story_id": "twice"}"#) }
-        try await eventually("one run in flight") { try await runsInFlight(client) == 1 }
-        flowd.signal(SIGTERM)
-        try await eventually("draining") { try await client.get("/readyz").status == 503 }
-        flowd.signal(SIGTERM)
-        flowd.signal(SIGINT)
-        // Still draining, not stopped: probes are answered and the run goes on.
-        #expect(try await client.get("/healthz").status == 200)
+        try await reporting(flowd) {
+            let run = Task { try await client.post("/run", json: #"{"input": "x", "story_id": "twice"}"#) }
+            try await eventually("one run in flight") { try await runsInFlight(client) == 1 }
+            flowd.signal(SIGTERM)
+            try await eventually("draining") { try await client.get("/readyz").status == 503 }
+            flowd.signal(SIGTERM)
+            flowd.signal(SIGINT)
+            // Still draining, not stopped: probes are answered and the run goes on.
+            #expect(try await client.get("/healthz").status == 200)
 
-        let response = try await run.value
-        #expect(response.status == 200)
-        #expect(response.text.contains(#""result":"woke""#))
-        #expect(await flowd.waitForExit() == 0)
+            let response = try await run.value
+            #expect(response.status == 200)
+            #expect(response.text.contains(#""result":"woke""#))
+            #expect(await flowd.waitForExit() == 0, "flowd's log:\n\(flowd.log)")
+        }
     }
 
     /// A follower's connection is suspended while it waits for the next event: the run past
@@ -79,34 +95,36 @@ struct ShutdownOrderTests {
         defer { directory.remove() }
         let flowd = try await FlowdProcess.start(serve: arguments(directory, ["--drain-timeout", "1"]))
         let client = flowd.client
-        let started = try await client.post("/runs", json: #"{"input": "x", "story_id": "followed"}"#)
-        #expect(started.status == 202)
-        let runID = try #require(started.header("X-Run-ID"))
-        try await eventually("the run running") { try await client.get("/runs/\(runID)").text.contains(#""status":"running""#) }
+        try await reporting(flowd) {
+            let started = try await client.post("/runs", json: #"{"input": "x", "story_id": "followed"}"#)
+            #expect(started.status == 202)
+            let runID = try #require(started.header("X-Run-ID"))
+            try await eventually("the run running") { try await client.get("/runs/\(runID)").text.contains(#""status":"running""#) }
 
-        let port = flowd.port
-        let (events, connected) = AsyncStream.makeStream(of: Void.self)
-        let stream = Task {
-            try await TestHTTPClient.blocking { () throws -> (status: Int, body: String) in
-                let connection = try TestConnection(port: port)
-                try connection.send(TestHTTPClient.encode("GET", "/runs/\(runID)/events", headers: [("Accept", "text/event-stream")], body: nil))
-                let head = try connection.readHead()
-                connected.yield()
-                var body: [UInt8] = []
-                while let chunk = try connection.readChunk() { body += chunk }
-                return (head.status, String(decoding: body, as: UTF8.self))
+            let port = flowd.port
+            let (events, connected) = AsyncStream.makeStream(of: Void.self)
+            let stream = Task {
+                try await TestHTTPClient.blocking { () throws -> (status: Int, body: String) in
+                    let connection = try TestConnection(port: port)
+                    try connection.send(TestHTTPClient.encode("GET", "/runs/\(runID)/events", headers: [("Accept", "text/event-stream")], body: nil))
+                    let head = try connection.readHead()
+                    connected.yield()
+                    var body: [UInt8] = []
+                    while let chunk = try connection.readChunk() { body += chunk }
+                    return (head.status, String(decoding: body, as: UTF8.self))
+                }
             }
-        }
-        var waiting = events.makeAsyncIterator()
-        _ = await waiting.next()
-        let signalled = ContinuousClock.now
-        flowd.signal(SIGTERM)
+            var waiting = events.makeAsyncIterator()
+            _ = await waiting.next()
+            let signalled = ContinuousClock.now
+            flowd.signal(SIGTERM)
 
-        let (status, body) = try await stream.value
-        #expect(status == 200)
-        #expect(body.contains("event: cancelled"), "\(body)")
-        #expect(await flowd.waitForExit() == 0)
-        #expect(ContinuousClock.now - signalled < .seconds(10))
-        #expect(!flowd.log.contains("still suspended"))
+            let (status, body) = try await stream.value
+            #expect(status == 200)
+            #expect(body.contains("event: cancelled"), "\(body)")
+            #expect(await flowd.waitForExit() == 0, "flowd's log:\n\(flowd.log)")
+            #expect(ContinuousClock.now - signalled < .seconds(10))
+            #expect(!flowd.log.contains("still suspended"))
+        }
     }
 }
