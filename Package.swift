@@ -29,11 +29,13 @@ let package = Package(
         ),
         // A lock ThreadSanitizer understands (pthread), shared by every module.
         .target(name: "FlowdSync"),
+        // JSON values with ordered keys and exact integers: the strict parser and the serialiser.
+        .target(name: "FlowdJSON"),
         // Generic HTTP server: the libmicrohttpd bridge into Swift concurrency. Knows nothing of flows.
         .target(
             name: "FlowdHTTP",
             dependencies: [
-                "CMicroHTTPD", "FlowdSync",
+                "CMicroHTTPD", "FlowdSync", "FlowdJSON",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -57,11 +59,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
-        // Memory (actor + JSONL, group commit), documents (docs/<id>.md), JSON values.
+        // Memory (actor + JSONL, group commit), documents (docs/<id>.md), run records.
         .target(
             name: "Stores",
             dependencies: [
-                "FlowdSync",
+                "FlowdSync", "FlowdJSON",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -69,7 +71,7 @@ let package = Package(
         .target(
             name: "PostgresStores",
             dependencies: [
-                "Stores", "FlowdSync",
+                "Stores", "FlowdSync", "FlowdJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -81,7 +83,7 @@ let package = Package(
         .target(
             name: "FlowdAPI",
             dependencies: [
-                "FlowdHTTP", "Agents", "Stores", "FlowdSync",
+                "FlowdHTTP", "Agents", "Stores", "FlowdSync", "FlowdJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -108,14 +110,14 @@ let package = Package(
         .target(
             name: "FlowdTesting",
             dependencies: [
-                "FlowdHTTP", "Stores", "FlowdSync",
+                "FlowdHTTP", "FlowdJSON", "FlowdSync",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .executableTarget(
             name: "flowd",
             dependencies: [
-                "FlowdAPI", "FlowdBackends", "FlowdHTTP", "Agents", "Stores", "FlowdSync",
+                "FlowdAPI", "FlowdBackends", "FlowdHTTP", "Agents", "Stores", "FlowdSync", "FlowdJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -125,11 +127,12 @@ let package = Package(
             // costs glibc's allocator about a fifth of the server's CPU (docs/architecture.md).
             linkerSettings: [.linkedLibrary("mimalloc")]
         ),
-        .testTarget(name: "FlowdHTTPTests", dependencies: ["FlowdHTTP", "FlowdTesting", "Stores"]),
+        .testTarget(name: "FlowdJSONTests", dependencies: ["FlowdJSON"]),
+        .testTarget(name: "FlowdHTTPTests", dependencies: ["FlowdHTTP", "FlowdTesting", "FlowdJSON"]),
         .testTarget(name: "FlowEngineTests", dependencies: ["FlowEngine", "FlowdSync"]),
-        .testTarget(name: "AgentsTests", dependencies: ["Agents", "FlowEngine", "FlowdTesting", "Stores", "FlowdSync"]),
-        .testTarget(name: "StoresTests", dependencies: ["Stores", "PostgresStores", "FlowdTesting", "FlowdSync"]),
-        .testTarget(name: "FlowdAPITests", dependencies: ["FlowdAPI", "FlowdBackends", "FlowdHTTP", "FlowdTesting", "Stores", "Agents", "FlowdSync"]),
+        .testTarget(name: "AgentsTests", dependencies: ["Agents", "FlowEngine", "FlowdTesting", "FlowdSync", "FlowdJSON"]),
+        .testTarget(name: "StoresTests", dependencies: ["Stores", "PostgresStores", "FlowdTesting", "FlowdSync", "FlowdJSON"]),
+        .testTarget(name: "FlowdAPITests", dependencies: ["FlowdAPI", "FlowdBackends", "FlowdHTTP", "FlowdTesting", "Stores", "Agents", "FlowdSync", "FlowdJSON"]),
     ],
     swiftLanguageModes: [.v6]
 )

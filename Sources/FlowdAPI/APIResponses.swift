@@ -1,4 +1,5 @@
 import FlowdHTTP
+import FlowdJSON
 import Stores
 
 extension HTTPResponse {

@@ -1,4 +1,5 @@
 import FlowdHTTP
+import FlowdJSON
 import Stores
 
 /// `/docs/{id}` and the original service's `/doc/{id}` routes.

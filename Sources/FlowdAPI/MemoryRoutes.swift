@@ -1,4 +1,5 @@
 import FlowdHTTP
+import FlowdJSON
 import Stores
 
 /// `/memory/{scope}/{key}` and `/memory/{scope}?prefix=`: memory for debugging and operators.

@@ -1,3 +1,4 @@
+import FlowdJSON
 import Stores
 
 /// The OpenAPI 3.1 description of the HTTP API, served as `GET /openapi.json`.

@@ -1,5 +1,6 @@
 import Agents
 import FlowdHTTP
+import FlowdJSON
 import Logging
 import Stores
 import FlowdSync

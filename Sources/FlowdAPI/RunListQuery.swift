@@ -1,4 +1,5 @@
 import FlowdHTTP
+import FlowdJSON
 import Stores
 
 /// The query of `GET /runs`, validated: every issue reported at once, as FastAPI would

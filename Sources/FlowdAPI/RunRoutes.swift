@@ -1,5 +1,6 @@
 import Agents
 import FlowdHTTP
+import FlowdJSON
 import Foundation
 import FlowdSync
 import Stores

@@ -1,4 +1,5 @@
 import FlowdHTTP
+import FlowdJSON
 import Foundation
 import Stores
 import Synchronization

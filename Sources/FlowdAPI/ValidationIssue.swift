@@ -1,3 +1,4 @@
+import FlowdJSON
 import Stores
 
 /// One entry of a FastAPI/pydantic-style 422 `detail` list.

@@ -1,3 +1,5 @@
+import FlowdJSON
+
 /// A response: status, headers and either a complete body or a stream.
 public struct HTTPResponse: Sendable {
     public enum Body: Sendable {
@@ -23,9 +25,21 @@ public struct HTTPResponse: Sendable {
         return HTTPResponse(status: status, headers: headers, body: .bytes(body))
     }
 
+    /// FastAPI's error shape, `{"detail":"<message>"}`: the body of every error answer.
+    /// U+0008 and U+000C are written `\u0008` and `\u000c`, as these bodies always were
+    /// (HTTPResponseTests pins the bytes).
+    static func detailBody(_ message: String) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(message.utf8.count + 13)
+        out.append(contentsOf: #"{"detail":"#.utf8)
+        JSONValue.appendString(message, to: &out, controlEscapes: .unicode)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
     /// FastAPI's error shape: `{"detail": "<message>"}`.
     public static func detail(_ status: Int, _ message: String, headers: HTTPHeaders = HTTPHeaders()) -> HTTPResponse {
-        json(status, Array("{\"detail\":\(JSONText.quoted(message))}".utf8), headers: headers)
+        json(status, detailBody(message), headers: headers)
     }
 }
 
@@ -44,7 +58,7 @@ public protocol HTTPResponseError: Error {
 
 extension HTTPResponseError {
     public var headers: HTTPHeaders { HTTPHeaders() }
-    public var body: [UInt8] { Array("{\"detail\":\(JSONText.quoted(detail))}".utf8) }
+    public var body: [UInt8] { HTTPResponse.detailBody(detail) }
     /// The answer the server sends for it.
     public var response: HTTPResponse { .json(status, body, headers: headers) }
 }
@@ -58,7 +72,7 @@ public struct HTTPError: HTTPResponseError, Sendable {
     public var body: [UInt8]
 
     public init(_ status: Int, _ detail: String, headers: HTTPHeaders = HTTPHeaders()) {
-        self.init(status: status, jsonBody: Array("{\"detail\":\(JSONText.quoted(detail))}".utf8), headers: headers)
+        self.init(status: status, jsonBody: HTTPResponse.detailBody(detail), headers: headers)
         self.detail = detail
     }
 
@@ -74,29 +88,6 @@ public struct HTTPError: HTTPResponseError, Sendable {
     public init(_ error: some HTTPResponseError) {
         self.init(status: error.status, jsonBody: error.body, headers: error.headers)
         detail = error.detail
-    }
-}
-
-/// Minimal JSON string quoting, enough for the server's own error bodies.
-public enum JSONText {
-    public static func quoted(_ string: String) -> String {
-        var out = "\""
-        out.reserveCapacity(string.utf8.count + 2)
-        for scalar in string.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case let c where c.value < 0x20:
-                let hex = String(c.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        out += "\""
-        return out
     }
 }
 

@@ -1,6 +1,6 @@
 import FlowdSync
 import Foundation
-import Stores
+import FlowdJSON
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,4 @@
-import Stores
+import FlowdJSON
 
 /// A response as a test client received it, from the wire or from the router in process.
 ///

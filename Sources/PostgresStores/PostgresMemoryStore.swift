@@ -1,3 +1,4 @@
+import FlowdJSON
 import PostgresNIO
 import Stores
 

@@ -1,3 +1,5 @@
+import FlowdJSON
+
 /// A run's finish line (`runs.jsonl`'s `{"op":"finish",…}`) carried inside the memory
 /// transaction that the run commits, so that one write and one `fdatasync` make both the
 /// run's memory and its record durable.

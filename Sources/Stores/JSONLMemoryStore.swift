@@ -1,3 +1,4 @@
+import FlowdJSON
 import Foundation
 import Glibc
 import Logging

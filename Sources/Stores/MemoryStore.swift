@@ -1,3 +1,5 @@
+import FlowdJSON
+
 /// The three memory scopes: `isolated` (keys `<agent_id>:<story_id>`), `shared`
 /// (keys `<story_id>`) and `global`.
 public enum MemoryScope: String, CaseIterable, Sendable, Hashable {

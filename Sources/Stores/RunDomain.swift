@@ -1,3 +1,4 @@
+import FlowdJSON
 import Foundation
 
 // The run domain: a run's status, record and events, the event vocabulary and the verdict

@@ -1,3 +1,4 @@
+import FlowdJSON
 import Glibc
 import Logging
 

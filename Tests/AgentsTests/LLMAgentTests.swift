@@ -2,7 +2,7 @@
 import FlowdTesting
 import AsyncHTTPClient
 import Foundation
-import Stores
+import FlowdJSON
 import Logging
 import Testing
 

@@ -1,3 +1,4 @@
+import FlowdJSON
 import FlowdSync
 import FlowdTesting
 import Foundation

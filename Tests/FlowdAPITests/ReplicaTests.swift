@@ -1,3 +1,4 @@
+import FlowdJSON
 import FlowdTesting
 import Foundation
 import Stores

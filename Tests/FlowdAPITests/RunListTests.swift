@@ -1,4 +1,5 @@
 import FlowdAPI
+import FlowdJSON
 import FlowdTesting
 import Foundation
 import Stores

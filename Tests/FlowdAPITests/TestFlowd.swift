@@ -2,6 +2,7 @@ import Agents
 import FlowdAPI
 import FlowdBackends
 import FlowdHTTP
+import FlowdJSON
 import FlowdTesting
 import Foundation
 import Logging

@@ -1,7 +1,7 @@
 @testable import FlowdHTTP
 import FlowdTesting
 import Foundation
-import Stores
+import FlowdJSON
 import Testing
 
 /// Routes of the framing tests: what a smuggled or mis-framed request could reach.

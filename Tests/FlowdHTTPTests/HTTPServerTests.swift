@@ -1,7 +1,7 @@
 @testable import FlowdHTTP
 import FlowdTesting
 import Foundation
-import Stores
+import FlowdJSON
 import Testing
 
 /// Routes the tests below share.

@@ -1,61 +1,16 @@
-/// Why a JSON text was rejected: the byte offset where it went wrong and a short message.
-public struct JSONParseError: Error, Sendable, Hashable, CustomStringConvertible {
-    public let offset: Int
-    public let message: String
-
-    public init(offset: Int, message: String) {
-        self.offset = offset
-        self.message = message
-    }
-
-    public var description: String { "\(message) at byte \(offset)" }
-}
-
-extension JSONValue {
-    /// Containers nested deeper than this are rejected, so hostile input cannot exhaust memory or stack.
-    public static let defaultMaxDepth = 512
-
-    /// Parses one RFC 8259 JSON text from UTF-8 bytes.
-    ///
-    /// Strict: no comments, trailing commas, NaN or leading zeros; strings must be valid
-    /// UTF-8 without lone surrogates; only whitespace may surround the value. A key
-    /// repeated in an object keeps its last value. Numbers without fraction or exponent
-    /// that fit in `Int64` become `.int`, every other number `.double`; a number too
-    /// large for a `Double` is rejected.
-    public static func parse(
-        _ bytes: some Collection<UInt8>, maxDepth: Int = defaultMaxDepth
-    ) throws(JSONParseError) -> JSONValue {
-        let result = bytes.withContiguousStorageIfAvailable { buffer in
-            parse(buffer: buffer, maxDepth: maxDepth)
-        }
-        if let result { return try result.get() }
-        let copy = Array(bytes)
-        return try copy.withUnsafeBufferPointer { parse(buffer: $0, maxDepth: maxDepth) }.get()
-    }
-
-    /// Parses one JSON text from a string (its UTF-8).
-    public static func parse(_ text: String, maxDepth: Int = defaultMaxDepth) throws(JSONParseError) -> JSONValue {
-        var text = text
-        return try text.withUTF8 { parse(buffer: $0, maxDepth: maxDepth) }.get()
-    }
-
-    static func parse(buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int = defaultMaxDepth) -> Result<JSONValue, JSONParseError> {
-        var parser = JSONParser(maxDepth: maxDepth)
-        do throws(JSONParseError) {
-            return .success(try parser.parseDocument(buffer))
-        } catch {
-            return .failure(error)
-        }
-    }
-}
-
 /// An iterative (no recursion) parser over UTF-8 buffers. One parser can parse many
 /// documents in turn and reuses its stacks (memory replay parses a million lines).
-struct JSONParser {
-    private var p = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
-    private var n = 0
+///
+/// Besides whole documents (`parseDocument`), it reads a document piece by piece (`begin`,
+/// then `consume`, `readString`, `skipContainer`…): the JSONL logs in `Stores` read their
+/// records' envelopes this way without building them. The buffer being read must outlive
+/// the reads. The small piecewise reads are `@inlinable` because they run per byte of
+/// every replayed line, from another module.
+public struct JSONParser {
+    @usableFromInline var p = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+    @usableFromInline var n = 0
     private let maxDepth: Int
-    private var i = 0
+    @usableFromInline var i = 0
 
     /// Open containers: elements of every open container live on one value stack,
     /// the keys of open objects on one key stack.
@@ -68,7 +23,7 @@ struct JSONParser {
     private var values: [JSONValue] = []
     private var keys: [String] = []
 
-    init(maxDepth: Int = JSONValue.defaultMaxDepth) {
+    public init(maxDepth: Int = JSONValue.defaultMaxDepth) {
         self.maxDepth = maxDepth
     }
 
@@ -76,8 +31,8 @@ struct JSONParser {
         JSONParseError(offset: offset ?? i, message: message)
     }
 
-    @inline(__always)
-    private mutating func skipWhitespace() {
+    @inlinable @inline(__always)
+    mutating func skipWhitespace() {
         while i < n {
             switch p[i] {
             case 0x20, 0x0A, 0x0D, 0x09: i += 1
@@ -87,7 +42,7 @@ struct JSONParser {
     }
 
     /// Parses `buffer` as one JSON text. The buffer need only live for the call.
-    mutating func parseDocument(_ buffer: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> JSONValue {
+    public mutating func parseDocument(_ buffer: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> JSONValue {
         p = buffer
         n = buffer.count
         i = 0
@@ -201,14 +156,16 @@ struct JSONParser {
     // MARK: Piecewise reading (the memory log reads its records' envelopes without building them)
 
     /// Starts reading `buffer` piece by piece; it must outlive the reads.
-    mutating func begin(_ buffer: UnsafeBufferPointer<UInt8>) {
+    @inlinable
+    public mutating func begin(_ buffer: UnsafeBufferPointer<UInt8>) {
         p = buffer
         n = buffer.count
         i = 0
     }
 
     /// Skips whitespace, then consumes `byte` if it is next.
-    mutating func consume(_ byte: UInt8) -> Bool {
+    @inlinable
+    public mutating func consume(_ byte: UInt8) -> Bool {
         skipWhitespace()
         guard i < n, p[i] == byte else { return false }
         i += 1
@@ -216,14 +173,16 @@ struct JSONParser {
     }
 
     /// True when only whitespace is left.
-    mutating func atEnd() -> Bool {
+    @inlinable
+    public mutating func atEnd() -> Bool {
         skipWhitespace()
         return i == n
     }
 
     /// The bytes of the next string if it is plain ASCII without escapes (no allocation);
     /// nil, with nothing consumed, otherwise.
-    mutating func readPlainString() -> UnsafeBufferPointer<UInt8>? {
+    @inlinable
+    public mutating func readPlainString() -> UnsafeBufferPointer<UInt8>? {
         skipWhitespace()
         guard i < n, p[i] == UInt8(ascii: "\"") else { return nil }
         var j = i + 1
@@ -241,14 +200,14 @@ struct JSONParser {
     }
 
     /// The next string, decoded.
-    mutating func readString() throws(JSONParseError) -> String {
+    public mutating func readString() throws(JSONParseError) -> String {
         skipWhitespace()
         guard i < n, p[i] == UInt8(ascii: "\"") else { throw fail("expected a string") }
         return try parseString()
     }
 
     /// The next value, whole.
-    mutating func readValue() throws(JSONParseError) -> JSONValue {
+    public mutating func readValue() throws(JSONParseError) -> JSONValue {
         frames.removeAll(keepingCapacity: true)
         values.removeAll(keepingCapacity: true)
         keys.removeAll(keepingCapacity: true)
@@ -256,19 +215,21 @@ struct JSONParser {
     }
 
     /// Offset of the next byte to read, after skipping whitespace.
-    mutating func position() -> Int {
+    @inlinable
+    public mutating func position() -> Int {
         skipWhitespace()
         return i
     }
 
     /// Offset of the next byte to read (right after the last value read).
-    var offset: Int { i }
+    @inlinable
+    public var offset: Int { i }
 
     /// Skips the next array or object without building it; returns its byte range, or nil
     /// (nothing consumed) when the next value is not a container or does not close.
     /// Only brackets and string quotes are checked: the skipped bytes are parsed, strictly,
     /// when they are read (the run log reads a finished run's events on demand).
-    mutating func skipContainer() -> Range<Int>? {
+    public mutating func skipContainer() -> Range<Int>? {
         skipWhitespace()
         guard i < n, p[i] == UInt8(ascii: "[") || p[i] == UInt8(ascii: "{") else { return nil }
         let start = i

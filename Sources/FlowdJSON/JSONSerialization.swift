@@ -54,7 +54,9 @@ extension JSONValue {
         }
     }
 
-    static func appendInteger(_ v: Int64, to out: inout [UInt8]) {
+    /// Appends the decimal digits of `v` to `out`, without allocating.
+    @inlinable
+    public static func appendInteger(_ v: Int64, to out: inout [UInt8]) {
         if v < 0 { out.append(UInt8(ascii: "-")) }
         var m = v.magnitude
         if m == 0 {
@@ -75,9 +77,19 @@ extension JSONValue {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    /// Appends `s` as a JSON string literal: `"` and `\` escaped, control characters
-    /// as short escapes or `\u00XX`, everything else as UTF-8.
-    public static func appendString(_ s: String, to out: inout [UInt8]) {
+    /// How `appendString` writes U+0008 and U+000C: `.short` as `\b` and `\f` (every JSON
+    /// value flowd serialises), `.unicode` as `\u0008` and `\u000c` (the bytes FlowdHTTP's
+    /// own `{"detail": …}` answers have always had; clients see them, so they stay).
+    public enum ControlEscapes: Sendable {
+        case short
+        case unicode
+    }
+
+    /// Appends `s` as a JSON string literal: `"` and `\` escaped, `\n`, `\r` and `\t` as short
+    /// escapes, U+0008 and U+000C as `controlEscapes` says, every other control character as
+    /// `\u00xx`; everything else (`/`, DEL, non-ASCII) as its UTF-8, unescaped.
+    public static func appendString(_ s: String, to out: inout [UInt8], controlEscapes: ControlEscapes = .short) {
+        let short = controlEscapes == .short
         var s = s
         s.withUTF8 { bytes in
             out.append(UInt8(ascii: "\""))
@@ -89,8 +101,8 @@ extension JSONValue {
                 switch b {
                 case 0x22: out.append(0x22)
                 case 0x5C: out.append(0x5C)
-                case 0x08: out.append(UInt8(ascii: "b"))
-                case 0x0C: out.append(UInt8(ascii: "f"))
+                case 0x08 where short: out.append(UInt8(ascii: "b"))
+                case 0x0C where short: out.append(UInt8(ascii: "f"))
                 case 0x0A: out.append(UInt8(ascii: "n"))
                 case 0x0D: out.append(UInt8(ascii: "r"))
                 case 0x09: out.append(UInt8(ascii: "t"))

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import Stores
+@testable import FlowdJSON
 
 private func parse(_ s: String) throws(JSONParseError) -> JSONValue {
     try JSONValue.parse(Array(s.utf8))
