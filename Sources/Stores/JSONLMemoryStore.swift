@@ -21,6 +21,8 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     public static let fileName = "memory.jsonl"
     static let lockFileName = "memory.lock"
     static let compactionFileName = "memory.jsonl.compact"
+    private static let names = AppendLog.Names(
+        file: fileName, lock: lockFileName, compaction: compactionFileName, lockedWhat: "memory is")
 
     /// Compaction starts when the file holds more than `compactionRatio` × live keys
     /// operations and more than `compactionMinimum` of them.
@@ -30,24 +32,21 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     /// run store keeps too, exceed this many bytes and half the file.
     public static let defaultCarriedCompactionMinimum = 1 << 30
 
-    private let directory: String
     private let path: String
     private let logger: Logger
-    private let io: IOThread
     private let compactionMinimum: Int
     private let carriedCompactionMinimum: Int
 
     private var maps: [ShardedMap<JSONValue>]
-    private var fd: Int32
-    private var lockFD: Int32
-    private var fileSize: Int
+    /// The file, its lock, its size and the failure latch.
+    private let log: AppendLog
     private var records: Int
     /// Bytes of lines that carry a run finish, in the file.
     private var carriedBytes: Int
 
     /// Writes accepted but not yet written, and the batch being written.
     var commit = GroupCommit<MemoryTransaction.Operation>()
-    private var failure: StoreError?
+    private var failure: StoreError? { log.failure }
     private var isClosed = false
     /// After a failed compaction, the next attempt waits until the file holds this many records.
     private var compactionFloor = 0
@@ -75,54 +74,35 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         carriedCompactionMinimum: Int = defaultCarriedCompactionMinimum,
         isStoredRun: (@Sendable (String) -> Bool)? = nil
     ) async throws(StoreError) -> JSONLMemoryStore {
-        let dir = directory.path
-        let io = IOThread(name: "flowd-memory")
-        let opened = try await io.run { () throws(StoreError) -> (MemoryLog.Recovered, Int32, Int32) in
-            try FileIO.makeDirectories(dir)
-            let lockFD = try FileIO.lockExclusively(dir, lockFileName, what: "memory is")
-            do throws(StoreError) {
-                let path = dir + "/" + fileName
-                let fd = try FileIO.openLog(dir, fileName, compactionName: compactionFileName)
-                do throws(StoreError) {
-                    let start = Date()
-                    let recovered = try MemoryLog.replay(fd: fd, path: path, logger: logger, isStoredRun: isStoredRun)
-                    logger.info(
-                        "memory: loaded",
-                        metadata: [
-                            "file": "\(path)", "records": "\(recovered.records)",
-                            "keys": "\(recovered.maps.reduce(0) { $0 + $1.count })",
-                            "seconds": "\(Date().timeIntervalSince(start))",
-                        ])
-                    return (recovered, fd, lockFD)
-                } catch {
-                    FileIO.close(fd)
-                    throw error
-                }
-            } catch {
-                FileIO.close(lockFD)
-                throw error
-            }
+        let (log, recovered) = try await AppendLog.open(
+            directory: directory.path, names: names, label: "memory", logger: logger, io: IOThread(name: "flowd-memory")
+        ) { fd, path throws(StoreError) in
+            let start = Date()
+            let recovered = try MemoryLog.replay(fd: fd, path: path, logger: logger, isStoredRun: isStoredRun)
+            logger.info(
+                "memory: loaded",
+                metadata: [
+                    "file": "\(path)", "records": "\(recovered.records)",
+                    "keys": "\(recovered.maps.reduce(0) { $0 + $1.count })",
+                    "seconds": "\(Date().timeIntervalSince(start))",
+                ])
+            return (recovered.fileSize, recovered)
         }
         return JSONLMemoryStore(
-            directory: dir, logger: logger, io: io, compactionMinimum: compactionMinimum,
-            carriedCompactionMinimum: carriedCompactionMinimum, recovered: opened.0, fd: opened.1, lockFD: opened.2)
+            logger: logger, compactionMinimum: compactionMinimum, carriedCompactionMinimum: carriedCompactionMinimum,
+            log: log, recovered: recovered)
     }
 
     private init(
-        directory: String, logger: Logger, io: IOThread, compactionMinimum: Int, carriedCompactionMinimum: Int,
-        recovered: MemoryLog.Recovered, fd: Int32, lockFD: Int32
+        logger: Logger, compactionMinimum: Int, carriedCompactionMinimum: Int, log: AppendLog, recovered: MemoryLog.Recovered
     ) {
         self.carriedCompactionMinimum = carriedCompactionMinimum
         self.carriedBytes = recovered.carriedBytes
-        self.directory = directory
-        self.path = directory + "/" + Self.fileName
+        self.path = log.path
         self.logger = logger
-        self.io = io
         self.compactionMinimum = compactionMinimum
         self.maps = recovered.maps
-        self.fd = fd
-        self.lockFD = lockFD
-        self.fileSize = recovered.fileSize
+        self.log = log
         self.records = recovered.records
         self.unstoredFinishes = recovered.unstoredFinishes
     }
@@ -138,13 +118,6 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     public func takeUnstoredFinishes() -> [CarriedFinish] {
         defer { unstoredFinishes = [] }
         return unstoredFinishes
-    }
-
-    deinit {
-        if !isClosed {
-            FileIO.close(fd)
-            FileIO.close(lockFD)
-        }
     }
 
     // MARK: Reads (from the cache: durable state only)
@@ -221,12 +194,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         if let task = compaction?.task { await task.value }
         while commit.syncing { try await flush() }
         isClosed = true
-        let fd = self.fd
-        let lockFD = self.lockFD
-        try await io.run {
-            FileIO.close(fd)
-            FileIO.close(lockFD)
-        }
+        try await log.close()
     }
 
     /// Whether the key exists once every accepted write has applied.
@@ -270,22 +238,8 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         defer { inFlight = [] }
         var error = failure
         if error == nil, !batch.bytes.isEmpty {
-            let fd = self.fd
-            let path = self.path
-            let size = self.fileSize
-            let bytes = batch.bytes
             do throws(StoreError) {
-                try await io.run { () throws(StoreError) in
-                    do throws(StoreError) {
-                        try FileIO.writeAll(fd, bytes, path: path)
-                        try FileIO.fdatasync(fd, path: path)
-                    } catch {
-                        // Best effort: do not leave half a line for the next append to follow.
-                        try? FileIO.truncate(fd, to: size, path: path)
-                        throw error
-                    }
-                }
-                fileSize += bytes.count
+                try await log.append(batch.bytes)
                 records += batch.ops.count
                 carriedBytes += batchCarriedBytes
                 if compaction != nil {
@@ -296,8 +250,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
                 // Before the writers hear of it: a run's record is readable when its answer goes out.
                 if !carried.isEmpty, let sink { await sink.accept(carried) }
             } catch let e {
-                logger.error("memory: write failed; refusing further writes", metadata: ["error": "\(e)"])
-                failure = StoreError(.failed, "an earlier write failed (\(e)); reopen the store", path: path)
+                // The log now refuses writes (`failure`).
                 error = e
             }
         }
@@ -315,7 +268,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     /// Many more operations than live keys, or carried run finishes filling the file.
     private var compactionDue: Bool {
         if records > compactionMinimum, records > compactionFloor, records > Self.compactionRatio * count { return true }
-        return records > compactionFloor && carriedBytes > carriedCompactionMinimum && carriedBytes * 2 > fileSize
+        return records > compactionFloor && carriedBytes > carriedCompactionMinimum && carriedBytes * 2 > log.size
     }
 
     /// A compaction in progress: the snapshot covers the file up to `offset`; what is
@@ -327,12 +280,6 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         var task: Task<Void, Never>?
     }
 
-    private enum SwitchOutcome: Sendable {
-        case compacted(fd: Int32, size: Int)
-        /// The new file is in place but its name may not be durable, or it could not be reopened.
-        case failedAfterRename(StoreError)
-    }
-
     /// Starts a compaction without holding up writers: on a thread of its own, one `set`
     /// line per live key of a snapshot of the cache is written to `memory.jsonl.compact` and
     /// fsync'd while batches keep going to the old file. Then, holding the lead only for
@@ -340,10 +287,10 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     /// renamed over the old one and the directory fsync'd. Called by the leader.
     private func startCompaction() {
         let snapshot = maps
-        let offset = fileSize
+        let offset = log.size
         var job = Compaction(offset: offset)
         let count = snapshot.reduce(0) { $0 + $1.count }
-        let tmp = directory + "/" + Self.compactionFileName
+        let tmp = log.compactionPath
         let logger = self.logger
         // Isolated to the actor, like its caller; only its waits let writers in.
         job.task = Task {
@@ -365,11 +312,11 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
                     try JSONLMemoryStore.writeSnapshot(snapshot, to: tmp)
                 }
                 // Catch up with what the old file got meanwhile, so that the switch copies little.
-                let (oldFD, path) = (self.fd, self.path)
-                while self.fileSize - copied > 1 << 20 {
-                    let (from, to) = (copied, self.fileSize)
+                let oldFile = self.log.file
+                while self.log.size - copied > 1 << 20 {
+                    let (from, to) = (copied, self.log.size)
                     try await thread.run { () throws(StoreError) in
-                        try JSONLMemoryStore.copy(oldFD, path, from: from, to: to, into: tmp, sync: true)
+                        try JSONLMemoryStore.copy(oldFile, from: from, to: to, into: tmp, sync: true)
                     }
                     copied = to
                 }
@@ -386,25 +333,14 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
 
     /// Writes one `set` line per key of `snapshot` to a new file at `path`, fsync'd; its size.
     private static func writeSnapshot(_ snapshot: [ShardedMap<JSONValue>], to path: String) throws(StoreError) -> Int {
-        let out = try FileIO.open(path, O_WRONLY | O_CREAT | O_TRUNC)
-        defer { FileIO.close(out) }
-        var size = 0
-        var buffer: [UInt8] = []
-        buffer.reserveCapacity(1 << 20)
-        for scope in MemoryScope.allCases {
-            for (key, value) in snapshot[scope.index] {
-                MemoryLog.appendLine([.set(scope, key: key, value: value)], to: &buffer)
-                if buffer.count >= 1 << 20 {
-                    try FileIO.writeAll(out, buffer, path: path)
-                    size += buffer.count
-                    buffer.removeAll(keepingCapacity: true)
+        try AppendLog.writeCompaction(to: path) { (out: inout CompactionWriter) throws(StoreError) in
+            for scope in MemoryScope.allCases {
+                for (key, value) in snapshot[scope.index] {
+                    MemoryLog.appendLine([.set(scope, key: key, value: value)], to: &out.buffer)
+                    try out.spill()
                 }
             }
-        }
-        try FileIO.writeAll(out, buffer, path: path)
-        size += buffer.count
-        try FileIO.fsync(out, path: path)
-        return size
+        }.size
     }
 
     /// Returns once no compaction is in progress (for tests).
@@ -412,16 +348,16 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
         while let task = compaction?.task { await task.value }
     }
 
-    /// Appends the bytes `from..<to` of the file open on `fd` to the file at `tmp`, then
-    /// fsyncs it when `sync`.
-    private static func copy(_ fd: Int32, _ path: String, from: Int, to: Int, into tmp: String, sync: Bool) throws(StoreError) {
+    /// Appends the bytes `from..<to` of `file` to the file at `tmp`, then fsyncs it when `sync`
+    /// (a failed fsync is left to the switch's own, which is checked).
+    private static func copy(_ file: SharedFile, from: Int, to: Int, into tmp: String, sync: Bool) throws(StoreError) {
         let out = try FileIO.open(tmp, O_WRONLY | O_APPEND)
         defer { FileIO.close(out) }
         defer { if sync { try? FileIO.fsync(out, path: tmp) } }
         var offset = from
         while offset < to {
-            let chunk = try FileIO.pread(fd, count: min(4 << 20, to - offset), at: offset, path: path)
-            if chunk.isEmpty { throw StoreError(.io, "memory.jsonl is shorter than written", path: path) }
+            let chunk = try FileIO.pread(file.fd, count: min(4 << 20, to - offset), at: offset, path: file.path)
+            if chunk.isEmpty { throw StoreError(.io, "memory.jsonl is shorter than written", path: file.path) }
             try FileIO.writeAll(out, chunk, path: tmp)
             offset += chunk.count
         }
@@ -435,7 +371,7 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     /// Takes the lead, copies what was appended since the snapshot, switches files, then
     /// writes the batch that waited meanwhile (to the new file) and hands the lead on.
     private func finishCompaction(snapshotSize: Int, snapshotRecords: Int, copied: Int) async {
-        let tmp = directory + "/" + Self.compactionFileName
+        let tmp = log.compactionPath
         // The lead: batches in flight finish first; new writers wait in the pending batch.
         do {
             while !(try await awaitTurn()) {}
@@ -452,44 +388,22 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
             return
         }
         let before = records
-        let oldFD = fd
-        let oldSize = fileSize
-        let dir = directory
-        let path = self.path
+        let oldFile = log.file
+        let oldSize = log.size
         do throws(StoreError) {
-            let outcome = try await io.run { () throws(StoreError) -> SwitchOutcome in
-                do throws(StoreError) {
-                    try JSONLMemoryStore.copy(oldFD, path, from: copied, to: oldSize, into: tmp, sync: false)
-                    let out = try FileIO.open(tmp, O_WRONLY | O_APPEND)
-                    defer { FileIO.close(out) }
-                    try FileIO.fsync(out, path: tmp)
-                    try FileIO.rename(tmp, path)
-                } catch {
-                    _ = try? FileIO.unlink(tmp)
-                    throw error
-                }
-                do throws(StoreError) {
-                    try FileIO.fsyncDirectory(dir)
-                    let newFD = try FileIO.open(path, O_RDWR | O_APPEND)
-                    FileIO.close(oldFD)
-                    return .compacted(fd: newFD, size: snapshotSize + (oldSize - job.offset))
-                } catch {
-                    return .failedAfterRename(error)
-                }
+            let switched = try await log.switchToCompacted(size: snapshotSize + (oldSize - job.offset)) { () throws(StoreError) in
+                try JSONLMemoryStore.copy(oldFile, from: copied, to: oldSize, into: tmp, sync: false)
+                let out = try FileIO.open(tmp, O_WRONLY | O_APPEND)
+                defer { FileIO.close(out) }
+                try FileIO.fsync(out, path: tmp)
             }
-            switch outcome {
-            case .compacted(let newFD, let size):
-                fd = newFD
-                fileSize = size
+            if switched {
                 records = snapshotRecords + job.recordsAfter
                 carriedBytes = job.carriedBytesAfter
                 compactionFloor = 0
                 logger.info(
                     "memory: compacted",
                     metadata: ["file": "\(path)", "records_before": "\(before)", "records_after": "\(records)"])
-            case .failedAfterRename(let error):
-                failure = StoreError(.failed, "compaction failed after its rename (\(error)); reopen the store", path: path)
-                logger.error("memory: compaction failed after rename; refusing further writes", metadata: ["error": "\(error)"])
             }
         } catch {
             // The old file is untouched and still open: keep appending to it; retry later.

@@ -28,6 +28,8 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     public static let fileName = "runs.jsonl"
     static let lockFileName = "runs.lock"
     static let compactionFileName = "runs.jsonl.compact"
+    private static let names = AppendLog.Names(
+        file: fileName, lock: lockFileName, compaction: compactionFileName, lockedWhat: "run records are")
 
     /// Compaction starts when the file holds more than `compactionRatio` × live runs lines
     /// and more than `compactionMinimum` of them.
@@ -36,15 +38,15 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     /// How long a non-durable create may wait for a batch to carry it when the store is idle.
     static let idleFlushDelay: Duration = .milliseconds(20)
 
-    private let directory: String
     private let path: String
     private let logger: Logger
-    private let io: IOThread
     private let compactionMinimum: Int
 
-    private var file: SharedFile
-    private var lockFD: Int32
-    private var fileSize: Int
+    /// The file, its lock, its size and the failure latch.
+    private let log: AppendLog
+    /// The open file, which readers take with the entries they read (`SharedFile`).
+    private var file: SharedFile { log.file }
+    private var fileSize: Int { log.size }
     private var lines: Int
     /// Queued and running runs, by id.
     private var active: [String: RunRecord]
@@ -68,7 +70,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     /// Lines accepted but not yet written, and the batch being written.
     var commit = GroupCommit<Op>()
     private var flushScheduled = false
-    private var failure: StoreError?
+    private var failure: StoreError? { log.failure }
     private var isClosed = false
     private var compactionFloor = 0
     private var pruneResults: [Int: Int] = [:]
@@ -106,61 +108,39 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         directory: URL, logger: Logger, compactionMinimum: Int = defaultCompactionMinimum, onRestart: RestartPolicy,
         adopt: (_ finished: [String: RunLog.FinishedEntry]) async throws(StoreError) -> (Extra, [CarriedFinish])
     ) async throws(StoreError) -> (store: JSONLRunStore, extra: Extra) {
-        let dir = directory.path
-        let io = IOThread(name: "flowd-runs")
         let now = Date()
-        let path = dir + "/" + fileName
-        let replayed = try await io.run { () throws(StoreError) -> (RunLog.Recovered, SharedFile, Int32) in
-            try FileIO.makeDirectories(dir)
-            let lockFD = try FileIO.lockExclusively(dir, lockFileName, what: "run records are")
-            do throws(StoreError) {
-                let fd = try FileIO.openLog(dir, fileName, compactionName: compactionFileName)
-                let file = SharedFile(fd: fd, path: path)
-                let start = Date()
-                let recovered = try RunLog.replay(fd: fd, path: path, logger: logger)
-                logger.info(
-                    "runs: loaded",
-                    metadata: [
-                        "file": "\(path)", "lines": "\(recovered.lines)", "finished": "\(recovered.finished.count)",
-                        "seconds": "\(Date().timeIntervalSince(start))",
-                    ])
-                return (recovered, file, lockFD)
-            } catch {
-                FileIO.close(lockFD)
-                throw error
-            }
+        let (log, recovered) = try await AppendLog.open(
+            directory: directory.path, names: names, label: "runs", logger: logger, io: IOThread(name: "flowd-runs")
+        ) { fd, path throws(StoreError) in
+            let start = Date()
+            let recovered = try RunLog.replay(fd: fd, path: path, logger: logger)
+            logger.info(
+                "runs: loaded",
+                metadata: [
+                    "file": "\(path)", "lines": "\(recovered.lines)", "finished": "\(recovered.finished.count)",
+                    "seconds": "\(Date().timeIntervalSince(start))",
+                ])
+            return (recovered.fileSize, recovered)
         }
-        let (recovered, file, lockFD) = replayed
-        let extra: Extra
-        let adopted: [CarriedFinish]
-        do throws(StoreError) {
-            (extra, adopted) = try await adopt(recovered.finished)
-        } catch {
-            _ = try? await io.run { FileIO.close(lockFD) }
-            throw error
-        }
-        let opened = try await io.run { () throws(StoreError) -> RunLog.Recovered in
+        // From here a failure releases `log`, and with it the lock.
+        let (extra, adopted) = try await adopt(recovered.finished)
+        let (file, path) = (log.file, log.path)
+        let opened = try await log.io.run { () throws(StoreError) -> RunLog.Recovered in
             var state = recovered
-            do throws(StoreError) {
-                let stored = try storeAdopted(adopted, in: &state, file: file)
-                if stored > 0 {
-                    logger.warning("runs: run finishes found only in memory.jsonl stored", metadata: ["file": "\(path)", "runs": "\(stored)"])
-                }
-                let interrupted = state.active.count
-                if interrupted > 0, onRestart == .fail {
-                    try finishInterrupted(&state, file: file, now: now)
-                    logger.warning(
-                        "runs: runs interrupted by a stop marked failed", metadata: ["file": "\(path)", "runs": "\(interrupted)"])
-                }
-                return state
-            } catch {
-                FileIO.close(lockFD)
-                throw error
+            let stored = try storeAdopted(adopted, in: &state, file: file)
+            if stored > 0 {
+                logger.warning("runs: run finishes found only in memory.jsonl stored", metadata: ["file": "\(path)", "runs": "\(stored)"])
             }
+            let interrupted = state.active.count
+            if interrupted > 0, onRestart == .fail {
+                try finishInterrupted(&state, file: file, now: now)
+                logger.warning(
+                    "runs: runs interrupted by a stop marked failed", metadata: ["file": "\(path)", "runs": "\(interrupted)"])
+            }
+            return state
         }
-        let store = JSONLRunStore(
-            directory: dir, logger: logger, io: io, compactionMinimum: compactionMinimum,
-            recovered: opened, file: file, lockFD: lockFD)
+        log.grew(by: opened.fileSize - recovered.fileSize)
+        let store = JSONLRunStore(logger: logger, compactionMinimum: compactionMinimum, recovered: opened, log: log)
         return (store, extra)
     }
 
@@ -184,13 +164,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
     /// relative to `bytes`. On failure the file is cut back and nothing is indexed.
     private static func appendFinishes(_ bytes: [UInt8], _ entries: [(String, RunLog.FinishedEntry, key: String?, RunIndex.Summary)],
                                        to state: inout RunLog.Recovered, file: SharedFile) throws(StoreError) {
-        do throws(StoreError) {
-            try FileIO.writeAll(file.fd, bytes, path: file.path)
-            try FileIO.fdatasync(file.fd, path: file.path)
-        } catch {
-            try? FileIO.truncate(file.fd, to: state.fileSize, path: file.path)
-            throw error
-        }
+        try AppendLog.append(bytes, to: file, at: state.fileSize, sync: true)
         for (id, var entry, key, summary) in entries {
             entry.lineOffset += state.fileSize
             RunLog.apply(.finish(id, entry, key: key, summary: summary), to: &state)
@@ -213,18 +187,11 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         try appendFinishes(bytes, entries, to: &state, file: file)
     }
 
-    private init(
-        directory: String, logger: Logger, io: IOThread, compactionMinimum: Int,
-        recovered: RunLog.Recovered, file: SharedFile, lockFD: Int32
-    ) {
-        self.directory = directory
-        self.path = directory + "/" + Self.fileName
+    private init(logger: Logger, compactionMinimum: Int, recovered: RunLog.Recovered, log: AppendLog) {
+        self.path = log.path
         self.logger = logger
-        self.io = io
         self.compactionMinimum = compactionMinimum
-        self.file = file
-        self.lockFD = lockFD
-        self.fileSize = recovered.fileSize
+        self.log = log
         self.lines = recovered.lines
         self.active = recovered.active
         self.finished = recovered.finished
@@ -234,10 +201,6 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         self.journals = recovered.journals
         self.keys = recovered.keys
         self.interrupted = recovered.active.keys.sorted { (recovered.arrival[$0] ?? 0) < (recovered.arrival[$1] ?? 0) }
-    }
-
-    deinit {
-        if !isClosed { FileIO.close(lockFD) }
     }
 
     // MARK: Reads
@@ -484,8 +447,7 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         guard !isClosed else { return }
         while commit.syncing || !commit.pending.bytes.isEmpty || unsynced { try await flush() }
         isClosed = true
-        let lockFD = self.lockFD
-        try await io.run { FileIO.close(lockFD) }
+        try await log.close()
     }
 
     private func checkWritable() throws(StoreError) {
@@ -524,26 +486,14 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         var error = failure
         let sync = leaderNeedsSync || !batch.waiters.isEmpty
         if error == nil, !batch.bytes.isEmpty || (sync && unsynced) {
-            let file = self.file
             let size = fileSize
-            let bytes = batch.bytes
             do throws(StoreError) {
-                try await io.run { () throws(StoreError) in
-                    do throws(StoreError) {
-                        try FileIO.writeAll(file.fd, bytes, path: file.path)
-                        if sync { try FileIO.fdatasync(file.fd, path: file.path) }
-                    } catch {
-                        try? FileIO.truncate(file.fd, to: size, path: file.path)
-                        throw error
-                    }
-                }
+                try await log.append(batch.bytes, sync: sync)
                 unsynced = !sync
-                fileSize += bytes.count
                 lines += batch.ops.count
                 for op in batch.ops { apply(op, base: size) }
             } catch let e {
-                logger.error("runs: write failed; refusing further writes", metadata: ["error": "\(e)"])
-                failure = StoreError(.failed, "an earlier write failed (\(e)); reopen the store", path: path)
+                // The log now refuses writes (`failure`).
                 error = e
             }
         }
@@ -589,11 +539,6 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
 
     // MARK: Compaction
 
-    private enum CompactionOutcome: Sendable {
-        case compacted(SharedFile, size: Int, offsets: [Int])
-        case failedAfterRename(StoreError)
-    }
-
     /// Rewrites the file as one line per live run: a start line for each queued or running
     /// run whose start is already in the file, and each finished run's finish line copied
     /// byte for byte (its entry's relative ranges stay right; only its offset moves). Runs
@@ -615,29 +560,17 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
         let oldFile = file
         let oldSize = fileSize
         let snapshot = entries
-        let dir = directory
-        let path = self.path
         let before = lines
-        let tmp = dir + "/" + Self.compactionFileName
+        let tmp = log.compactionPath
         do throws(StoreError) {
-            let outcome = try await io.run { () throws(StoreError) -> CompactionOutcome in
-                let out = try FileIO.open(tmp, O_WRONLY | O_CREAT | O_TRUNC)
-                var size = 0
-                var offsets = [Int](repeating: 0, count: snapshot.count)
-                do throws(StoreError) {
-                    var buffer: [UInt8] = []
-                    buffer.reserveCapacity(1 << 20)
-                    func spill(_ force: Bool) throws(StoreError) {
-                        guard force || buffer.count >= 1 << 20 else { return }
-                        try FileIO.writeAll(out, buffer, path: tmp)
-                        size += buffer.count
-                        buffer.removeAll(keepingCapacity: true)
-                    }
+            let (size, offsets) = try await log.io.run { () throws(StoreError) -> (Int, [Int]) in
+                try AppendLog.writeCompaction(to: tmp) { (out: inout CompactionWriter) throws(StoreError) -> [Int] in
+                    var offsets = [Int](repeating: 0, count: snapshot.count)
                     for record in live {
                         // A start still pending is written after this; a journal is kept either way.
-                        if !pendingStarts.contains(record.runID) { RunLog.appendStart(record, to: &buffer) }
-                        if let journal = liveJournals[record.runID] { RunLog.appendSteps(record, journal, to: &buffer) }
-                        try spill(false)
+                        if !pendingStarts.contains(record.runID) { RunLog.appendStart(record, to: &out.buffer) }
+                        if let journal = liveJournals[record.runID] { RunLog.appendSteps(record, journal, to: &out.buffer) }
+                        try out.spill()
                     }
                     // Finish lines in file order, read through a window of the old file.
                     let order = snapshot.indices.sorted { snapshot[$0].lineOffset < snapshot[$1].lineOffset }
@@ -651,45 +584,19 @@ public actor JSONLRunStore: RunStore, GroupCommitting, CarriedFinishSink {
                             let want = min(max(4 << 20, length), max(length, oldSize - windowStart))
                             window = try FileIO.pread(oldFile.fd, count: want, at: windowStart, path: oldFile.path)
                         }
-                        offsets[k] = size + buffer.count
+                        offsets[k] = out.size
                         let from = e.lineOffset - windowStart
-                        buffer.append(contentsOf: window[from..<(from + length)])
-                        try spill(false)
+                        out.buffer.append(contentsOf: window[from..<(from + length)])
+                        try out.spill()
                     }
-                    try spill(true)
-                    try FileIO.fsync(out, path: tmp)
-                } catch {
-                    FileIO.close(out)
-                    _ = try? FileIO.unlink(tmp)
-                    throw error
-                }
-                // Closed exactly once: a second close could hit a descriptor reused meanwhile.
-                FileIO.close(out)
-                do throws(StoreError) {
-                    try FileIO.rename(tmp, path)
-                } catch {
-                    _ = try? FileIO.unlink(tmp)
-                    throw error
-                }
-                do throws(StoreError) {
-                    try FileIO.fsyncDirectory(dir)
-                    let fd = try FileIO.open(path, O_RDWR | O_APPEND)
-                    return .compacted(SharedFile(fd: fd, path: path), size: size, offsets: offsets)
-                } catch {
-                    return .failedAfterRename(error)
+                    return offsets
                 }
             }
-            switch outcome {
-            case .compacted(let newFile, let size, let offsets):
+            if try await log.switchToCompacted(size: size) {
                 for (k, id) in ids.enumerated() { finished[id]?.lineOffset = offsets[k] }
-                file = newFile
-                fileSize = size
                 lines = live.count + liveJournals.count + ids.count
                 compactionFloor = 0
                 logger.info("runs: compacted", metadata: ["file": "\(path)", "lines_before": "\(before)", "lines_after": "\(lines)"])
-            case .failedAfterRename(let error):
-                failure = StoreError(.failed, "compaction failed after its rename (\(error)); reopen the store", path: path)
-                logger.error("runs: compaction failed after rename; refusing further writes", metadata: ["error": "\(error)"])
             }
         } catch {
             compactionFloor = lines + compactionMinimum
