@@ -1,19 +1,5 @@
 import FlowdJSON
 
-/// The three memory scopes: `isolated` (keys `<agent_id>:<story_id>`), `shared`
-/// (keys `<story_id>`) and `global`.
-public enum MemoryScope: String, CaseIterable, Sendable, Hashable {
-    case isolated, shared, global
-
-    var index: Int {
-        switch self {
-        case .isolated: 0
-        case .shared: 1
-        case .global: 2
-        }
-    }
-}
-
 /// Where agents' memory lives: key → JSON value, per scope.
 ///
 /// Every write (`set`, `delete`, `commit`) is durable when it returns and visible to
@@ -34,41 +20,4 @@ public protocol MemoryStore: Sendable {
     func commit(_ transaction: MemoryTransaction) async throws(StoreError)
     /// Returns once every write accepted so far is on disk (used at shutdown).
     func flush() async throws(StoreError)
-}
-
-/// A run's memory writes, applied together by `MemoryStore.commit` or not at all.
-///
-/// Building one touches nothing; a transaction that is dropped was simply never
-/// committed. Operations apply in the order they were added.
-public struct MemoryTransaction: Sendable, Hashable {
-    public enum Operation: Sendable, Hashable {
-        case set(MemoryScope, key: String, value: JSONValue)
-        case delete(MemoryScope, key: String)
-
-        public var scope: MemoryScope {
-            switch self {
-            case .set(let s, _, _), .delete(let s, _): s
-            }
-        }
-
-        public var key: String {
-            switch self {
-            case .set(_, let k, _), .delete(_, let k): k
-            }
-        }
-    }
-
-    public private(set) var operations: [Operation] = []
-
-    public init() {}
-
-    public mutating func set(_ scope: MemoryScope, _ key: String, _ value: JSONValue) {
-        operations.append(.set(scope, key: key, value: value))
-    }
-
-    public mutating func delete(_ scope: MemoryScope, _ key: String) {
-        operations.append(.delete(scope, key: key))
-    }
-
-    public var isEmpty: Bool { operations.isEmpty }
 }

@@ -110,18 +110,3 @@ public protocol RunBackend: Sendable {
     /// Waits until everything accepted is durable (at exit); a database's connections close.
     func close() async throws(StoreError)
 }
-
-/// What `arrive` did.
-public enum Arrival: Sendable, Equatable {
-    case arrived
-    /// The record's idempotency key was taken by the run with this id; nothing was stored.
-    case duplicate(runID: String)
-}
-
-/// A run that this process does not hold, as the storage shows it.
-public enum StoredEvents: Sendable, Equatable {
-    /// It ended: its events after the id asked for (none when the client has them all).
-    case finished([RunEvent])
-    /// It goes on in another process: `follow` it.
-    case running
-}
