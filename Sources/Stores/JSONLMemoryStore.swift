@@ -191,8 +191,17 @@ public actor JSONLMemoryStore: MemoryStore, GroupCommitting {
     /// Flushes, then closes the file and releases the lock; later calls throw `.closed`.
     public func close() async throws(StoreError) {
         guard !isClosed else { return }
-        if let task = compaction?.task { await task.value }
-        while commit.syncing { try await flush() }
+        // A batch flushed here may start a compaction: wait for it too, so that no
+        // `memory.jsonl.compact` is written after close returns.
+        while true {
+            if let task = compaction?.task {
+                await task.value
+            } else if commit.syncing {
+                try await flush()
+            } else {
+                break
+            }
+        }
         isClosed = true
         try await log.close()
     }
