@@ -27,7 +27,8 @@ let package = Package(
             pkgConfig: "libmicrohttpd",
             providers: [.apt(["libmicrohttpd-dev"])]
         ),
-        // A lock ThreadSanitizer understands (pthread), shared by every module.
+        // Synchronisation shared by every module: a lock ThreadSanitizer understands (pthread) and
+        // a list of tasks woken when a condition may hold (`WaitList`).
         .target(name: "FlowdSync"),
         // JSON values with ordered keys and exact integers: the strict parser and the serialiser.
         .target(name: "FlowdJSON"),
@@ -114,6 +115,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The command line: `serve` (a ServiceGroup: HTTP server, pruner, backend, log writer),
+        // `validate`, `run`, `bench-engine`.
         .executableTarget(
             name: "flowd",
             dependencies: [
