@@ -64,7 +64,7 @@ final class AppendLog {
                 let (size, replayed) = try replay(file.fd, path)
                 return (file, lockFD, size, replayed)
             } catch {
-                FileIO.close(lockFD)
+                FileIO.unlock(lockFD)
                 throw error
             }
         }
@@ -89,7 +89,7 @@ final class AppendLog {
     }
 
     deinit {
-        if let lockFD { FileIO.close(lockFD) }
+        if let lockFD { FileIO.unlock(lockFD) }
     }
 
     // MARK: Appending
@@ -200,6 +200,6 @@ final class AppendLog {
     func close(isolation: isolated (any Actor)? = #isolation) async throws(StoreError) {
         guard let lockFD else { return }
         self.lockFD = nil
-        try await io.run { FileIO.close(lockFD) }
+        try await io.run { FileIO.unlock(lockFD) }
     }
 }

@@ -35,6 +35,15 @@ enum FileIO {
         return lockFD
     }
 
+    /// Releases a lock taken by `lockExclusively` and closes its descriptor. The explicit
+    /// `LOCK_UN` matters: a `flock` belongs to the open file, which a child forked by another
+    /// thread shares until its `exec` (`O_CLOEXEC` acts only then), so a bare `close` could
+    /// leave the lock held for as long as that child takes to get there.
+    static func unlock(_ lockFD: Int32) {
+        _ = flock(lockFD, LOCK_UN)
+        _ = Glibc.close(lockFD)
+    }
+
     /// Opens the append-only log `<dir>/<name>` for appends, creating it durably (file and
     /// directory fsync'd) when missing; drops what a crashed compaction left (`compactionName`).
     static func openLog(_ dir: String, _ name: String, compactionName: String) throws(StoreError) -> Int32 {

@@ -87,13 +87,13 @@ private actor ForgetfulSink: CarriedFinishSink {
     // r2 was started durably (a background run); then both runs committed, and the process
     // died before the run store wrote either finish.
     do {
-        let runs = try await StoreFixture.reopening { try await JSONLRunStore.open(directory: dir.url, logger: Logger(label: "test")) }
+        let runs = try await JSONLRunStore.open(directory: dir.url, logger: Logger(label: "test"))
         try await runs.create(RunRecord(runID: "r2", flow: "default", storyID: "s2", status: .running, createdAt: t0), durable: true)
         try await runs.close()
     }
     let sink = ForgetfulSink()
     do {
-        let memory = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+        let memory = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
         await memory.attach(sink)
         try await memory.commit(try transaction("r1"), carrying: runFinish("r1"))
         try await memory.commit(try transaction("r2", key: "analyst:s2"), carrying: runFinish("r2"))
@@ -167,7 +167,7 @@ private actor ForgetfulSink: CarriedFinishSink {
 @Test func aCarriedFinishNeedsARunStoreAttached() async throws {
     let dir = TempDirectory()
     defer { dir.remove() }
-    let memory = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+    let memory = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
     await #expect(throws: StoreError.self) { try await memory.commit(try transaction("r1"), carrying: runFinish("r1")) }
     #expect(try await memory.get(.isolated, "analyst:r1") == nil)
     try await memory.close()

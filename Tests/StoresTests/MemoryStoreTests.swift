@@ -22,7 +22,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
 @Test func invalidKeysAreRefusedAndNeverWritten() async throws {
     let dir = TempDirectory()
     defer { dir.remove() }
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
     for key in ["", "../x", "a/b", ":a", "é"] {
         await #expect(throws: StoreError.self) { try await store.set(.global, key, 1) }
         #expect(try await store.get(.global, key) == nil)
@@ -42,14 +42,14 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     defer { dir.remove() }
     let value: JSONValue = ["text": "line\nbreak \"quoted\" é 😀", "n": 9_007_199_254_740_993, "d": 0.1, "nested": ["a": [nil, true]]]
     do {
-        let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+        let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
         try await store.set(.isolated, "a:1", value)
         try await store.set(.shared, "s", "x")
         try await store.set(.shared, "gone", "x")
         _ = try await store.delete(.shared, "gone")
         try await store.close()
     }
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
     #expect(try await store.get(.isolated, "a:1") == value)
     #expect(try await store.get(.shared, "s") == "x")
     #expect(try await store.get(.shared, "gone") == nil)
@@ -64,7 +64,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
 @Test func aSecondOpenOfTheSameDirectoryIsRefused() async throws {
     let dir = TempDirectory()
     defer { dir.remove() }
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
     do {
         _ = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
         Issue.record("second open succeeded")
@@ -72,7 +72,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
         #expect(error.kind == .locked)
     }
     try await store.close()
-    let again = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+    let again = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
     try await again.close()
 }
 
@@ -80,7 +80,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     let dir = TempDirectory()
     defer { dir.remove() }
     let nested = dir.url.appendingPathComponent("a/b/data")
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: nested, logger: Logger(label: "test")) }
+    let store = try await JSONLMemoryStore.open(directory: nested, logger: Logger(label: "test"))
     try await store.set(.global, "k", 1)
     try await store.close()
     #expect(FileManager.default.fileExists(atPath: nested.path + "/memory.jsonl"))
@@ -90,7 +90,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     let dir = TempDirectory()
     defer { dir.remove() }
     do {
-        let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+        let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
         try await store.set(.isolated, "a:s", ["status": "completed", "last_output": "old"])
         var dropped = MemoryTransaction()
         dropped.set(.isolated, "a:s", ["status": "completed", "last_output": "new"])
@@ -110,7 +110,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     }
     // The transaction is one line.
     #expect(try lines(dir).filter { $0.hasPrefix(#"{"tx":["#) }.count == 1)
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
     #expect(try await store.get(.isolated, "a:s") == nil)
     #expect(try await store.get(.shared, "s") == nil)
     #expect(try await store.get(.isolated, "a:t")?["last_output"] == "t")
@@ -124,7 +124,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     let dir = TempDirectory()
     defer { dir.remove() }
     do {
-        let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+        let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
         try await store.set(.global, "before", 1)
         try await store.close()
     }
@@ -132,7 +132,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     MemoryLog.appendLine([.set(.global, key: "x", value: 1), .set(.global, key: "y", value: 2)], to: &torn)
     try append(dir, Array(torn.dropLast(5)))
     let recorder = LogRecorder()
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger)
     #expect(try await store.get(.global, "before") == 1)
     #expect(try await store.get(.global, "x") == nil)
     #expect(try await store.get(.global, "y") == nil)
@@ -144,7 +144,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     let dir = TempDirectory()
     defer { dir.remove() }
     do {
-        let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+        let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
         try await store.set(.global, "a", 1)
         try await store.set(.global, "b", 2)
         try await store.close()
@@ -152,7 +152,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     try append(dir, Array(#"{"op":"set","scope":"global","key":"c","val"#.utf8))
     let recorder = LogRecorder()
     do {
-        let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger) }
+        let store = try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger)
         #expect(try await store.get(.global, "a") == 1)
         #expect(try await store.get(.global, "b") == 2)
         #expect(try await store.get(.global, "c") == nil)
@@ -171,7 +171,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
         "",
     ])
     let recorder2 = LogRecorder()
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: recorder2.logger) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: recorder2.logger)
     #expect(try await store.get(.global, "d") == 4)
     #expect(recorder2.warnings().isEmpty)
     try await store.close()
@@ -181,13 +181,13 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     let dir = TempDirectory()
     defer { dir.remove() }
     do {
-        let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+        let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
         try await store.set(.global, "a", 1)
         try await store.close()
     }
     try append(dir, [0, 0, 0, 0x0A])
     let recorder = LogRecorder()
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger)
     #expect(try await store.get(.global, "a") == 1)
     #expect(recorder.warnings().count == 1)
     try await store.set(.global, "b", 2)
@@ -199,7 +199,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     let dir = TempDirectory()
     defer { dir.remove() }
     do {
-        let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+        let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
         try await store.set(.global, "a", 1)
         try await store.close()
     }
@@ -207,7 +207,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     try append(dir, Array(#"{"op":"frobnicate","scope":"global","key":"z"}"#.utf8) + [0x0A])
     try append(dir, Array(#"{"op":"set","scope":"global","key":"b","value":2}"#.utf8) + [0x0A])
     let recorder = LogRecorder()
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger)
     #expect(try await store.get(.global, "a") == 1)
     #expect(try await store.get(.global, "b") == 2)
     let warnings = recorder.warnings()
@@ -223,7 +223,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     defer { dir.remove() }
     let perWriter = 50
     do {
-        let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+        let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
         try await withThrowingTaskGroup(of: Void.self) { group in
             for w in 0..<64 {
                 group.addTask {
@@ -246,7 +246,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
         try await store.flush()
         try await store.close()
     }
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
     #expect(try await store.list(.isolated, prefix: "").count == 64 * perWriter)
     for w in 0..<64 {
         #expect(try await store.get(.shared, "w\(w)") == .int(Int64(perWriter - 1)))
@@ -261,7 +261,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     let recorder = LogRecorder()
     var expected: [String: JSONValue] = [:]
     do {
-        let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger, compactionMinimum: 500) }
+        let store = try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger, compactionMinimum: 500)
         // 16 writers overwrite 10 keys each, 100 times: 16,000 writes over 160 live keys.
         try await withThrowingTaskGroup(of: Void.self) { group in
             for w in 0..<16 {
@@ -285,7 +285,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
     let lineCount = try lines(dir).count - 1
     #expect(lineCount < 4 * 160 + 500 + 1)
     #expect(!FileManager.default.fileExists(atPath: dir.path + "/" + JSONLMemoryStore.compactionFileName))
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
     let all = try await store.list(.shared, prefix: "")
     #expect(all.count == 160)
     for (key, value) in all { #expect(expected[key] == value, "\(key)") }
@@ -295,7 +295,7 @@ private func append(_ dir: TempDirectory, _ bytes: [UInt8]) throws {
 @Test func flushWaitsForWritesInProgress() async throws {
     let dir = TempDirectory()
     defer { dir.remove() }
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test")) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"))
     try await store.flush()
     try await withThrowingTaskGroup(of: Void.self) { group in
         for k in 0..<20 { group.addTask { try await store.set(.global, "k\(k)", .int(Int64(k))) } }
@@ -315,7 +315,7 @@ func measureWriteAndReplayThroughput() async throws {
     defer { dir.remove() }
     let writers = 64
     let perWriter = 1_000
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"), compactionMinimum: .max) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"), compactionMinimum: .max)
     let clock = ContinuousClock()
     let writeTime = try await clock.measure {
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -348,7 +348,7 @@ func measureWriteAndReplayThroughput() async throws {
     try handle.close()
     var reopened: JSONLMemoryStore?
     let replayTime = try await clock.measure {
-        reopened = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"), compactionMinimum: .max) }
+        reopened = try await JSONLMemoryStore.open(directory: dir.url, logger: Logger(label: "test"), compactionMinimum: .max)
     }
     print("replay: 1,000,000 records in \(replayTime)")
     #expect(try await reopened?.list(.isolated, prefix: "agent7:").count == 10_360)
@@ -370,7 +370,7 @@ func measureWriteAndReplayThroughput() async throws {
     ].joined(separator: "\n")
     try append(dir, Array(text.utf8))
     let recorder = LogRecorder()
-    let store = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger) }
+    let store = try await JSONLMemoryStore.open(directory: dir.url, logger: recorder.logger)
     #expect(try await store.get(.global, "k1") == nil)
     #expect(try await store.get(.shared, "k2") == "two")
     #expect(try await store.get(.isolated, "k3") == 3)

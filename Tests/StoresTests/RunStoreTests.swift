@@ -43,7 +43,7 @@ private func sampleEvents(_ id: String, count: Int = 4) -> [RunEvent] {
 }
 
 private func open(_ dir: TempDirectory, logger: Logger = Logger(label: "test"), compactionMinimum: Int = JSONLRunStore.defaultCompactionMinimum) async throws -> JSONLRunStore {
-    try await StoreFixture.reopening { try await JSONLRunStore.open(directory: dir.url, logger: logger, compactionMinimum: compactionMinimum) }
+    try await JSONLRunStore.open(directory: dir.url, logger: logger, compactionMinimum: compactionMinimum)
 }
 
 @Test func recordJSONHasExactlyTheContractKeys() throws {
@@ -386,7 +386,7 @@ private func open(_ dir: TempDirectory, logger: Logger = Logger(label: "test"), 
     let lines = try runLines(dir).count
     #expect(lines == 64 * 20 * 2)
     // No close: the next open must see every acknowledged finish.
-    let reopened = try await StoreFixture.reopening { try await JSONLRunStore.open(directory: dir.url, logger: Logger(label: "test")) }
+    let reopened = try await JSONLRunStore.open(directory: dir.url, logger: Logger(label: "test"))
     for w in 0..<64 {
         for k in 0..<20 {
             let id = "w\(w)-\(k)"

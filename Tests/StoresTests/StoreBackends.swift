@@ -53,8 +53,8 @@ struct StoreFixture {
         switch backend {
         case .jsonl:
             let data = dir.url.appendingPathComponent("data")
-            let memory = try await StoreFixture.reopening { try await JSONLMemoryStore.open(directory: data, logger: logger) }
-            let runs = try await StoreFixture.reopening { try await JSONLRunStore.open(directory: data, logger: logger) }
+            let memory = try await JSONLMemoryStore.open(directory: data, logger: logger)
+            let runs = try await JSONLRunStore.open(directory: data, logger: logger)
             let documents = try FileDocumentStore(directory: dir.url.appendingPathComponent("docs"))
             return OpenedStores(memory: memory, documents: documents, runs: runs) {
                 try await memory.close()
@@ -84,21 +84,4 @@ struct StoreFixture {
     }
 
     func remove() { dir.remove() }
-
-    /// Opens a JSONL store, again while its lock is still held after a `close`. The whole
-    /// suite runs in one process, where other tests spawn children (flowd, PostgreSQL): a
-    /// child holds copies of this process's descriptors from its fork until its exec
-    /// (`O_CLOEXEC` closes them only then), and with them the lock's `flock`, for as long as
-    /// a loaded machine takes to get there. A fresh directory is never locked: only a reopen
-    /// can meet this.
-    static func reopening<Store>(_ open: () async throws -> Store) async throws -> Store {
-        let deadline = ContinuousClock.now + scaled(.seconds(10))
-        while true {
-            do {
-                return try await open()
-            } catch let error as StoreError where error.kind == .locked && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-        }
-    }
 }
