@@ -218,11 +218,9 @@ public final class HTTPServer: Sendable {
         case .answer(let response, let route):
             context.route = route  // a refused request is reported under its route
             return response
-        case .handle(let route, let parameters, let handler):
+        case .handle(let route, let parameters, let handler, let contentLength):
             (context.route, context.parameters, context.handler) = (route, parameters, handler)
-        }
-        if let length = context.head.headers["Content-Length"].flatMap({ Int($0.trimmingASCIISpaces) }) {
-            context.body.reserveCapacity(length)
+            if let contentLength { context.body.reserveCapacity(contentLength) }
         }
         return nil
     }

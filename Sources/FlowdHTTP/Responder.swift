@@ -13,8 +13,8 @@ public struct Responder: Sendable {
         /// Answer at once, without reading the body; `route` is the matched pattern, if any
         /// (a gate's refusal is reported under the route it would have reached).
         case answer(HTTPResponse, route: String?)
-        /// Read the body (of at most `maxBodyBytes`), then call `handler`.
-        case handle(route: String, parameters: [String: String], handler: HTTPHandler)
+        /// Read the body (of at most `maxBodyBytes`; `contentLength` when the head gave it), then call `handler`.
+        case handle(route: String, parameters: [String: String], handler: HTTPHandler, contentLength: Int?)
     }
 
     public let router: Router
@@ -43,10 +43,9 @@ public struct Responder: Sendable {
             let headers = HTTPHeaders([("Allow", allow.joined(separator: ", "))])
             return .answer(.detail(HTTPStatus.methodNotAllowed, "Method Not Allowed", headers: headers), route: nil)
         case .found(let pattern, let parameters, let handler):
-            if let length = head.headers["Content-Length"].flatMap({ Int($0.trimmingASCIISpaces) }), length > maxBodyBytes {
-                return .answer(Responder.tooLarge(maxBodyBytes), route: pattern)
-            }
-            return .handle(route: pattern, parameters: parameters, handler: handler)
+            let length = head.headers["Content-Length"].flatMap { Int($0.trimmingASCIISpaces) }
+            if let length, length > maxBodyBytes { return .answer(Responder.tooLarge(maxBodyBytes), route: pattern) }
+            return .handle(route: pattern, parameters: parameters, handler: handler, contentLength: length)
         }
     }
 

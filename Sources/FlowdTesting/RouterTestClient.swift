@@ -26,7 +26,7 @@ public struct RouterTestClient: TestClient {
         switch responder.decide(head) {
         case .answer(let answer, _):
             response = answer
-        case .handle(let route, let parameters, let handler):
+        case .handle(let route, let parameters, let handler, _):
             let request = HTTPRequest(head: head, route: route, parameters: parameters, body: body ?? [])
             response = await responder.respond(to: request, with: handler)
         }

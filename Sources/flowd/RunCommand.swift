@@ -26,9 +26,6 @@ struct Run: AsyncParsableCommand {
         configuration.llmModel = environment.variables["FLOWD_LLM_MODEL"]
         var logger = makeLogger(environment: environment)
         if environment.variables["FLOWD_LOG_LEVEL"] == nil { logger.logLevel = .warning }
-        // No service group here: the log writer runs in a task of its own while the flow runs.
-        let logWriter = Task { await LogOutput.shared.run() }
-        defer { logWriter.cancel() }
 
         guard Identifier.isValidID(story) else {
             throw ValidationError("--story must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
