@@ -26,8 +26,6 @@ public typealias HTTPExchangeObserver = @Sendable (_ head: HTTPRequestHead, _ ro
 /// handler throws or is cancelled), and the daemon is stopped only once none is.
 public final class HTTPServer: Sendable {
     public let configuration: HTTPServerConfiguration
-    let router: Router
-    let gate: (@Sendable (HTTPRequestHead) -> HTTPResponse?)?
     let observer: HTTPExchangeObserver?
     let logger: Logger
     let framing: RequestFraming
@@ -59,9 +57,7 @@ public final class HTTPServer: Sendable {
                 gate: (@Sendable (HTTPRequestHead) -> HTTPResponse?)? = nil,
                 observer: HTTPExchangeObserver? = nil) {
         self.configuration = configuration
-        self.router = router
         self.logger = logger
-        self.gate = gate
         self.observer = observer
         self.framing = RequestFraming(maxHeadBytes: configuration.maxHeadBytes, maxURLBytes: configuration.maxURLBytes)
         self.responder = Responder(router: router, gate: gate, maxBodyBytes: configuration.maxBodyBytes, logger: logger)
@@ -181,7 +177,7 @@ public final class HTTPServer: Sendable {
         // its slot is already gone); a cancel that comes before it is stored is kept.
         shard.slots.withLock { $0[id] = .starting(cancelled: false) }
         let task = Task.immediate {
-            let response = await self.respond(to: request, with: handler)
+            let response = await self.responder.respond(to: request, with: handler)
             let shardEmpty = shard.slots.withLock { slots -> Bool in
                 slots.removeValue(forKey: id)
                 return slots.isEmpty
@@ -206,10 +202,6 @@ public final class HTTPServer: Sendable {
         if cancelNow { task.cancel() }
     }
 
-    private func respond(to request: HTTPRequest, with handler: HTTPHandler) async -> HTTPResponse {
-        await responder.respond(to: request, with: handler)
-    }
-
     /// The framing checks, then the gate, routing and `Content-Length`, in the order of
     /// precedence the API promises (a head whose framing is not trusted is never routed).
     fileprivate func earlyAnswer(for context: RequestContext, framing head: RequestFraming.Head) -> HTTPResponse? {
@@ -224,8 +216,6 @@ public final class HTTPServer: Sendable {
         }
         return nil
     }
-
-    fileprivate static func tooLarge(_ limit: Int) -> HTTPResponse { Responder.tooLarge(limit) }
 }
 
 /// One lock's worth of the handler tasks in flight.
@@ -353,7 +343,7 @@ private func accessHandler(
     case .reading where size > 0:
         if context.body.count + size > server.configuration.maxBodyBytes {
             context.body = []
-            context.phase = .rejected(HTTPServer.tooLarge(server.configuration.maxBodyBytes))
+            context.phase = .rejected(Responder.tooLarge(server.configuration.maxBodyBytes))
         } else if let uploadData {
             uploadData.withMemoryRebound(to: UInt8.self, capacity: size) {
                 context.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: size))
